@@ -1,0 +1,31 @@
+"""The PHI taxonomy: the 18 HIPAA Safe Harbor identifier kinds as Clinitune names them."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class PhiType(str, Enum):
+    NAME = "NAME"  # patients, relatives, clinicians, initials
+    LOCATION = "LOCATION"  # hospitals, units, streets, cities, states, countries
+    ZIP = "ZIP"
+    DATE = "DATE"  # every date form except a bare year
+    YEAR = "YEAR"  # a bare year ("'84", "1993", "1980s")
+    AGE = "AGE"  # ages over 89
+    PHONE = "PHONE"  # phone and pager numbers
+    FAX = "FAX"
+    EMAIL = "EMAIL"
+    SSN = "SSN"
+    MRN = "MRN"  # medical record numbers
+    HEALTH_PLAN = "HEALTH_PLAN"  # health-plan beneficiary numbers
+    ACCOUNT = "ACCOUNT"
+    LICENSE = "LICENSE"  # certificate / licence numbers
+    VEHICLE = "VEHICLE"  # vehicle ids, serial numbers, plates
+    DEVICE = "DEVICE"  # device identifiers and serial numbers
+    URL = "URL"
+    IP = "IP"
+    BIOMETRIC = "BIOMETRIC"
+    ID = "ID"  # any other unique identifying number or code
+
+
+ALL_PHI_TYPES = tuple(t.value for t in PhiType)

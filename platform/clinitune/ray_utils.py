@@ -1,0 +1,35 @@
+"""Connecting to Ray: a cluster when one is named, else a local one sized for this machine."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def connect(address: str | None = None, *, num_cpus: int | None = None, quiet: bool = True, **kwargs: Any) -> None:
+    """Join the Ray cluster at ``address`` (or ``$RAY_ADDRESS``), else start a local one.
+
+    Safe to call twice. Inside a Ray job (``ray job submit``) Ray has already set RAY_ADDRESS.
+    """
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    init_kwargs: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": not quiet, **kwargs}
+    if address:
+        init_kwargs["address"] = address
+    else:
+        init_kwargs.setdefault("include_dashboard", False)
+        if num_cpus is not None:
+            init_kwargs["num_cpus"] = num_cpus
+    ray.init(**init_kwargs)
+    if quiet:
+        from ray.data import DataContext
+
+        DataContext.get_current().enable_progress_bars = False
+    log.info("connected to Ray: %s", ray.cluster_resources())

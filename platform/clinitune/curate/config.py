@@ -1,0 +1,76 @@
+"""The curation job's typed config (``jobs/configs/curate.yaml`` documents every key)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from clinitune.config import StrictModel
+from clinitune.curate.boilerplate import BoilerplateConfig
+from clinitune.curate.dedup import DedupConfig
+from clinitune.curate.readers.config import ReaderConfig
+from clinitune.curate.split import SplitConfig
+from clinitune.errors import ConfigError
+
+
+class StepSpec(StrictModel):
+    """One registered row-local step and its options."""
+
+    name: str = Field(description="Registered step name (see `clinitune curate --list-steps`).")
+    options: dict[str, Any] = Field(default_factory=dict, description="Keyword options passed to the step's constructor.")
+
+
+def _steps(*names: str) -> list[StepSpec]:
+    return [StepSpec(name=n) for n in names]
+
+
+class DeidStageConfig(StrictModel):
+    """De-identification of the surviving notes (runs after dedup, before the split)."""
+
+    enabled: bool = Field(True, description="De-identify notes. Turning this off is unsafe and is recorded in the manifest and data card.")
+    mode: str = Field("tag", description="Redaction mode: 'tag' ([NAME]), 'mask' (****) or 'surrogate' (realistic, per-patient consistent; needs a secret key).")
+    options: dict[str, Any] = Field(default_factory=dict, description="Extra options for the 'deidentify' step / PHI engine config.")
+
+
+class ExecutionConfig(StrictModel):
+    """How the job uses the Ray cluster."""
+
+    ray_address: str | None = Field(None, description="Ray cluster address; null uses $RAY_ADDRESS or starts a local Ray.")
+    batch_size: int = Field(256, ge=1, description="Notes per batch handed to each step.")
+    concurrency: int | None = Field(None, ge=1, description="Step actors per stage; null = one per available CPU.")
+    deid_num_cpus: float = Field(1.0, gt=0, description="CPUs reserved per de-identification actor.")
+    num_cpus: int | None = Field(None, ge=1, description="CPUs for a local Ray started by the job (ignored when joining a cluster).")
+
+
+class OutputConfig(StrictModel):
+    """What is written and how."""
+
+    compression: str = Field("zstd", description="Parquet compression codec.")
+    max_rows_per_file: int = Field(200_000, ge=1, description="Upper bound on rows per output Parquet file.")
+    keep_score_columns: bool = Field(True, description="Keep quality-score columns in the output for audit.")
+    skip_if_unchanged: bool = Field(True, description="Re-running with the same inputs and config leaves the published output as it is.")
+
+
+class CurateConfig(StrictModel):
+    """Raw notes in; cleaned, de-identified, deduplicated, patient-split Parquet and a manifest out."""
+
+    reader: ReaderConfig = Field(default_factory=ReaderConfig, description="Input formats, column mapping and validation limits.")
+    pre_steps: list[StepSpec] = Field(default_factory=lambda: _steps("normalize_text"), description="Row-local steps run before boilerplate detection (text repair and normalisation).")
+    boilerplate: BoilerplateConfig = Field(default_factory=BoilerplateConfig, description="Detection and removal of template lines repeated across many notes.")
+    steps: list[StepSpec] = Field(default_factory=lambda: _steps("quality_scores", "quality_filter"), description="Row-local steps run after boilerplate removal and before dedup (scores, then filters).")
+    dedup: DedupConfig = Field(default_factory=DedupConfig, description="Exact and near-duplicate removal.")
+    deid: DeidStageConfig = Field(default_factory=DeidStageConfig, description="PHI de-identification.")
+    split: SplitConfig = Field(default_factory=SplitConfig, description="Patient-level train/validation/test split.")
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig, description="Ray execution settings.")
+    output: OutputConfig = Field(default_factory=OutputConfig, description="Output format settings.")
+
+    @model_validator(mode="after")
+    def _no_reserved_steps(self) -> "CurateConfig":
+        for spec in [*self.pre_steps, *self.steps]:
+            if spec.name in ("deidentify", "patient_split", "strip_boilerplate"):
+                raise ConfigError(
+                    f"step '{spec.name}' is run by the pipeline itself and cannot be listed in steps. "
+                    "Fix: configure it in its own section (deid, split, boilerplate)."
+                )
+        return self

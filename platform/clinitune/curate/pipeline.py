@@ -1,0 +1,309 @@
+"""The curation job on Ray Data: read -> validate -> clean -> dedup -> de-identify -> split -> write.
+
+Records are never dropped: every row read (valid or quarantined) travels to the end with a
+``status`` and ``reason``, and the manifest counts each terminal state. Global steps
+(boilerplate detection, dedup) are computed distributed; only small results (a set of line
+hashes, counts) come back to the driver, never the corpus.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import pyarrow as pa
+
+from clinitune.config import config_hash
+from clinitune.curate import manifest as mf
+from clinitune.curate.boilerplate import find_boilerplate_lines
+from clinitune.curate.chain import StepChain, check_chain, to_arrow
+from clinitune.curate.config import CurateConfig
+from clinitune.curate.dedup import mark_duplicates
+from clinitune.curate.publish import MANIFEST, publish, recover, staging_dir
+from clinitune.curate.readers import InputFile, discover_inputs, fingerprint_file, plan_read_tasks, read_task
+from clinitune.errors import InputPathError
+from clinitune.ray_utils import connect
+from clinitune.schema import (
+    DETAIL_COLUMN, LOCATION_COLUMN, REASON_COLUMN, RECORD_SCHEMA, SPLITS, STATUS_COLUMN,
+    STATUS_DUPLICATE, STATUS_FILTERED, STATUS_OK, STATUS_QUARANTINED,
+)
+
+log = logging.getLogger(__name__)
+
+NODE_COLUMN = "_node"
+QUARANTINE_COLUMNS = ["note_id", "source", LOCATION_COLUMN, REASON_COLUMN, DETAIL_COLUMN]
+DROPPED_COLUMNS = ["note_id", "source", LOCATION_COLUMN, STATUS_COLUMN, REASON_COLUMN, "dup_of"]
+_INTERNAL = {STATUS_COLUMN, REASON_COLUMN, DETAIL_COLUMN, NODE_COLUMN, "dup_of", "split"}
+Reporter = Callable[[str], None]
+
+
+@dataclass
+class CurationResult:
+    output: Path
+    manifest: dict[str, Any]
+    reused: bool = False  # True when an identical earlier run's output was kept
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.output / MANIFEST
+
+
+# ---------------------------------------------------------------------------------------------
+# Ray Data functions (module level so they pickle by reference)
+
+
+def _read(batch: dict[str, Any], cfg) -> pa.Table:
+    import ray
+
+    frames = [read_task(task, cfg) for task in batch["task"]]
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RECORD_SCHEMA.names)
+    df[NODE_COLUMN] = ray.get_runtime_context().get_node_id()
+    return to_arrow(df)
+
+
+def _fingerprint(path: str) -> dict[str, Any]:
+    return fingerprint_file(path)
+
+
+def _partial_counts(batch: pd.DataFrame) -> pd.DataFrame:
+    keys = [STATUS_COLUMN, REASON_COLUMN, "split", NODE_COLUMN]
+    frame = batch.reindex(columns=keys).fillna("")
+    out = frame.value_counts(dropna=False).reset_index(name="n")
+    return out
+
+
+def _select(batch: pd.DataFrame, statuses: list[str], split: str | None, columns: list[str] | None, drop: list[str]) -> pa.Table:
+    mask = batch[STATUS_COLUMN].isin(statuses)
+    if split is not None:
+        mask &= batch["split"] == split
+    out = batch.loc[mask]
+    if columns is not None:
+        out = out.reindex(columns=columns)
+    else:
+        out = out.drop(columns=[c for c in drop if c in out.columns])
+    return to_arrow(out.reset_index(drop=True))
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _inputs_fingerprint(fps: list[dict[str, Any]]) -> str:
+    payload = json.dumps(sorted((f["path"], f["size"], f["sha256"]) for f in fps))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _existing_manifest(output: Path) -> dict[str, Any] | None:
+    path = output / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _write(ds, path: Path, prefix: str, cfg: CurateConfig) -> None:
+    from ray.data.datasource.filename_provider import FilenameProvider
+
+    class _Names(FilenameProvider):
+        def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
+            return f"{prefix}-{task_index:05d}.parquet"
+
+    path.mkdir(parents=True, exist_ok=True)
+    ds.write_parquet(
+        str(path),
+        filename_provider=_Names(),
+        max_rows_per_file=cfg.output.max_rows_per_file,
+        compression=cfg.output.compression,
+    )
+
+
+def _tally(rows: pd.DataFrame) -> dict[str, Any]:
+    def by(status: str, key: str = REASON_COLUMN) -> dict[str, int]:
+        sub = rows[rows[STATUS_COLUMN] == status]
+        return {str(k): int(v) for k, v in sub.groupby(key)["n"].sum().items()} if len(sub) else {}
+
+    dups = by(STATUS_DUPLICATE)
+    return {
+        "input": int(rows["n"].sum()),
+        "output": {s: int(rows[(rows[STATUS_COLUMN] == STATUS_OK) & (rows["split"] == s)]["n"].sum()) for s in SPLITS},
+        "quarantined": by(STATUS_QUARANTINED),
+        "filtered": by(STATUS_FILTERED),
+        "duplicates": {
+            "exact": int(dups.get("exact_duplicate", 0)),
+            "near": int(dups.get("near_duplicate", 0)),
+        },
+    }
+
+
+def run_curation(
+    inputs: list[str],
+    output: str | Path,
+    cfg: CurateConfig | None = None,
+    *,
+    force: bool = False,
+    report: Reporter | None = None,
+) -> CurationResult:
+    """Curate ``inputs`` into ``output``; returns the published result and its manifest."""
+    import ray
+
+    cfg = cfg or CurateConfig()
+    say = report or (lambda msg: log.info(msg))
+    output = Path(output).resolve()
+    if output.exists() and not output.is_dir():
+        raise InputPathError(f"output path '{output}' exists and is not a directory. Fix: pass a directory path.")
+    if not inputs:
+        raise InputPathError("no input given. Fix: pass at least one --input file or directory.")
+
+    files, skipped = discover_inputs(list(inputs), cfg.reader)
+    # Check the step chains (names, options, required columns) before any cluster time is spent.
+    base_cols = set(RECORD_SCHEMA.names)
+    pre_specs = [(s.name, s.options) for s in cfg.pre_steps]
+    mid_specs = [(s.name, s.options) for s in cfg.steps]
+    final_specs: list[tuple[str, dict[str, Any]]] = []
+    if cfg.deid.enabled:
+        final_specs.append(("deidentify", {"mode": cfg.deid.mode, **cfg.deid.options}))
+    final_specs.append(("patient_split", cfg.split.model_dump()))
+    cols = {s for step in check_chain(pre_specs, base_cols) for s in step.adds} | base_cols
+    cols |= {s for step in check_chain(mid_specs, cols) for s in step.adds}
+    check_chain(final_specs, cols | {"dup_of"})
+
+    connect(cfg.execution.ray_address, num_cpus=cfg.execution.num_cpus)
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True  # same input + config -> same output files
+
+    recover(output)
+    say(f"fingerprinting {len(files)} input file(s)")
+    fingerprint_task = ray.remote(num_cpus=0.25)(_fingerprint)
+    fps = ray.get([fingerprint_task.remote(f.path) for f in files])
+    for fp, f in zip(fps, files):
+        fp["format"] = f.format
+    chash = config_hash(cfg)
+    inputs_fp = _inputs_fingerprint(fps)
+
+    previous = _existing_manifest(output)
+    if (
+        previous
+        and not force
+        and cfg.output.skip_if_unchanged
+        and previous.get("config_hash") == chash
+        and previous.get("inputs_fingerprint") == inputs_fp
+    ):
+        say("inputs and config unchanged since the published run: output kept as is")
+        return CurationResult(output, previous, reused=True)
+
+    run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    staging = staging_dir(output, run_id)
+    staging.mkdir(parents=True)
+    t0 = time.time()
+    try:
+        manifest = _execute(files, skipped, fps, cfg, pre_specs, mid_specs, final_specs, staging, say)
+        manifest.update(run_id=run_id, config_hash=chash, inputs_fingerprint=inputs_fp, seconds=round(time.time() - t0, 2))
+        mf.write_json(staging / MANIFEST, manifest)
+        (staging / "DATASET_CARD.md").write_text(mf.dataset_card(manifest), encoding="utf-8")
+        publish(staging, output)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    say(f"published {output}")
+    return CurationResult(output, manifest)
+
+
+def _execute(
+    files: list[InputFile],
+    skipped: list[str],
+    fps: list[dict[str, Any]],
+    cfg: CurateConfig,
+    pre_specs,
+    mid_specs,
+    final_specs,
+    staging: Path,
+    say: Reporter,
+) -> dict[str, Any]:
+    import ray
+
+    ex = cfg.execution
+    tasks = plan_read_tasks(files, cfg.reader)
+    say(f"reading {len(files)} file(s) as {len(tasks)} task(s)")
+    ds = ray.data.from_items([{"task": t} for t in tasks], override_num_blocks=max(1, len(tasks)))
+    ds = ds.map_batches(_read, fn_kwargs={"cfg": cfg.reader}, batch_size=1, batch_format="numpy", num_cpus=0.5)
+    chain_args = dict(batch_size=ex.batch_size, batch_format="pandas", concurrency=ex.concurrency or _default_concurrency())
+    if pre_specs:
+        ds = ds.map_batches(StepChain, fn_constructor_kwargs={"specs": pre_specs}, num_cpus=0.5, **chain_args)
+    ds = ds.materialize()
+
+    line_hashes: set[str] = set()
+    if cfg.boilerplate.enabled:
+        say("finding boilerplate lines")
+        line_hashes = find_boilerplate_lines(ds, cfg.boilerplate)
+    specs = ([("strip_boilerplate", {"line_hashes": sorted(line_hashes)})] if line_hashes else []) + list(mid_specs)
+    if specs:
+        ds = ds.map_batches(StepChain, fn_constructor_kwargs={"specs": specs}, num_cpus=0.5, **chain_args)
+
+    say("deduplicating (exact and near)")
+    ds = mark_duplicates(ds.materialize(), cfg.dedup)
+
+    say("de-identifying and splitting by patient")
+    ds = ds.map_batches(StepChain, fn_constructor_kwargs={"specs": final_specs}, num_cpus=ex.deid_num_cpus, **chain_args)
+    ds = ds.materialize()
+
+    rows = ds.map_batches(_partial_counts, batch_format="pandas", batch_size=None).to_pandas()
+    rows = rows.groupby([STATUS_COLUMN, REASON_COLUMN, "split", NODE_COLUMN], dropna=False)["n"].sum().reset_index()
+    counts = _tally(rows)
+
+    say("writing splits, quarantine and dropped-record index")
+    drop = sorted(_INTERNAL)
+    for split in SPLITS:
+        sel = ds.map_batches(_select, fn_kwargs={"statuses": [STATUS_OK], "split": split, "columns": None, "drop": drop}, batch_format="pandas", batch_size=None)
+        _write(sel, staging / split, split, cfg)
+    q = ds.map_batches(_select, fn_kwargs={"statuses": [STATUS_QUARANTINED], "split": None, "columns": QUARANTINE_COLUMNS, "drop": []}, batch_format="pandas", batch_size=None)
+    _write(q, staging / "quarantine", "quarantine", cfg)
+    d = ds.map_batches(_select, fn_kwargs={"statuses": [STATUS_FILTERED, STATUS_DUPLICATE], "split": None, "columns": DROPPED_COLUMNS, "drop": []}, batch_format="pandas", batch_size=None)
+    _write(d, staging / "dropped", "dropped", cfg)
+
+    # Verify what was written, from the files themselves, before anything is published.
+    written = {s: mf.count_rows(staging / s) for s in SPLITS}
+    if written != counts["output"] or mf.count_rows(staging / "quarantine") != sum(counts["quarantined"].values()):
+        raise RuntimeError(f"written row counts {written} do not match the tallied counts {counts['output']}")
+    phi_counts = _phi_totals(ds) if cfg.deid.enabled else {}
+    return mf.build_manifest(
+        counts=counts,
+        reconciles=mf.reconcile(counts),
+        inputs=fps,
+        skipped_files=skipped,
+        config=json.loads(json.dumps(cfg.model_dump(mode="json"))),
+        deid={"enabled": cfg.deid.enabled, "mode": cfg.deid.mode if cfg.deid.enabled else None, "phi_counts": phi_counts},
+        boilerplate_lines=len(line_hashes),
+        execution={"nodes": sorted({n for n in rows[NODE_COLUMN].dropna().unique() if n}), "read_tasks": len(tasks)},
+        files={s: sorted(p.name for p in (staging / s).glob("*.parquet")) for s in (*SPLITS, "quarantine", "dropped")},
+        dataset_hash=mf.dataset_hash(staging),
+    )
+
+
+def _phi_totals(ds) -> dict[str, int]:
+    def partial(batch: pd.DataFrame) -> pd.DataFrame:
+        totals: dict[str, int] = {}
+        col = batch["phi_counts"] if "phi_counts" in batch.columns else []
+        for raw in col:
+            if isinstance(raw, str) and raw:
+                for k, v in json.loads(raw).items():
+                    totals[k] = totals.get(k, 0) + int(v)
+        return pd.DataFrame({"kind": list(totals), "n": list(totals.values())})
+
+    rows = ds.map_batches(partial, batch_format="pandas", batch_size=None).to_pandas()
+    return {str(k): int(v) for k, v in rows.groupby("kind")["n"].sum().items()} if len(rows) else {}
+
+
+def _default_concurrency() -> int:
+    import ray
+
+    return max(1, int(ray.available_resources().get("CPU", 1)))

@@ -57,3 +57,8 @@ class StepChain:
         for step in self.steps:
             batch = step(batch)
         return to_arrow(batch)
+
+
+def apply_chain(batch: pd.DataFrame, specs: list[tuple[str, dict[str, Any]]]) -> pa.Table:
+    """Task form of :class:`StepChain` for steps that are cheap to build (no model to load)."""
+    return StepChain(specs)(batch)

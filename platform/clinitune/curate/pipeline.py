@@ -23,7 +23,7 @@ import pyarrow as pa
 from clinitune.config import config_hash
 from clinitune.curate import manifest as mf
 from clinitune.curate.boilerplate import find_boilerplate_lines
-from clinitune.curate.chain import StepChain, check_chain, to_arrow
+from clinitune.curate.chain import StepChain, apply_chain, check_chain, to_arrow
 from clinitune.curate.config import CurateConfig
 from clinitune.curate.dedup import mark_duplicates
 from clinitune.curate.publish import MANIFEST, publish, recover, staging_dir
@@ -68,10 +68,6 @@ def _read(batch: dict[str, Any], cfg) -> pa.Table:
     return to_arrow(df)
 
 
-def _fingerprint(path: str) -> dict[str, Any]:
-    return fingerprint_file(path)
-
-
 def _partial_counts(batch: pd.DataFrame) -> pd.DataFrame:
     keys = [STATUS_COLUMN, REASON_COLUMN, "split", NODE_COLUMN]
     frame = batch.reindex(columns=keys).fillna("")
@@ -110,6 +106,7 @@ def _existing_manifest(output: Path) -> dict[str, Any] | None:
 
 
 def _write(ds, path: Path, prefix: str, cfg: CurateConfig) -> None:
+    from ray.data import SaveMode
     from ray.data.datasource.filename_provider import FilenameProvider
 
     class _Names(FilenameProvider):
@@ -122,6 +119,9 @@ def _write(ds, path: Path, prefix: str, cfg: CurateConfig) -> None:
         filename_provider=_Names(),
         max_rows_per_file=cfg.output.max_rows_per_file,
         compression=cfg.output.compression,
+        # Deterministic names (no write uuid) so a re-run yields identical files; the staging
+        # directory is fresh for every run, so nothing can be overwritten.
+        mode=SaveMode.OVERWRITE,
     )
 
 
@@ -181,8 +181,11 @@ def run_curation(
 
     recover(output)
     say(f"fingerprinting {len(files)} input file(s)")
-    fingerprint_task = ray.remote(num_cpus=0.25)(_fingerprint)
-    fps = ray.get([fingerprint_task.remote(f.path) for f in files])
+    # Streamed SHA-256 in threads (hashlib releases the GIL): constant memory on the driver.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        fps = list(pool.map(fingerprint_file, [f.path for f in files]))
     for fp, f in zip(fps, files):
         fp["format"] = f.format
     chash = config_hash(cfg)
@@ -235,10 +238,13 @@ def _execute(
     tasks = plan_read_tasks(files, cfg.reader)
     say(f"reading {len(files)} file(s) as {len(tasks)} task(s)")
     ds = ray.data.from_items([{"task": t} for t in tasks], override_num_blocks=max(1, len(tasks)))
+    # One small task per read task: Ray's scheduler places them on every node with free CPUs.
     ds = ds.map_batches(_read, fn_kwargs={"cfg": cfg.reader}, batch_size=1, batch_format="numpy", num_cpus=0.5)
-    chain_args = dict(batch_size=ex.batch_size, batch_format="pandas", concurrency=ex.concurrency or _default_concurrency())
+    # Cheap steps run as tasks; the final chain (the PHI engine) runs in an actor pool so each
+    # actor builds its engine once.
+    task_args = dict(batch_size=ex.batch_size, batch_format="pandas", num_cpus=0.5)
     if pre_specs:
-        ds = ds.map_batches(StepChain, fn_constructor_kwargs={"specs": pre_specs}, num_cpus=0.5, **chain_args)
+        ds = ds.map_batches(apply_chain, fn_kwargs={"specs": pre_specs}, **task_args)
     ds = ds.materialize()
 
     line_hashes: set[str] = set()
@@ -247,13 +253,16 @@ def _execute(
         line_hashes = find_boilerplate_lines(ds, cfg.boilerplate)
     specs = ([("strip_boilerplate", {"line_hashes": sorted(line_hashes)})] if line_hashes else []) + list(mid_specs)
     if specs:
-        ds = ds.map_batches(StepChain, fn_constructor_kwargs={"specs": specs}, num_cpus=0.5, **chain_args)
+        ds = ds.map_batches(apply_chain, fn_kwargs={"specs": specs}, **task_args)
 
     say("deduplicating (exact and near)")
     ds = mark_duplicates(ds.materialize(), cfg.dedup)
 
     say("de-identifying and splitting by patient")
-    ds = ds.map_batches(StepChain, fn_constructor_kwargs={"specs": final_specs}, num_cpus=ex.deid_num_cpus, **chain_args)
+    ds = ds.map_batches(
+        StepChain, fn_constructor_kwargs={"specs": final_specs}, num_cpus=ex.deid_num_cpus,
+        batch_size=ex.batch_size, batch_format="pandas", concurrency=ex.concurrency or _default_concurrency(ex.deid_num_cpus),
+    )
     ds = ds.materialize()
 
     rows = ds.map_batches(_partial_counts, batch_format="pandas", batch_size=None).to_pandas()
@@ -303,7 +312,8 @@ def _phi_totals(ds) -> dict[str, int]:
     return {str(k): int(v) for k, v in rows.groupby("kind")["n"].sum().items()} if len(rows) else {}
 
 
-def _default_concurrency() -> int:
+def _default_concurrency(cpus_per_actor: float) -> tuple[int, int]:
+    """Autoscale the actor pool from one actor up to what the cluster's CPUs hold."""
     import ray
 
-    return max(1, int(ray.available_resources().get("CPU", 1)))
+    return (1, max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_actor)))

@@ -1,0 +1,159 @@
+"""Curation throughput: notes/s per CPU core for the whole pipeline, at 1 and 2 workers.
+
+Generates synthetic notes (not timed), then runs `run_curation` on a fresh local Ray sized to 1
+and to 2 CPUs, each in its own process so Ray starts clean, sampling the peak memory (RSS) of
+the whole process tree. The named baseline, measured in the same run on the same notes, is
+`inprocess_steps`: the same row-local steps (normalize, quality, de-identify, split) applied
+in one Python process without Ray, reading and writing nothing — the cost floor of the work
+itself. The ratio shows what Ray's distribution costs or gains per core.
+
+    python benchmarks/curate_throughput.py [--n 4000] [--workers 1 2]
+
+Prints one JSON object. Targets: >= 100 notes/s per core for all stages together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+def write_notes(n: int, seed: int, path: Path) -> None:
+    from clinitune.synth import iter_notes
+
+    with open(path, "w", encoding="utf-8") as f:
+        for rec in iter_notes(n, seed):
+            rec.pop("phi", None)
+            f.write(json.dumps(rec) + "\n")
+
+
+def peak_rss_of_tree(proc: subprocess.Popen, stop: threading.Event, out: dict) -> None:
+    import psutil
+
+    peak = 0
+    root = psutil.Process(proc.pid)
+    while not stop.is_set():
+        try:
+            procs = [root, *root.children(recursive=True)]
+            total = 0
+            for p in procs:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            # Ray's raylet/GCS/workers are children of the driver process here.
+            peak = max(peak, total)
+        except psutil.Error:
+            pass
+        stop.wait(0.2)
+    out["peak_rss_bytes"] = peak
+
+
+def child(args) -> None:
+    import ray
+
+    from clinitune.curate.config import CurateConfig
+    from clinitune.curate.pipeline import run_curation
+
+    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    cfg = CurateConfig()
+    t0 = time.perf_counter()
+    result = run_curation([args.input], args.output, cfg, force=True)
+    secs = time.perf_counter() - t0
+    print(json.dumps({"seconds": secs, "counts": result.manifest["counts"]}))
+
+
+def run_workers(workers: int, notes: Path, tmp: Path) -> dict:
+    cmd = [sys.executable, __file__, "--_child", "--cpus", str(workers), "--input", str(notes), "--output", str(tmp / f"out{workers}")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stop, mem = threading.Event(), {}
+    t = threading.Thread(target=peak_rss_of_tree, args=(proc, stop, mem), daemon=True)
+    t.start()
+    out, err = proc.communicate()
+    stop.set()
+    t.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"curation run with {workers} worker(s) failed:\n{err[-3000:]}")
+    res = json.loads(out.strip().splitlines()[-1])
+    n = res["counts"]["input"]
+    return {
+        "workers": workers,
+        "seconds": round(res["seconds"], 2),
+        "notes_per_s": round(n / res["seconds"], 1),
+        "notes_per_s_per_core": round(n / res["seconds"] / workers, 1),
+        "peak_rss_gib": round(mem.get("peak_rss_bytes", 0) / 2**30, 2),
+    }
+
+
+def inprocess_baseline(notes: Path, limit: int) -> dict:
+    import pandas as pd
+
+    from clinitune.curate.config import CurateConfig
+    from clinitune.curate.steps.base import build_step
+
+    cfg = CurateConfig()
+    rows = [json.loads(line) for _, line in zip(range(limit), open(notes, encoding="utf-8"))]
+    df = pd.DataFrame({
+        "note_id": [r["note_id"] for r in rows], "patient_id": [r["patient_id"] for r in rows],
+        "text": [r["text"] for r in rows], "status": "ok", "reason": None,
+    })
+    specs = [(s.name, s.options) for s in [*cfg.pre_steps, *cfg.steps]]
+    specs += [("deidentify", {"mode": cfg.deid.mode}), ("patient_split", cfg.split.model_dump())]
+    steps = [build_step(name, opts) for name, opts in specs]
+    steps[-2](df.head(2).copy())  # build the PHI engine outside the timed region
+    t0 = time.perf_counter()
+    for start in range(0, len(df), 256):
+        batch = df.iloc[start:start + 256].copy()
+        for step in steps:
+            batch = step(batch)
+    secs = time.perf_counter() - t0
+    return {"notes": len(df), "seconds": round(secs, 2), "notes_per_s_per_core": round(len(df) / secs, 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=4000, help="Synthetic notes to curate.")
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--cpus", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--input", help=argparse.SUPPRESS)
+    ap.add_argument("--output", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args._child:
+        child(args)
+        return
+    with tempfile.TemporaryDirectory(prefix="clinitune-bench-") as d:
+        tmp = Path(d)
+        notes = tmp / "notes.jsonl"
+        write_notes(args.n, args.seed, notes)
+        runs = [run_workers(w, notes, tmp) for w in args.workers]
+        base = inprocess_baseline(notes, min(args.n, 2000))
+    best = max(r["notes_per_s_per_core"] for r in runs)
+    print(json.dumps({
+        "benchmark": "curate_throughput",
+        "date": date.today().isoformat(),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}",
+        "notes": args.n,
+        "runs": runs,
+        "baseline": {"name": "inprocess_steps", **base},
+        "ratio_vs_baseline_per_core": {str(r["workers"]): round(r["notes_per_s_per_core"] / base["notes_per_s_per_core"], 2) for r in runs},
+        "target_notes_per_s_per_core": 100,
+        "meets_target": best >= 100,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

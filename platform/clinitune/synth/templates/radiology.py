@@ -1,0 +1,93 @@
+"""Radiology report: exam, indication, comparison, technique, findings, impression (short)."""
+
+from __future__ import annotations
+
+from clinitune.phi.types import PhiType as P
+from clinitune.synth import phi_formats as pf
+from clinitune.synth import vocab
+from clinitune.synth.builder import Section
+from clinitune.synth.icd10 import Icd10Entry, generation_subset
+from clinitune.synth.templates import common as c
+
+
+def study_for(ctx: c.NoteContext) -> tuple[dict, list[Icd10Entry]]:
+    """A study and the imaging diagnoses it can conclude (from the 'imaging' ICD-10 subset)."""
+    study = ctx.rng.choice(vocab.STUDIES)
+    pool = [e for e in generation_subset("imaging") if e.code.startswith(study["codes"])]
+    k = 1 if ctx.rng.random() < 0.7 else 2
+    return study, ctx.rng.sample(pool, min(k, len(pool)))
+
+
+def build(ctx: c.NoteContext) -> list[Section]:
+    rng, p = ctx.rng, ctx.patient
+    study, findings = study_for(ctx)
+    head = Section()
+    if rng.random() < 0.5:
+        head.phi(p.hospital.upper(), P.LOCATION).t(" - DEPARTMENT OF RADIOLOGY\n")
+    head.t("EXAM: " if rng.random() < 0.6 else "Procedure: ").t(f"{rng.choice(study['exam'])}\n")
+    head.t(rng.choice(("DATE OF EXAM: ", "Exam date: ", "DATE: ")))
+    c.a_date(head, ctx, ctx.note_date, full=True)
+    head.t(f" {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}\n")
+    head.t(rng.choice(("ACCESSION #: ", "Accession: ", "Acc# "))).phi(pf.accession(rng), P.ID)
+    head.t("   MRN: ").phi(pf.fmt_mrn(rng, p.mrn), P.MRN).t("\nPATIENT: ")
+    c.patient_name(head, ctx)
+    head.t("   DOB: ")
+    c.a_date(head, ctx, p.dob, full=True)
+    head.t("\nORDERING: ")
+    c.clinician(head, ctx, ctx.other_person())
+    head.t("\n")
+    sections = [head]
+
+    ind = Section()
+    ind.t(rng.choice(("\nINDICATION: ", "\nCLINICAL HISTORY: ", "\nHistory: ")))
+    c.age_phrase(ind, ctx)
+    ind.t(" with ")
+    reason = ctx.acute[0] if ctx.acute else None
+    if reason is not None and rng.random() < 0.7:
+        c.dx(ind, ctx, reason, narrative=True)
+    else:
+        ind.t(rng.choice(("SOB", "abd pain", "fall", "AMS", "fever", "CP", "hip pain", "cough")))
+    ind.t(rng.choice((". Eval for acute process.\n", ", r/o acute pathology.\n", ".\n")))
+    sections.append(ind)
+
+    comp = Section()
+    comp.t("COMPARISON: ")
+    if rng.random() < 0.6:
+        comp.t(rng.choice(("Prior study dated ", "CT ", "Radiograph from ", "")))
+        c.a_date(comp, ctx, ctx.days_before(30, 2000), full=rng.random() < 0.6)
+        comp.t(".\n")
+    else:
+        comp.t("None.\n")
+    comp.t(f"TECHNIQUE: {study['technique']}\n")
+    sections.append(comp)
+
+    body = Section()
+    body.t("\nFINDINGS:\n")
+    normals = rng.sample(study["normal"], rng.randint(1, len(study["normal"])))
+    for e in findings:
+        body.t(rng.choice(("There is ", "Findings consistent with ", "Redemonstrated ", "New ")))
+        c.dx(body, ctx, e, narrative=True)
+        body.t(rng.choice((".", " is noted.", ", see impression.")) + " ")
+    body.t(" ".join(normals) + "\n")
+    sections.append(body)
+
+    imp = Section()
+    imp.t(rng.choice(("\nIMPRESSION:\n", "\nImpression:\n", "\nIMPRESSION: ")))
+    for i, e in enumerate(findings, 1):
+        imp.t(f"{i}. ")
+        c.dx(imp, ctx, e)
+        imp.t(".\n")
+    if rng.random() < 0.35:
+        imp.t(f"{len(findings) + 1}. Results called to ")
+        c.clinician(imp, ctx, ctx.other_person())
+        imp.t(" at ").phi(pf.phone_number(rng), P.PHONE).t(" on ")
+        c.a_date(imp, ctx, ctx.note_date)
+        imp.t(".\n")
+    sections.append(imp)
+    if rng.random() < 0.3:
+        sections.append(c.admin_block(ctx, 1, title=False))
+    sig = Section()
+    sig.t("\n")
+    c.signature(sig, ctx)
+    sections.append(sig)
+    return sections

@@ -1,0 +1,221 @@
+"""Clinical vocabulary for the templates: medications, symptoms, plans, exam findings, studies.
+
+Keyed by ICD-10 code prefix (longest prefix wins), so a note's medications and plans follow its
+diagnoses. The diagnoses themselves always come from the CMS table (``clinitune.synth.icd10``).
+"""
+
+from __future__ import annotations
+
+import random
+
+MEDS: dict[str, tuple[str, ...]] = {
+    "I10": ("lisinopril 10 mg PO daily", "amlodipine 5 mg PO daily", "hydrochlorothiazide 25 mg PO daily", "losartan 50 mg PO daily"),
+    "I25": ("aspirin 81 mg PO daily", "atorvastatin 80 mg PO qHS", "metoprolol succinate 50 mg PO daily"),
+    "I48": ("apixaban 5 mg PO BID", "metoprolol tartrate 25 mg PO BID", "diltiazem ER 120 mg PO daily", "warfarin 5 mg PO daily"),
+    "I50": ("furosemide 40 mg PO daily", "carvedilol 6.25 mg PO BID", "spironolactone 25 mg PO daily", "sacubitril-valsartan 24-26 mg PO BID"),
+    "I21": ("aspirin 81 mg PO daily", "ticagrelor 90 mg PO BID", "atorvastatin 80 mg PO daily", "heparin gtt per ACS protocol"),
+    "I26": ("heparin gtt per protocol", "apixaban 10 mg PO BID x7 days then 5 mg BID", "enoxaparin 1 mg/kg SC q12h"),
+    "I82": ("enoxaparin 1 mg/kg SC q12h", "rivaroxaban 15 mg PO BID with food"),
+    "I63": ("aspirin 325 mg PO daily", "atorvastatin 80 mg PO daily", "clopidogrel 75 mg PO daily"),
+    "I61": ("nicardipine gtt titrate SBP < 140", "levetiracetam 500 mg IV BID"),
+    "I95": ("NS 1 L bolus", "midodrine 5 mg PO TID"),
+    "E11": ("metformin 1000 mg PO BID", "insulin glargine 20 units SC qHS", "empagliflozin 10 mg PO daily", "insulin lispro sliding scale AC/HS"),
+    "E10": ("insulin glargine 18 units SC qHS", "insulin lispro per carb ratio 1:10", "insulin gtt per DKA protocol"),
+    "E78": ("atorvastatin 40 mg PO qHS", "rosuvastatin 20 mg PO daily", "simvastatin 20 mg PO qHS"),
+    "E03": ("levothyroxine 75 mcg PO daily", "levothyroxine 112 mcg PO daily"),
+    "E05": ("methimazole 10 mg PO daily", "propranolol 20 mg PO TID"),
+    "E55": ("cholecalciferol 2000 units PO daily",),
+    "E66": ("semaglutide 0.5 mg SC weekly",),
+    "E86": ("LR 125 mL/hr", "NS 1 L bolus then 100 mL/hr"),
+    "E87": ("sodium chloride 1 g PO TID", "potassium chloride 40 mEq PO x1", "fluid restriction 1.5 L/day"),
+    "N18": ("sodium bicarbonate 650 mg PO BID", "calcitriol 0.25 mcg PO daily", "sevelamer 800 mg PO TID with meals"),
+    "N17": ("hold lisinopril", "LR 100 mL/hr"),
+    "N39": ("nitrofurantoin 100 mg PO BID x5 days", "ceftriaxone 1 g IV q24h"),
+    "N10": ("ceftriaxone 1 g IV q24h", "ciprofloxacin 500 mg PO BID"),
+    "N40": ("tamsulosin 0.4 mg PO qHS", "finasteride 5 mg PO daily"),
+    "J44": ("tiotropium 18 mcg inhaled daily", "albuterol 2 puffs q4h PRN", "fluticasone-salmeterol 250/50 1 puff BID", "prednisone 40 mg PO daily x5 days"),
+    "J45": ("albuterol MDI 2 puffs q4-6h PRN", "budesonide-formoterol 160/4.5 2 puffs BID", "montelukast 10 mg PO qHS"),
+    "J18": ("ceftriaxone 1 g IV q24h", "azithromycin 500 mg PO daily", "levofloxacin 750 mg PO daily"),
+    "J96": ("BiPAP 12/5 overnight", "O2 via NC titrate SpO2 88-92%"),
+    "U07": ("dexamethasone 6 mg PO daily", "remdesivir 100 mg IV daily"),
+    "A41": ("vancomycin 1250 mg IV q12h", "piperacillin-tazobactam 4.5 g IV q6h", "cefepime 2 g IV q8h"),
+    "L03": ("cefazolin 2 g IV q8h", "cephalexin 500 mg PO QID", "vancomycin per pharmacy"),
+    "K21": ("pantoprazole 40 mg PO daily", "omeprazole 20 mg PO daily"),
+    "K29": ("pantoprazole 40 mg PO BID", "sucralfate 1 g PO QID"),
+    "K92": ("pantoprazole 40 mg IV BID", "octreotide gtt 50 mcg/hr"),
+    "D62": ("transfuse 1 unit PRBC", "pantoprazole 40 mg IV BID"),
+    "K85": ("LR 150 mL/hr", "hydromorphone 0.5 mg IV q3h PRN pain"),
+    "K57": ("ciprofloxacin 500 mg PO BID", "metronidazole 500 mg PO TID"),
+    "K80": ("ceftriaxone 1 g IV daily", "metronidazole 500 mg IV q8h"),
+    "K74": ("lactulose 20 g PO TID", "rifaximin 550 mg PO BID", "spironolactone 100 mg PO daily"),
+    "K70": ("lactulose 20 g PO TID", "thiamine 100 mg PO daily"),
+    "F32": ("sertraline 50 mg PO daily", "escitalopram 10 mg PO daily"),
+    "F33": ("bupropion XL 150 mg PO daily", "sertraline 100 mg PO daily"),
+    "F41": ("buspirone 10 mg PO BID", "hydroxyzine 25 mg PO TID PRN anxiety"),
+    "F17": ("nicotine patch 21 mg/24 hr daily",),
+    "F10": ("thiamine 100 mg PO daily", "folic acid 1 mg PO daily", "lorazepam per CIWA protocol"),
+    "F20": ("risperidone 2 mg PO BID",),
+    "F05": ("quetiapine 12.5 mg PO qHS PRN agitation", "melatonin 3 mg PO qHS"),
+    "G47": ("CPAP nightly at home settings",),
+    "G30": ("donepezil 10 mg PO qHS", "memantine 10 mg PO BID"),
+    "F03": ("donepezil 5 mg PO qHS",),
+    "G20": ("carbidopa-levodopa 25/100 1 tab PO TID",),
+    "G40": ("levetiracetam 500 mg PO BID", "lamotrigine 100 mg PO BID"),
+    "R56": ("levetiracetam 1000 mg IV load then 500 mg BID",),
+    "G35": ("ocrelizumab q6 months (outpatient)",),
+    "M10": ("allopurinol 100 mg PO daily", "colchicine 0.6 mg PO daily PRN flare"),
+    "M81": ("alendronate 70 mg PO weekly", "calcium carbonate-vitamin D 600 mg-400 units PO BID"),
+    "M17": ("acetaminophen 1 g PO TID", "diclofenac 1% gel QID"),
+    "M06": ("methotrexate 15 mg PO weekly", "folic acid 1 mg PO daily"),
+    "D50": ("ferrous sulfate 325 mg PO daily",),
+    "B20": ("bictegravir-emtricitabine-tenofovir alafenamide 1 tab PO daily",),
+    "R07": ("aspirin 325 mg PO x1", "nitroglycerin 0.4 mg SL PRN chest pain"),
+    "S72": ("oxycodone 5 mg PO q4h PRN pain", "enoxaparin 40 mg SC daily"),
+}
+GENERAL_MEDS = ("acetaminophen 650 mg PO q6h PRN pain", "senna 8.6 mg PO qHS", "docusate 100 mg PO BID",
+                "heparin 5000 units SC q8h", "ondansetron 4 mg IV q6h PRN nausea", "melatonin 3 mg PO qHS PRN",
+                "polyethylene glycol 17 g PO daily PRN", "pantoprazole 40 mg PO daily", "multivitamin 1 tab PO daily")
+
+SYMPTOMS: dict[str, tuple[str, ...]] = {
+    "J18": ("3 days of productive cough, fevers and dyspnea", "fever to 102, cough with green sputum and pleuritic pain"),
+    "J44": ("worsening dyspnea and wheezing x4 days despite nebs", "increased sputum production and SOB"),
+    "J45": ("wheezing and chest tightness after a URI",),
+    "J96": ("acute hypoxia with SpO2 in the low 80s on RA",),
+    "U07": ("fevers, myalgias and dry cough after a sick contact",),
+    "A41": ("fever, rigors and hypotension", "confusion, fever and tachycardia"),
+    "N39": ("dysuria, frequency and suprapubic pain",), "N10": ("flank pain, fever and dysuria",),
+    "N17": ("poor PO intake and rising creatinine",),
+    "I21": ("substernal chest pressure radiating to the L arm with diaphoresis",),
+    "I50": ("progressive DOE, orthopnea and 10 lb weight gain", "bilateral leg swelling and PND"),
+    "I63": ("acute R sided weakness and slurred speech", "sudden onset L facial droop and aphasia"),
+    "I61": ("sudden severe headache and vomiting",),
+    "I26": ("acute pleuritic chest pain and tachycardia", "sudden dyspnea after a long car ride"),
+    "I82": ("painful swelling of the leg x3 days",),
+    "I48": ("palpitations and lightheadedness",), "I95": ("dizziness and low BPs at home",),
+    "K57": ("LLQ pain, fevers and loose stools",), "K80": ("RUQ pain after fatty meals with nausea",),
+    "K81": ("RUQ pain, fever and a positive Murphy sign",), "K85": ("severe epigastric pain radiating to the back",),
+    "K92": ("black tarry stools and lightheadedness", "coffee-ground emesis"), "D62": ("dark stools and Hgb drop",),
+    "K35": ("periumbilical pain migrating to the RLQ",), "K56": ("abdominal distension, vomiting and obstipation",),
+    "K29": ("epigastric burning and nausea",), "A08": ("vomiting and watery diarrhea",),
+    "L03": ("spreading erythema, warmth and pain of the limb",),
+    "E87": ("confusion and generalized weakness",), "E86": ("vomiting, poor PO intake and orthostasis",),
+    "E10": ("polyuria, polydipsia and vomiting",), "E11": ("polyuria and blood sugars in the 400s",),
+    "R07": ("intermittent CP at rest",), "R55": ("a witnessed syncopal episode at home",),
+    "R06": ("SOB with minimal exertion",), "R10": ("abd pain x2 days",),
+    "R41": ("acute confusion noted by family",), "F05": ("fluctuating attention and agitation overnight",),
+    "G93": ("somnolence and confusion",), "R56": ("a generalized tonic-clonic seizure",),
+    "S72": ("a mechanical fall at home with R hip pain and inability to bear weight",),
+    "F10": ("tremor, diaphoresis and anxiety 2 days after last drink",),
+}
+GENERAL_SYMPTOMS = ("generalized weakness and fatigue", "worsening symptoms over several days", "failure to thrive at home")
+
+PLANS: dict[str, tuple[str, ...]] = {
+    "I10": ("continue home antihypertensives, goal BP < 130/80", "BP controlled, no changes"),
+    "I25": ("continue ASA and statin", "no anginal sx, continue GDMT"),
+    "I48": ("rate controlled, continue anticoagulation", "CHA2DS2-VASc 4, continue apixaban"),
+    "I50": ("diuresing well on IV furosemide, daily weights, strict I/O", "euvolemic today, transition to PO diuretic"),
+    "I21": ("cardiology following, s/p cath with DES to RCA", "continue DAPT, echo pending"),
+    "I26": ("continue heparin gtt, transition to DOAC", "TTE without RV strain"),
+    "I82": ("started on anticoagulation, duration 3 months",),
+    "I63": ("neuro checks q4h, PT/OT/SLP evals", "MRI confirmed infarct, continue ASA/statin"),
+    "E11": ("SSI plus basal insulin, A1c 8.4", "hold metformin while inpatient, FSBG AC/HS"),
+    "E10": ("DKA resolved, transitioned to basal-bolus insulin",),
+    "E78": ("continue statin",), "E03": ("continue levothyroxine, TSH wnl",),
+    "E87": ("trend BMP q12h, fluid restrict", "repleting lytes per protocol"),
+    "N18": ("renally dose meds, avoid nephrotoxins", "Cr at baseline"),
+    "N17": ("Cr improving with IVF, hold ACEi", "renal US neg for obstruction"),
+    "N39": ("UCx pending, continue abx", "cultures grew pan-sensitive E. coli"),
+    "J44": ("nebs q4h, prednisone day 3/5, wean O2", "at baseline O2 requirement"),
+    "J18": ("continue abx, day 3 of 5", "afebrile x24h, transition to PO abx"),
+    "J96": ("weaned to 2L NC", "BiPAP overnight, ABG improved"),
+    "A41": ("BCx pending, continue broad-spectrum abx", "lactate cleared, MAP > 65 off pressors"),
+    "L03": ("erythema receding from marked borders, continue abx",),
+    "K92": ("GI consulted, EGD today", "Hgb stable after 2u PRBC"),
+    "K85": ("aggressive IVF, advance diet as tolerated", "lipase trending down"),
+    "K57": ("bowel rest, abx, surgery aware",), "K80": ("surgery consulted for lap chole",),
+    "F32": ("continue SSRI, no SI",), "F41": ("continue home regimen",),
+    "F10": ("CIWA protocol, thiamine/folate, SW consult",),
+    "G47": ("continue CPAP at night",), "G30": ("delirium precautions, family at bedside",),
+    "S72": ("ortho following, s/p ORIF POD 2, WBAT", "pain controlled, PT recommends rehab"),
+    "R07": ("trop neg x2, stress test in AM",), "R55": ("tele without events, orthostatics neg",),
+    "U07": ("airborne/contact precautions, dexamethasone day 4",),
+}
+GENERAL_PLANS = ("continue current management", "monitor, f/u as outpatient", "stable, continue home regimen",
+                 "will reassess in AM", "discussed with attending, agree with plan")
+
+EXAM = {
+    "gen": ("NAD, A&Ox3", "elderly appearing, comfortable", "mild distress, speaking in full sentences", "lying in bed, awake"),
+    "heent": ("MMM, OP clear", "PERRL, EOMI, anicteric", "dry mucous membranes"),
+    "cv": ("RRR, no m/r/g", "irregularly irregular, no murmur", "tachycardic, regular, 2/6 SEM at RUSB", "S1S2 normal"),
+    "lungs": ("CTAB", "crackles at bilateral bases", "diffuse expiratory wheezes", "decreased BS at R base", "rhonchi RLL"),
+    "abd": ("soft, NT/ND, +BS", "mild epigastric TTP, no rebound", "distended, tympanic", "RUQ tenderness"),
+    "ext": ("no c/c/e", "2+ pitting edema bilateral LE", "warm and well perfused", "1+ edema to shins"),
+    "neuro": ("CN II-XII intact, moving all extremities", "nonfocal", "R pronator drift, 4/5 RUE strength"),
+}
+
+NURSING = {
+    "Neuro": ("A&Ox3, follows commands, MAE", "alert, oriented to self only, reorients easily", "lethargic but arousable to voice", "pupils 3mm brisk, no focal deficits"),
+    "CV": ("NSR 70s-80s, SBP 110s-130s", "afib 90s-110s on tele, SBP stable", "ST 100s, BP soft, MD aware", "pulses palp x4, no edema"),
+    "Resp": ("LS clear, RA, SpO2 > 95%", "2L NC, LS coarse, strong cough", "diminished bases, IS 750 mL", "on 4L NC, weaned to 2L"),
+    "GI": ("abd soft, +BS, tol diet", "NPO after MN, no N/V", "BM x1 this shift", "nausea relieved with zofran"),
+    "GU": ("voiding qs, clear yellow", "foley to gravity, UO > 30 mL/hr", "incontinent x1, skin care given"),
+    "Skin": ("intact", "stage 2 PI to coccyx, dressing changed", "IV site c/d/i", "surgical incision c/d/i, no drainage"),
+    "Pain": ("denies pain", "4/10 R hip pain, relieved with oxy 5 mg", "c/o HA 6/10, tylenol given"),
+    "Safety": ("fall precautions, bed alarm on", "call bell in reach", "1:1 sitter for impulsivity"),
+}
+
+STUDIES = (
+    {"exam": ("XR CHEST PA AND LATERAL", "CHEST 2 VIEWS", "PORTABLE AP CHEST"),
+     "technique": "Frontal and lateral views of the chest.",
+     "normal": ("Heart size is normal.", "No pleural effusion or pneumothorax.", "Mediastinal contours are unremarkable.", "No acute osseous abnormality."),
+     "codes": ("J18", "J90", "J93", "J98.11", "I51.7", "J81", "R91", "C34")},
+    {"exam": ("CT CHEST WITH CONTRAST (PE PROTOCOL)", "CTA CHEST"),
+     "technique": "Helical CT of the chest after IV contrast, 1.25 mm reconstructions.",
+     "normal": ("Main pulmonary artery is normal in caliber.", "No mediastinal or hilar lymphadenopathy.", "Airways are patent."),
+     "codes": ("I26", "J90", "R91", "C34", "J18", "J98.11")},
+    {"exam": ("CT HEAD WITHOUT CONTRAST", "CT BRAIN W/O"),
+     "technique": "Axial CT images of the head without IV contrast.",
+     "normal": ("Ventricles and sulci are age-appropriate.", "No extra-axial collection.", "Calvarium is intact."),
+     "codes": ("I63", "I61")},
+    {"exam": ("MRI BRAIN WITH AND WITHOUT CONTRAST",),
+     "technique": "Multiplanar multisequence MR imaging of the brain before and after gadolinium.",
+     "normal": ("No abnormal enhancement.", "Major flow voids are preserved."),
+     "codes": ("I63",)},
+    {"exam": ("CT ABDOMEN AND PELVIS WITH IV CONTRAST", "CT A/P W CONTRAST"),
+     "technique": "Axial CT images of the abdomen and pelvis after IV contrast.",
+     "normal": ("The liver, spleen and adrenal glands are unremarkable.", "No free air.", "Bladder is decompressed."),
+     "codes": ("K57", "K35", "K56", "N20", "N13", "K85", "I71.4", "K76.0", "N28.1")},
+    {"exam": ("US ABDOMEN RIGHT UPPER QUADRANT", "RUQ ULTRASOUND"),
+     "technique": "Grayscale and color Doppler sonography of the right upper quadrant.",
+     "normal": ("CBD measures 4 mm.", "Main portal vein is patent with hepatopetal flow."),
+     "codes": ("K80", "K76.0")},
+    {"exam": ("XR HIP 2 VIEWS", "XR PELVIS AP"),
+     "technique": "AP pelvis and frog-leg lateral views of the hip.",
+     "normal": ("Joint spaces are preserved.", "No dislocation."),
+     "codes": ("S72",)},
+    {"exam": ("CT CHEST WITHOUT CONTRAST",),
+     "technique": "Helical CT of the chest without IV contrast.",
+     "normal": ("No pericardial effusion.", "Thyroid is unremarkable."),
+     "codes": ("S22.3", "C34", "R91", "J90")},
+    {"exam": ("MRI LUMBAR SPINE WITHOUT CONTRAST",),
+     "technique": "Sagittal and axial T1 and T2 weighted images of the lumbar spine.",
+     "normal": ("Conus terminates normally at L1.", "Vertebral body heights are maintained."),
+     "codes": ("M48.06",)},
+    {"exam": ("US RENAL", "RENAL ULTRASOUND BILATERAL"),
+     "technique": "Grayscale sonography of both kidneys and the bladder.",
+     "normal": ("Kidneys are normal in size.", "Bladder is unremarkable."),
+     "codes": ("N13", "N20", "N28.1")},
+)
+
+
+def by_prefix(table: dict[str, tuple[str, ...]], code: str) -> tuple[str, ...]:
+    """The entry for the longest key that prefixes ``code`` ("I50.23" -> "I50"), else ()."""
+    for k in range(len(code), 2, -1):
+        hit = table.get(code[:k])
+        if hit:
+            return hit
+    return ()
+
+
+def pick(rng: random.Random, table: dict[str, tuple[str, ...]], code: str, fallback: tuple[str, ...]) -> str:
+    return rng.choice(by_prefix(table, code) or fallback)

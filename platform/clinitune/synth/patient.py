@@ -168,7 +168,11 @@ def make_patient(seed: int, ordinal: int, n_visits: int) -> Patient:
     state = fake.state()
     chronic_pool = pool_for("chronic", sex)
     n_chronic = rng.randint(0, 2) if age0 < 40 else rng.randint(1, 5)
-    chronic = tuple(rng.sample(chronic_pool, n_chronic))
+    chronic = []
+    for e in rng.sample(chronic_pool, n_chronic + 2):  # one code per ICD-10 category
+        if len(chronic) < n_chronic and all(e.code[:3] != o.code[:3] for o in chronic):
+            chronic.append(e)
+    chronic = tuple(chronic)
     device = None
     if any(e.code == "Z95.0" for e in chronic) or rng.random() < 0.12:
         desc, prefix = rng.choice(pf.DEVICES)

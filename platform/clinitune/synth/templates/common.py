@@ -81,7 +81,7 @@ def clinician(sec: Section, ctx: NoteContext, person: Person, cred: str = "MD") 
 def contact(sec: Section, ctx: NoteContext, person: Person, with_phone: bool = True) -> None:
     """"pt's wife Mary (617-555-0101)" and variants."""
     rel = person.relation or "friend"
-    lead = ctx.rng.choice((f"pt's {rel} ", f"{rel} ", f"{rel.capitalize()} ", f"{rel} (HCP) "))
+    lead = ctx.rng.choice((f"pt's {rel} ", f"{rel} ", f"{rel} ", f"{rel} (HCP) "))
     sec.t(lead)
     r = ctx.rng.random()
     if r < 0.5:
@@ -314,7 +314,7 @@ def line_account(sec: Section, ctx: NoteContext) -> None:
 
 def line_license(sec: Section, ctx: NoteContext) -> None:
     label, value = pf.license_number(ctx.rng)
-    if label.startswith("D") and label != "DEA #":
+    if label in ("driver's license", "DL#"):
         sec.t(f"ID verified with {label} ").phi(value, P.LICENSE).t("\n")
     else:
         sec.t(f"Prescriber {label}: ").phi(value, P.LICENSE).t("\n")
@@ -410,7 +410,7 @@ def social_history(ctx: NoteContext) -> Section:
     else:
         sec.t("No tobacco, occasional EtOH. ")
     if rng.random() < 0.5:
-        rel = rng.choice(("Mother", "Father", "Brother", "Sister"))
+        rel = rng.choice(("Mother", "Father", "Grandmother", "Grandfather"))
         died = rng.randint(58, 101)
         sec.t(f"FHx: {rel} died at ")
         if died > 89:

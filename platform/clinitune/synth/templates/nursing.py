@@ -28,7 +28,7 @@ def build(ctx: c.NoteContext) -> list[Section]:
 
     intro = Section()
     c.age_phrase(intro, ctx)
-    intro.t(rng.choice((" admitted ", " adm ", " POD 1, admitted ")))
+    intro.t(rng.choice((" admitted ", " adm ", " admitted on ")))
     c.a_date(intro, ctx, ctx.days_before(0, 6))
     intro.t(" w/ ")
     c.dx(intro, ctx, ctx.acute[0], narrative=True)
@@ -47,7 +47,6 @@ def build(ctx: c.NoteContext) -> list[Section]:
     for s in keep:
         text = rng.choice(vocab.NURSING[s])
         body.t(f"{s.lower() if lower else s}: {text.lower() if lower else text}\n")
-    body.t("VS: " if rng.random() < 0.5 else "")
     c.vitals(body, ctx)
     body.t("\n")
     sections.append(body)

@@ -12,7 +12,8 @@ TITLES = ("PROGRESS NOTE", "Hospital Medicine Progress Note", "Daily Progress No
           "Internal Medicine Progress Note", "SOAP Note")
 SUBJECTIVE = ("feels better today, ate breakfast", "c/o poor sleep overnight, no new complaints",
               "reports less SOB, ambulated in hall with PT", "still fatigued, denies CP/SOB",
-              "no acute events overnight", "mild nausea this AM, tolerating PO", "pain better controlled")
+              "had no acute events overnight", "has mild nausea this AM, tolerating PO", "reports pain better controlled",
+              "states \"I'm ready to go home\"", "denies fevers, chills, N/V")
 
 
 def build(ctx: c.NoteContext) -> list[Section]:
@@ -42,7 +43,8 @@ def build(ctx: c.NoteContext) -> list[Section]:
         head.t(f"{p.sex}, DOB ")
         c.a_date(head, ctx, p.dob, full=True)
         head.t("\n")
-    head.t(rng.choice((f"HD #{rng.randint(1, 9)}\n", "", f"Day {rng.randint(1, 6)} of admission\n", "")))
+    if not head.segs[0].text.lower().startswith("clinic"):
+        head.t(rng.choice((f"HD #{rng.randint(1, 9)}\n", "", f"Day {rng.randint(1, 6)} of admission\n", "")))
     sections = [head]
 
     subj = Section()

@@ -42,11 +42,11 @@ def build(ctx: c.NoteContext) -> list[Section]:
     ind.t(rng.choice(("\nINDICATION: ", "\nCLINICAL HISTORY: ", "\nHistory: ")))
     c.age_phrase(ind, ctx)
     ind.t(" with ")
-    reason = ctx.acute[0] if ctx.acute else None
-    if reason is not None and rng.random() < 0.7:
-        c.dx(ind, ctx, reason, narrative=True)
+    fitting = [e for e in ctx.acute if e.code.startswith(study["codes"])]
+    if fitting and rng.random() < 0.8:  # the reason for the visit, when this study can show it
+        c.dx(ind, ctx, fitting[0], narrative=True)
     else:
-        ind.t(rng.choice(("SOB", "abd pain", "fall", "AMS", "fever", "CP", "hip pain", "cough")))
+        ind.t(rng.choice(study["why"]))
     ind.t(rng.choice((". Eval for acute process.\n", ", r/o acute pathology.\n", ".\n")))
     sections.append(ind)
 
@@ -65,9 +65,11 @@ def build(ctx: c.NoteContext) -> list[Section]:
     body.t("\nFINDINGS:\n")
     normals = rng.sample(study["normal"], rng.randint(1, len(study["normal"])))
     for e in findings:
-        body.t(rng.choice(("There is ", "Findings consistent with ", "Redemonstrated ", "New ")))
+        pre, post = rng.choice((("There is ", ", see impression."), ("Findings consistent with ", "."),
+                                 ("Redemonstrated ", "."), ("New ", " is noted."), ("Imaging suggests ", ".")))
+        body.t(pre)
         c.dx(body, ctx, e, narrative=True)
-        body.t(rng.choice((".", " is noted.", ", see impression.")) + " ")
+        body.t(post + " ")
     body.t(" ".join(normals) + "\n")
     sections.append(body)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 
 
@@ -29,3 +30,16 @@ class PhiType(str, Enum):
 
 
 ALL_PHI_TYPES = tuple(t.value for t in PhiType)
+
+
+@dataclass(frozen=True, order=True)
+class Span:
+    """One PHI mention: character offsets into the note (end exclusive), kind and confidence."""
+
+    start: int
+    end: int
+    type: str
+    score: float = 1.0
+
+    def to_dict(self) -> dict:
+        return {"start": self.start, "end": self.end, "type": self.type, "score": round(self.score, 3)}

@@ -1,0 +1,181 @@
+"""The de-identification engine: detect PHI spans in a note, then redact them.
+
+``PhiEngine`` is cheap to pickle (its lexicons live in a per-process cache and are loaded lazily),
+so Ray Data can ship one to every actor. It never logs or raises with note text: a note it cannot
+process raises :class:`PhiProcessingError` naming the note id and a reason.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Literal
+
+from pydantic import Field
+
+from clinitune.config import StrictModel
+from clinitune.errors import UserError
+from clinitune.phi import patterns
+from clinitune.phi.context import ContextRules, tokenize
+from clinitune.phi.lexicons import load as load_lexicons
+from clinitune.phi.types import ALL_PHI_TYPES, PhiType, Span
+
+RedactMode = Literal["tag", "mask", "surrogate"]
+DEFAULT_KEY_ENV = "CLINITUNE_DEID_KEY"
+
+# Placeholders written by tag mode; never re-detected, so tagging twice changes nothing.
+_TAG = re.compile(r"\[(?:" + "|".join(ALL_PHI_TYPES) + r")\]")
+# Type priority when spans of different kinds overlap (more specific first).
+_PRIORITY = {t: i for i, t in enumerate([
+    "EMAIL", "URL", "IP", "SSN", "MRN", "HEALTH_PLAN", "ACCOUNT", "LICENSE", "VEHICLE", "DEVICE", "BIOMETRIC",
+    "PHONE", "FAX", "ZIP", "DATE", "AGE", "YEAR", "ID", "NAME", "LOCATION",
+])}
+
+
+class PhiProcessingError(Exception):
+    """A note the engine cannot process. The message names the note id and the reason, never text."""
+
+    def __init__(self, note_id: str | None, reason: str):
+        self.note_id = note_id
+        self.reason = reason
+        super().__init__(f"note '{note_id if note_id is not None else '<unknown>'}' cannot be de-identified: {reason}")
+
+
+class PhiConfig(StrictModel):
+    """How the engine detects and redacts PHI."""
+
+    min_score: float = Field(0.0, ge=0.0, le=1.0, description="Drop detected spans scoring below this (0 keeps all: recall first).")
+    types: list[str] | None = Field(None, description="Only report these PHI kinds (PhiType values); None means all 18 Safe Harbor kinds.")
+    max_chars: int = Field(2_000_000, gt=0, description="Notes longer than this many characters are refused with PhiProcessingError.")
+    max_control_ratio: float = Field(0.1, ge=0.0, le=1.0, description="Refuse notes whose share of control/undecodable characters exceeds this (binary data).")
+    secret_key: str | None = Field(None, description="Secret key for surrogate mode; prefer secret_key_env so the key is not written in a config file.")
+    secret_key_env: str = Field(DEFAULT_KEY_ENV, description="Environment variable holding the surrogate key when secret_key is not set.")
+    max_date_shift_days: int = Field(365, ge=1, le=3650, description="Surrogate dates move back by 1..this many days, one offset per patient.")
+    mask_char: str = Field("*", min_length=1, max_length=1, description="Character used by mask mode.")
+
+    def resolve_key(self) -> bytes:
+        key = self.secret_key or os.environ.get(self.secret_key_env)
+        if not key:
+            raise UserError(
+                f"surrogate redaction needs a secret key: environment variable {self.secret_key_env} is not set.",
+                fix=f"export {self.secret_key_env}=<a long random secret> (keep it; the same key reproduces the same surrogates).",
+            )
+        return key.encode("utf-8")
+
+
+class PhiEngine:
+    """Detects the 18 Safe Harbor identifier kinds and redacts them (tag, mask or surrogate)."""
+
+    def __init__(self, config: PhiConfig | None = None):
+        self.config = config or PhiConfig()
+        if self.config.types is not None:
+            bad = [t for t in self.config.types if t not in ALL_PHI_TYPES]
+            if bad:
+                raise UserError(f"PhiConfig.types: unknown PHI kind(s) {bad}.", fix=f"use values from {list(ALL_PHI_TYPES)}.")
+        self._rules: ContextRules | None = None
+
+    # Pickle only the config: lexicons are reloaded (once per process) on first use.
+    def __getstate__(self) -> dict:
+        return {"config": self.config}
+
+    def __setstate__(self, state: dict) -> None:
+        self.config = state["config"]
+        self._rules = None
+
+    @property
+    def rules(self) -> ContextRules:
+        if self._rules is None:
+            self._rules = ContextRules(load_lexicons())
+        return self._rules
+
+    def warm_up(self) -> "PhiEngine":
+        """Load the lexicons now (e.g. in an actor's constructor) rather than on the first note."""
+        _ = self.rules
+        return self
+
+    # --- detection --------------------------------------------------------------------------
+    def _check(self, text: object, note_id: str | None) -> str:
+        if text is None:
+            return ""
+        if isinstance(text, bytes):
+            raise PhiProcessingError(note_id, "text is bytes, not decoded text (decode it to str first)")
+        if not isinstance(text, str):
+            raise PhiProcessingError(note_id, f"text is of type {type(text).__name__}, expected str")
+        if len(text) > self.config.max_chars:
+            raise PhiProcessingError(note_id, f"text has {len(text)} characters, over the limit of {self.config.max_chars} (PhiConfig.max_chars)")
+        if text:
+            bad = sum(1 for c in text if (c < " " and c not in "\t\n\r\f\v") or "\ud800" <= c <= "\udfff" or c == "\ufffd")
+            if bad / len(text) > self.config.max_control_ratio:
+                raise PhiProcessingError(note_id, f"text looks binary ({bad} control or undecodable characters of {len(text)})")
+        return text
+
+    def detect(self, text: str, note_id: str | None = None) -> list[Span]:
+        """PHI spans of ``text``: sorted, non-overlapping, offsets in characters (end exclusive)."""
+        text = self._check(text, note_id)
+        if not text.strip():
+            return []
+        try:
+            return self._detect(text)
+        except RecursionError:
+            raise PhiProcessingError(note_id, "text structure too deep to scan") from None
+        except MemoryError:
+            raise PhiProcessingError(note_id, "out of memory while scanning the text") from None
+
+    def _detect(self, text: str) -> list[Span]:
+        protected = [m.span() for m in _TAG.finditer(text)]
+        scan = text
+        if protected:  # hide existing tags so they are neither re-detected nor read as context
+            chars = list(text)
+            for s, e in protected:
+                chars[s:e] = " " * (e - s)
+            scan = "".join(chars)
+        hits = list(patterns.all_patterns(scan))
+        hits.extend(self.rules.detect(scan, tokenize(scan)))
+        spans = _merge(scan, hits)
+        cfg = self.config
+        if cfg.min_score > 0:
+            spans = [s for s in spans if s.score >= cfg.min_score]
+        if cfg.types is not None:
+            keep = set(cfg.types)
+            spans = [s for s in spans if s.type in keep]
+        return spans
+
+    # --- redaction ----------------------------------------------------------------------------
+    def redact(self, text: str, *, mode: RedactMode = "tag", patient_id: str | None = None,
+               note_id: str | None = None):
+        """Replace every detected span; returns a :class:`~clinitune.phi.redact.Redaction`."""
+        from clinitune.phi.redact import redact_spans
+
+        if mode not in ("tag", "mask", "surrogate"):
+            raise UserError(f"redaction mode '{mode}' is not supported.", fix="use one of: tag, mask, surrogate.")
+        key = self.config.resolve_key() if mode == "surrogate" else b""
+        text = self._check(text, note_id)
+        spans = self.detect(text, note_id=note_id)
+        return redact_spans(text, spans, mode=mode, key=key, patient_id=patient_id, note_id=note_id,
+                            config=self.config)
+
+
+_JOIN = re.compile(r"[ \t]{0,2}|[ \t]?[-,.'][ \t]?|\.[ \t]{0,2}")
+
+
+def _merge(text: str, hits: list[tuple[int, int, str, float]]) -> list[Span]:
+    """Resolve overlaps (longest, then most specific kind wins) and join adjacent same-kind spans."""
+    hits = [h for h in hits if 0 <= h[0] < h[1] <= len(text)]
+    hits.sort(key=lambda h: (h[0], -(h[1] - h[0]), _PRIORITY.get(h[2], 99)))
+    out: list[list] = []
+    for s, e, t, sc in hits:
+        if out and s < out[-1][1]:
+            last = out[-1]
+            # overlap: extend the earlier span; keep the more specific kind of the two
+            if e > last[1]:
+                last[1] = e
+            if _PRIORITY.get(t, 99) < _PRIORITY.get(last[2], 99) and (e - s) >= (last[1] - last[0]) * 0.5:
+                last[2] = t
+            last[3] = max(last[3], sc)
+            continue
+        if out and out[-1][2] == t and t in ("NAME", "LOCATION") and _JOIN.fullmatch(text[out[-1][1]:s]):
+            out[-1][1] = e
+            out[-1][3] = max(out[-1][3], sc)
+            continue
+        out.append([s, e, t, sc])
+    return [Span(s, e, t, float(sc)) for s, e, t, sc in out]

@@ -32,4 +32,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, quiet: b
         from ray.data import DataContext
 
         DataContext.get_current().enable_progress_bars = False
+        # Ray Data narrates every operator at INFO; our CLI reports progress itself.
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
+        logging.getLogger("ray").setLevel(logging.WARNING)
     log.info("connected to Ray: %s", ray.cluster_resources())

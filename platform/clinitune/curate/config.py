@@ -38,7 +38,7 @@ class ExecutionConfig(StrictModel):
 
     ray_address: str | None = Field(None, description="Ray cluster address; null uses $RAY_ADDRESS or starts a local Ray.")
     batch_size: int = Field(256, ge=1, description="Notes per batch handed to each step.")
-    concurrency: int | None = Field(None, ge=1, description="Step actors per stage; null = one per available CPU.")
+    concurrency: int | None = Field(None, ge=1, description="De-identification actors (fixed count); null = autoscale from 1 to as many as the cluster CPUs hold.")
     deid_num_cpus: float = Field(1.0, gt=0, description="CPUs reserved per de-identification actor.")
     num_cpus: int | None = Field(None, ge=1, description="CPUs for a local Ray started by the job (ignored when joining a cluster).")
 

@@ -37,7 +37,8 @@ def build(ctx: c.NoteContext) -> list[Section]:
         c.dx_series(intro, ctx, ctx.chronic[:3])
     intro.t(".")
     if rng.random() < 0.4:
-        intro.t(" On ").phi(f"{ctx.fake.last_name()} {rng.randint(2, 12)}", P.LOCATION).t(f", rm {rng.randint(1, 40)}.")
+        intro.t(" On ").phi(f"{ctx.fake.last_name()} {rng.randint(2, 12)}", P.LOCATION).t(", rm ")
+        intro.phi(str(rng.randint(1, 40)), P.LOCATION).t(".")
     intro.t("\n")
     sections.append(intro)
 

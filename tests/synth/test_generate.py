@@ -83,7 +83,8 @@ def test_phi_formats_vary(notes):
     patterns = {
         "7/22": r"^\d{1,2}/\d{1,2}$", "7/22/93": r"^\d{1,2}/\d{1,2}/\d{2}$", "11/03/2019": r"^\d{2}/\d{2}/\d{4}$",
         "2019-11-03": r"^\d{4}-\d{2}-\d{2}$", "Nov 3": r"^[A-Z][a-z]{2}\.? \d{1,2}$", "November 3, 2019": r"^[A-Z][a-z]+ \d{1,2}, \d{4}$",
-        "03-Nov-2019": r"^\d{2}-[A-Z][a-z]{2}-\d{4}$",
+        "03-Nov-2019": r"^\d{2}-[A-Z][a-z]{2}-\d{4}$", "11th": r"^\d{1,2}(st|nd|rd|th)$",
+        "November 2019": r"^[A-Z][a-z]+ \d{4}$",
     }
     for example, pat in patterns.items():
         assert any(re.match(pat, d) for d in dates), example

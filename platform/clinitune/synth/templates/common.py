@@ -100,6 +100,15 @@ def a_date(sec: Section, ctx: NoteContext, d: date, *, full: bool = False) -> No
     sec.phi(pf.any_date(ctx.rng, d, full=full), P.DATE)
 
 
+def on_date(sec: Section, ctx: NoteContext, d: date) -> None:
+    """'on 11/3', 'on Nov 3, 2019' or 'on the 3rd'."""
+    if ctx.rng.random() < 0.15:
+        sec.t("on the ").phi(pf.ordinal(d.day), P.DATE)
+    else:
+        sec.t("on ")
+        a_date(sec, ctx, d)
+
+
 def age_phrase(sec: Section, ctx: NoteContext) -> None:
     """'72 yo F', '93-year-old woman', '91 y/o male': the number is PHI AGE when over 89."""
     age, female = ctx.age, ctx.patient.sex == "F"
@@ -438,5 +447,8 @@ def past_history(ctx: NoteContext) -> Section:
         if rng.random() < 0.5:
             sec.t("in ")
         sec.phi(pf.fmt_year(rng, ctx.note_date.year - rng.randint(2, 45)), P.YEAR)
+    if rng.random() < 0.3:
+        sec.t(rng.choice(("; last admission ", "; last colonoscopy ", "; last echo ")))
+        sec.phi(pf.fmt_date(ctx.days_before(60, 1500), rng.choice(("Month Y", "m/d/y", "Mon d, Y"))), P.DATE)
     sec.t("\n")
     return sec

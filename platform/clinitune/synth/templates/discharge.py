@@ -75,8 +75,8 @@ def build(ctx: c.NoteContext) -> list[Section]:
         hpi.t(rng.choice((" with PMH of ", " with h/o ", " w/ hx ")))
         c.dx_series(hpi, ctx, ctx.chronic[:3])
     hpi.t(rng.choice((" who presented to ", " who came to ", " BIBA to ")))
-    hpi.phi(p.hospital if rng.random() < 0.6 else (p.hospital_abbr or p.hospital), P.LOCATION).t(" ED on ")
-    c.a_date(hpi, ctx, admit)
+    hpi.phi(p.hospital if rng.random() < 0.6 else (p.hospital_abbr or p.hospital), P.LOCATION).t(" ED ")
+    c.on_date(hpi, ctx, admit)
     hpi.t(f" with {vocab.pick(rng, vocab.SYMPTOMS, principal.code, vocab.GENERAL_SYMPTOMS)}. ")
     if rng.random() < 0.5:
         hpi.t("History obtained from ")
@@ -100,8 +100,8 @@ def build(ctx: c.NoteContext) -> list[Section]:
     if rng.random() < 0.4:
         course.t("Case discussed with ")
         c.clinician(course, ctx, ctx.other_person())
-        course.t(f" ({rng.choice(('cardiology', 'GI', 'ID', 'renal', 'surgery'))}) on ")
-        c.a_date(course, ctx, admit + timedelta(days=1))
+        course.t(f" ({rng.choice(('cardiology', 'GI', 'ID', 'renal', 'surgery'))}) ")
+        c.on_date(course, ctx, admit + timedelta(days=1))
         course.t(".\n")
     sections.append(course)
 
@@ -131,8 +131,8 @@ def build(ctx: c.NoteContext) -> list[Section]:
     fu.t(rng.choice(("\nFOLLOW-UP:\n", "\nFollow up:\n", "\nAppointments:\n")))
     fu.t("PCP ")
     c.clinician(fu, ctx, p.pcp)
-    fu.t(" at ").phi(p.clinic, P.LOCATION).t(" on ")
-    c.a_date(fu, ctx, ctx.note_date + timedelta(days=rng.randint(5, 21)))
+    fu.t(" at ").phi(p.clinic, P.LOCATION).t(" ")
+    c.on_date(fu, ctx, ctx.note_date + timedelta(days=rng.randint(5, 21)))
     fu.t(", ").phi(pf.phone_number(rng), P.PHONE).t(".\n")
     sections.append(fu)
     sections.append(c.admin_block(ctx, rng.randint(1, 3)))

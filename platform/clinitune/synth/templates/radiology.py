@@ -82,8 +82,8 @@ def build(ctx: c.NoteContext) -> list[Section]:
     if rng.random() < 0.35:
         imp.t(f"{len(findings) + 1}. Results called to ")
         c.clinician(imp, ctx, ctx.other_person())
-        imp.t(" at ").phi(pf.phone_number(rng), P.PHONE).t(" on ")
-        c.a_date(imp, ctx, ctx.note_date)
+        imp.t(" at ").phi(pf.phone_number(rng), P.PHONE).t(" ")
+        c.on_date(imp, ctx, ctx.note_date)
         imp.t(".\n")
     sections.append(imp)
     if rng.random() < 0.3:

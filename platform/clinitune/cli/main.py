@@ -12,7 +12,9 @@ import logging
 import os
 import sys
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from clinitune.errors import UserError
 
@@ -22,7 +24,19 @@ STAGE_MODULES = (
     "pipeline", "kb", "serve",
 )
 
+class _Group(TyperGroup):
+    """Root command group: a UserError from any command becomes one line on stderr and exit 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UserError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(UserError.exit_code) from None
+
+
 app = typer.Typer(
+    cls=_Group,
     name="clinitune",
     help="Clinitune: curate and de-identify clinical notes, fine-tune, evaluate, gate and serve a domain LLM on Ray.",
     no_args_is_help=True,

@@ -40,8 +40,8 @@ def test_generates_and_prints_where_the_output_is(tmp_path):
     out = tmp_path / "notes"
     result = runner.invoke(app, ["synth", "notes", "--n", "30", "--out", str(out), "--seed", "3", "--local"])
     assert result.exit_code == 0, result.output
-    assert f"output:   {out}" in result.output and f"manifest: {out / 'synth_manifest.json'}" in result.output
-    manifest = json.loads((out / "synth_manifest.json").read_text())
+    assert f"output:   {out}" in result.output and f"manifest: {out / '_synth_manifest.json'}" in result.output
+    manifest = json.loads((out / "_synth_manifest.json").read_text())
     assert manifest["records"] == 30 and manifest["seed"] == 3
     # never the note text on the console
     first = json.loads((out / "notes-00000.jsonl").read_text().splitlines()[0])
@@ -53,4 +53,4 @@ def test_on_ray(ray_session, tmp_path):
     out = tmp_path / "notes"
     result = runner.invoke(app, ["synth", "notes", "--n", "40", "--out", str(out), "--malformed-rate", "0.1"])
     assert result.exit_code == 0, result.output
-    assert json.loads((out / "synth_manifest.json").read_text())["records"] == 40
+    assert json.loads((out / "_synth_manifest.json").read_text())["records"] == 40

@@ -17,7 +17,7 @@ synth_app = typer.Typer(
 @synth_app.command("notes")
 def notes(
     n: int = typer.Option(..., "--n", help="How many notes to generate (1 or more)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output directory (new or empty): notes-*.jsonl and synth_manifest.json."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory (new or empty): notes-*.jsonl and _synth_manifest.json."),
     seed: int = typer.Option(0, "--seed", help="Run seed: the same n, seed and options give byte-identical files."),
     dup_rate: float = typer.Option(0.05, "--dup-rate", help="Fraction of notes that are exact copies of an earlier note, in [0, 1)."),
     near_dup_rate: float = typer.Option(0.05, "--near-dup-rate", help="Fraction of notes that are lightly edited copies of an earlier note, in [0, 1)."),

@@ -1,4 +1,4 @@
-"""Write a synthetic note set: JSONL shards plus ``synth_manifest.json``, published whole.
+"""Write a synthetic note set: JSONL shards plus ``_synth_manifest.json``, published whole.
 
 Notes are cut into fixed shards of ``notes_per_file`` consecutive indices; shard ``k`` becomes
 ``notes-{k:05d}.jsonl``. A shard's bytes depend only on (seed, options, its index range), so the
@@ -28,7 +28,7 @@ from clinitune.synth.malformed import MALFORMED_KINDS
 
 log = logging.getLogger(__name__)
 
-MANIFEST_NAME = "synth_manifest.json"
+MANIFEST_NAME = "_synth_manifest.json"
 DEFAULT_NOTES_PER_FILE = 10_000
 MANIFEST_KIND = "clinitune.synth.notes"
 

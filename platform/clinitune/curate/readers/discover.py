@@ -3,7 +3,8 @@
 Formats are chosen by extension, case-insensitively: ``.jsonl``, ``.ndjson`` (FHIR Bulk Data),
 ``.json`` (FHIR Bundle), ``.csv``, ``.parquet``, ``.txt``. Directories are walked recursively in
 sorted order. Inside a directory, files with other extensions, hidden entries (name starting
-with ``.``) and, unless ``follow_symlinks``, symbolic links are not read: they are returned as
+with ``.``), metadata files (name starting with ``_``, as ``_SUCCESS`` or a generator's
+``_synth_manifest.json``: the Hadoop/Spark convention) and, unless ``follow_symlinks``, symbolic links are not read: they are returned as
 the *skipped* list so the manifest can show them. A path given explicitly must exist and, if a
 file, have a supported extension. The same file reached twice is read once. Paths are absolute.
 """
@@ -51,7 +52,7 @@ def _walk(root: str, cfg: ReaderConfig, found: list[InputFile], skipped: list[st
         for name in sorted(filenames):
             full = os.path.join(dirpath, name)
             fmt = format_of(name)
-            if name.startswith(".") or fmt is None or (os.path.islink(full) and not cfg.follow_symlinks):
+            if name.startswith((".", "_")) or fmt is None or (os.path.islink(full) and not cfg.follow_symlinks):
                 skipped.append(full)
             elif not os.path.isfile(full):  # a dangling link, a socket...
                 skipped.append(full)

@@ -41,24 +41,46 @@ _LIVES_CTX = re.compile(
     r"visiting|visits|visited|summers|winters|travel(?:l?ed|l?ing)?|trip)\s+(?:alone\s+|here\s+)?(?:in|at|to|of|from)\s+",
     re.I,
 )
+_IN_CTX = re.compile(r"\b(?:in|of|near|at)\s+", re.I)
 _FROM_CTX = re.compile(r"\b(?:from|near|outside\s+of|outside)\s+", re.I)
 _MOVE_CTX = re.compile(
     r"\b(?:transfer(?:red|ed|ring)?|xfer(?:red|ed)?|tx|txd|sent|send|sending|admit(?:ted)?|adm|came|come|comes|coming|"
     r"arrived|arrives|arriving|brought|bring|discharged?|d/c'?d?|dc'?d?|went|go|goes|going|return(?:ed|ing|s)?|"
-    r"taken|take|accepted|accept|transported|flown|flew|medflight(?:ed)?|evaluated|presented|presenting|readmitted|"
-    r"placement|placed|bed|d/c|dc)"
-    r"\s+(?:back\s+)?(?:to|from|at|by|in|into|@)\s*(?:the\s+)?",
+    r"taken|take|accepted|accept|transported|flown|flew|medflight(?:ed)?|presented|presenting|readmitted|"
+    r"placement|placed|bed|d/c|dc|referred|refer|trans|enroute|en\s+route|arrival)"
+    r"\s+(?:back\s+)?(?:(?:into|to|from|at|by|in)\b|@)\s*(?:the\s+)?"
+    r"|\b(?:seen|followed|evaluated|treated|hospitali[sz]ed|stay|stayed|team|er|ed|ew|clinic|outpatient|had|w/u|"
+    r"worked\s+up|surgery|procedure|cath)\s+(?:at|@)\s*(?:the\s+)?",
     re.I,
 )
-_PREP_CTX = re.compile(r"\b(?:to|from|on|per|at|in)\s+(?:the\s+)?", re.I)
+_UNIT_NUMBER = re.compile(r"[ \t]?\d{1,2}(?![\d%]|[/.,:x-]\d|\s*%)", re.I)
+_MEASURE_AFTER = re.compile(
+    r"\s*(?:mg|mcg|g|gm|ml|cc|l|u|units?|meq|mmol|min|mins|hrs?|hours?|days?|x|%|bags?|tabs?|puffs?|amps?|"
+    r"cm|mm|mmhg|bpm|breaths?|beats?|lead|pm|am)\b", re.I)
+_PREP_CTX = re.compile(r"\b(?:to|from|on|per|at|in|or|and|transfer|xfer|plan:?)\s+(?:the\s+)?|/", re.I)
 FACILITY = frozenset(
     """hospital hosp hospitals medical center centre ctr med clinic clinics rehab rehabilitation nursing
     home house manor hospice healthcare infirmary institute sanitarium sanatorium nh snf village gardens
     commons health homes""".split()
 )
 FACILITY_HEADS = frozenset(
-    """hospital hosp clinic rehab rehabilitation house manor hospice healthcare infirmary institute nh
-    sanitarium sanatorium""".split()
+    """hospital hosp hospitals clinic rehab rehabilitation house manor hospice healthcare infirmary institute nh
+    sanitarium sanatorium regional memorial center centre ctr campus""".split()
+)
+# Well-known hospital names of more than one word (general knowledge, any US city), lower case.
+HOSPITAL_PHRASES = (
+    "holy cross", "sacred heart", "good samaritan", "good shepherd", "mount sinai", "mt sinai", "mt. sinai",
+    "beth israel", "johns hopkins", "mass general", "cedars sinai", "cedars-sinai", "st. elsewhere",
+    "our lady", "lady of lourdes", "children's hospital", "shriners hospital", "mayo clinic", "cleveland clinic",
+    "kaiser permanente", "brigham and women's", "new york presbyterian", "union memorial", "veterans affairs",
+)
+# Named US regions smaller than a state (Safe Harbor treats them as locations), lower case.
+US_REGIONS = (
+    "eastern shore", "western shore", "north shore", "south shore", "upper peninsula", "outer banks", "cape cod",
+    "long island", "staten island", "gulf coast", "low country", "lowcountry", "hill country", "panhandle",
+    "inland empire", "silicon valley", "bay area", "central valley", "finger lakes", "hudson valley",
+    "lehigh valley", "shenandoah valley", "tidewater", "hampton roads", "upstate", "downstate", "the berkshires",
+    "the poconos", "the catskills", "the adirondacks", "eastern panhandle", "northern neck", "southside",
 )
 # Words that are hospital-name stems in the US when followed by a facility word or after "to/from".
 HOSPITAL_STEMS = frozenset(
@@ -67,8 +89,12 @@ HOSPITAL_STEMS = frozenset(
     advocate ascension covenant genesis christus carilion geisinger allegheny montefiore langone
     cedars brigham lahey""".split()
 )
-_FACILITY_MODIFIERS = frozenset("general county city state university community regional medical st saint mount mt of children womens veterans".split())
+_FACILITY_MODIFIERS = frozenset(
+    "general county city state university community regional medical med st saint mount mt of children womens "
+    "veterans greater north south east west upper lower new".split())
 _PERSON_VERBS = frozenset("called calls phoned phones visited visits came updated spoke spoken talked stayed wants asked asks states stated".split())
+_PHONE_LABELS = frozenset("cell cellphone mobile phone home work office pager beeper tel telephone".split())
+_WITH_VERBS = frozenset("spoke speak spoken talked talk consult consulted discussed met meeting conferred".split())
 _REL_FILLER = frozenset("is named name in law step hcp proxy poa".split())
 UNIT_WORDS = frozenset("unit floor ward pod wing tower building bldg".split())
 # Abbreviations met after "to"/"from" that are services or units, never a facility of its own.
@@ -76,7 +102,8 @@ CARE_ABBR = frozenset(
     """icu micu sicu ccu csru cvicu nicu picu tsicu pacu ed er ew eu or ir ep ct mri cath icu's us gi gu id
     snf nh ltac ltach rehab vna ems ccu's pt ot rt sw cm md rn np pa hd dialysis floor unit tele ob
     osh olh pcu vicu nsicu ctic cticu ctsicu csicu mcu imcu sdu bb va vamc mn noc av ng tng pnd pyxis omnicell
-    fla calif penn mass conn
+    fla calif penn mass conn al ak az ar ca co ct de fl ga hi ia il in ks ky la me md mi mn mo ms mt nc nd ne nh nj nm
+    nv ny oh ok or pa ri sc sd tn tx ut va vt wa wi wv wy dc
     ac bipap cpap ps simv imv cmv prvc trach ett ngt ogt peg picc tlc iv po pr sl sq im npo prn""".split()
 )
 
@@ -102,6 +129,8 @@ def tokenize(text: str) -> list[Tok]:
         low = t.lower().replace("’", "'")
         if low.endswith("'s"):
             low = low[:-2]
+        if "'" in low:
+            low = low.replace("'", "")  # O'Brien, O'Rourke: the Census spells them without it
         stem = ""
         if not low.isalpha() and "'" not in low:
             g = _UNIT_GLUED.fullmatch(low)
@@ -137,6 +166,11 @@ class ContextRules:
     def _is_initial(self, text: str, t: Tok) -> bool:
         return len(t.text) == 1 and t.text.isalpha() and (t.text.isupper() or text[t.end:t.end + 1] == ".")
 
+    def _frequent_name(self, w: str) -> bool:
+        """A name by the lists alone: a first name or a frequent surname, not an ordinary word."""
+        lx = self.lex
+        return (w in lx.first or w in lx.common_last) and len(w) > 2 and _wordy(w) and not lx.is_common(w)
+
     def _unambiguous_name(self, w: str) -> bool:
         lx = self.lex
         return _wordy(w) and (w in lx.first or w in lx.last) and len(w) > 2 and not lx.is_common(w)
@@ -151,8 +185,7 @@ class ContextRules:
         if mode == "mixed" and t.text[0].isupper() and not t.text.isupper():
             return not self.lex.is_common(w) or (loose and self.lex.is_name(w))
         if loose:
-            return self.lex.is_name(w) and w not in self.lex.clinical and (w not in self.lex.english or w in self.lex.first
-                                                                             or mode == "mixed")
+            return self.lex.is_name(w) and w not in self.lex.clinical and (w not in self.lex.english or w in self.lex.first)
         return False
 
     # --- rules --------------------------------------------------------------------------------
@@ -219,6 +252,10 @@ class ContextRules:
                 elif not re.fullmatch(r"\s*[,&]\s*", g) or "\n" in g:
                     return
                 c = toks[k]
+                if c.low in TITLES or c.low in CREDENTIALS or c.low in RELATIVES or c.low in STOPWORDS:
+                    return
+                if "," in g and not self._unambiguous_name(c.low) and c.low not in lx.first:
+                    return
                 if not (self._unambiguous_name(c.low) or (c.low in lx.first and c.low not in STOPWORDS and (
                         mode != "mixed" or c.text[0].isupper())) or (mode == "mixed" and c.text[0].isupper() and not lx.is_common(c.low))):
                     return
@@ -230,11 +267,11 @@ class ContextRules:
             # Rule: title + name ("Dr. Marder", "dr o rourke", "MRS BRUCER", "mr I", "Drs Joseph and Robbins")
             if w in TITLES and i + 1 < n and adjacent(i, i + 1, r"\.?\s{0,3}"):
                 nxt = toks[i + 1]
-                ambiguous = w in ("ms", "mr") and (t.text.isupper() or (mode == "mixed" and t.text.islower()))
+                ambiguous = w in ("ms", "mr") and not (mode == "mixed" and t.text[0].isupper() and not t.text.isupper())
                 if ambiguous:  # "MS" (mental status, morphine), "MR" (mitral regurgitation)
-                    ok = (self._unambiguous_name(nxt.low) or (len(nxt.text) == 1 and text[nxt.end:nxt.end + 1] == ".")
+                    ok = (self._unambiguous_name(nxt.low) or (len(nxt.text) == 1 and nxt.text.isupper())
                           or (mode == "mixed" and nxt.text[0].isupper() and not nxt.text.isupper() and lx.is_name(nxt.low)
-                              and nxt.low not in lx.clinical))
+                              and nxt.low not in lx.clinical and nxt.low not in lx.english))
                 else:
                     ok = self._name_after_cue(nxt, mode)
                 if ok:
@@ -260,17 +297,22 @@ class ContextRules:
                     if i >= 2 and adjacent(i - 2, i - 1, r"\s{1,2}") and self._namey(toks[i - 2], mode, loose=True):
                         add_name(i - 2, 0.75)
             # Rule: credential after a name ("Nancy Jones, RN", "florencia cooke np", "Q. LANDER RRT")
-            if w in CREDENTIALS and i > 0 and adjacent(i - 1, i, r"\s{0,2},?\s{0,2}|\.\s?,?\s?"):
+            if (w in CREDENTIALS and i > 0 and not re.match(r"['’]s\b", text[t.end:t.end + 2], re.I)
+                    and (adjacent(i - 1, i, r"\s{0,2},?\s{0,2}") or (len(toks[i - 1].text) == 1 and adjacent(i - 1, i, r"\.\s?")))):
                 weak = w in WEAK_CREDENTIALS
-                if not (weak and mode == "mixed" and not t.text.isupper()):
+                if not (weak and mode == "mixed" and not t.text.isupper()) and not (
+                        weak and not (lx.is_name(toks[i - 1].low) and toks[i - 1].low not in lx.english)
+                        and not self._is_initial(text, toks[i - 1])):
                     k, taken = i - 1, 0
                     while k >= 0 and taken < 3:
                         c = toks[k]
                         if self._is_initial(text, c) and (mode == "mixed" or text[c.end:c.end + 1] == "."):
                             add_name(k, 0.85)
                         elif self._namey(c, mode, loose=not weak) or (
+                                taken == 0 and k >= 1 and self._is_initial(text, toks[k - 1]) and _wordy(c.low)
+                                and text[toks[k - 1].end:toks[k - 1].end + 1] == "." and c.low not in STOPWORDS) or (
                                 not weak and taken == 0 and lx.is_name(c.low) and c.low not in STOPWORDS
-                                and c.low not in lx.clinical) or (
+                                and c.low not in lx.clinical and (c.low not in lx.english or c.low in lx.first)) or (
                                 not weak and _wordy(c.low) and len(c.low) > 2 and c.low not in STOPWORDS
                                 and c.low not in lx.clinical and not lx.is_common(c.low)) or (
                                 not weak and taken == 0 and mode == "mixed" and c.text[0].isupper() and _wordy(c.low)
@@ -292,7 +334,7 @@ class ContextRules:
                     add_name(i + 1, 0.75)
                     run_from(i + 1, 0.7, 1)
             # Rule: lexicon name not also an ordinary word
-            if self._unambiguous_name(w):
+            if self._frequent_name(w):
                 if mode == "mixed":
                     if t.text[0].isupper():
                         add_name(i, 0.75)
@@ -307,10 +349,30 @@ class ContextRules:
                 add_name(i, 0.7)
                 add_name(i + 1, 0.75)
             # Rule: initial + surname ("J. Chang", "L. RUUSKA")
-            if (len(t.text) == 1 and t.text.isupper() and text[t.end:t.end + 1] == "." and i + 1 < n
+            if (len(t.text) == 1 and t.text.isalpha() and text[t.end:t.end + 1] == "." and i + 1 < n
+                    and (t.text.isupper() or self._unambiguous_name(toks[i + 1].low))
+                    and (t.start == 0 or text[t.start - 1] in " \t\n(\"'")
                     and adjacent(i, i + 1, r"\.\s{1,2}") and (self._namey(toks[i + 1], mode) or score[i + 1] > 0)):
                 add_name(i, 0.8)
                 add_name(i + 1, 0.8)
+            # Rule: a contact's name before a phone label ("Lopie Certusi cell# 410-322-1419")
+            if w in _PHONE_LABELS and i > 0 and re.match(r"\s*(?:#|no\.?|number)?\s*[:#]?\s*[(]?\d{3}", text[t.end:t.end + 12]):
+                k = i - 1
+                while k >= 0 and k >= i - 2 and re.fullmatch(r"\s{1,2}|\s?[-,:]\s?", gap(k, k + 1)):
+                    c = toks[k]
+                    if not (_wordy(c.low) and c.low not in STOPWORDS and c.low not in RELATIVES and c.low not in lx.clinical
+                            and (self._unambiguous_name(c.low) or (mode == "mixed" and c.text[0].isupper()
+                                                                    and (lx.is_name(c.low) or not lx.is_common(c.low))))):
+                        break
+                    add_name(k, 0.7)
+                    k -= 1
+            # Rule: "spoke with patty hoeller", "consult with Mary Smith": a first name and a surname after "with"
+            if (w in _WITH_VERBS and i + 3 < n and toks[i + 1].low == "with" and toks[i + 2].low in lx.first
+                    and toks[i + 2].low not in STOPWORDS and toks[i + 2].low not in lx.clinical
+                    and adjacent(i + 2, i + 3, r"\s{1,2}") and _wordy(toks[i + 3].low) and len(toks[i + 3].low) > 2
+                    and toks[i + 3].low not in STOPWORDS and not lx.is_common(toks[i + 3].low)):
+                add_name(i + 2, 0.7)
+                add_name(i + 3, 0.7)
             # Rule: a first name doing something a person does ("bill called", "Bob visited")
             if (w in lx.first and w not in STOPWORDS and w not in lx.clinical and i + 1 < n and adjacent(i, i + 1, r"\s{1,2}")
                     and toks[i + 1].low in _PERSON_VERBS and (mode != "mixed" or t.text[0].isupper() or not lx.is_common(w))):
@@ -367,6 +429,7 @@ class ContextRules:
         after_prep = {m.end() for m in _PREP_CTX.finditer(text)}
         after_lives = {m.end() for m in _LIVES_CTX.finditer(text)}
         after_from = {m.end() for m in _FROM_CTX.finditer(text)}
+        after_in = {m.end() for m in _IN_CTX.finditer(text)}
 
         def add(i: int, score: float) -> None:
             if not is_loc[i]:
@@ -387,21 +450,33 @@ class ContextRules:
         for i, t in enumerate(toks):
             w = t.low
             # "X Hospital", "Baltimore Rehab", "Keeley House", "Grieco House NH"
-            if w in FACILITY_HEADS and i > 0 and re.fullmatch(r"\s{1,2}|-", gap(i - 1, i)):
-                k = i - 1
-                found = False
-                while k >= 0 and i - k <= 3 and (placey(toks[k]) or (
-                        toks[k].low in _FACILITY_MODIFIERS and (mode != "mixed" or toks[k].text[0].isupper()))):
-                    add(k, 0.8)
-                    found = True
+            if w in FACILITY_HEADS and i > 0 and re.fullmatch(r"\s{1,2}|-", gap(i - 1, i)) and (
+                    mode != "mixed" or t.text[0].isupper() or w in ("hospital", "hosp", "rehab", "nh")):
+                strong_head = w in ("hospital", "hosp", "hospitals", "infirmary", "sanitarium", "sanatorium")
+                k, chain, real = i - 1, [], False
+                while k >= 0 and i - k <= 3:
+                    c = toks[k]
+                    if placey(c) or (strong_head and mode == "mixed" and c.text.isupper() and 2 <= len(c.text) <= 5
+                                     and c.low not in CARE_ABBR - {"md"}):
+                        real = True
+                    elif not (c.low in _FACILITY_MODIFIERS and (mode != "mixed" or c.text[0].isupper() or (
+                            strong_head and c.low in ("general", "memorial", "community", "county", "regional", "university")))):
+                        break
+                    chain.append(k)
                     if k == 0 or not re.fullmatch(r"\s{1,2}|\.\s?|-", gap(k - 1, k)):
                         break
                     k -= 1
-                if found and (mode != "mixed" or t.text[0].isupper()):
+                if chain and (real or strong_head):
+                    for k in chain:
+                        add(k, 0.8)
                     add(i, 0.8)
             # "St. Agnes", "Saint Joseph", "st mary's"
             elif w in ("st", "saint", "ste") and i + 1 < n and re.fullmatch(r"\.?\s{1,2}", gap(i, i + 1)):
                 nxt = toks[i + 1]
+                if (mode == "mixed" and t.text == "St" and len(nxt.text) == 1 and nxt.text.isupper()
+                        and text[nxt.end:nxt.end + 1] == "."):
+                    add(i, 0.6)  # "a bed @ St A."
+                    add(i + 1, 0.6)
                 if ((nxt.low in lx.first or nxt.low in HOSPITAL_STEMS) and nxt.low not in STOPWORDS
                         and nxt.low not in lx.medical and (mode != "mixed" or nxt.text[0].isupper())):
                     add(i, 0.8)
@@ -421,9 +496,15 @@ class ContextRules:
                     k += 1
             # units named after people or places: "Quartermain 3", "QUARTERMAIN7" after to/from/per/on
             if t.start in after_prep:
-                stem = t.stem or (w if re.match(r"\s?\d{1,2}\b", text[t.end:t.end + 4]) else "")
+                if t.stem:
+                    stem = t.stem if t.stem[-1] not in "xq" and t.low not in lx.clinical else ""  # "x3", "q4"
+                    tail = text[t.end:t.end + 12]
+                else:
+                    m = _UNIT_NUMBER.match(text, t.end)
+                    stem, tail = (w, text[m.end():m.end() + 12]) if m else ("", "")
                 if (stem and len(stem) > 3 and stem not in lx.first and _wordy(stem) and stem not in STOPWORDS
-                        and stem not in lx.clinical and not lx.is_common(stem) and (mode != "mixed" or t.text[0].isupper())):
+                        and stem not in lx.clinical and not lx.is_common(stem) and stem not in lx.states
+                        and not _MEASURE_AFTER.match(tail)):
                     add(i, 0.65)
             # residence: "lives in catonsville", "Sister called from Seattle"
             strong = t.start in after_lives
@@ -438,11 +519,33 @@ class ContextRules:
                                and toks[k].low in lx.places):
                             add(k, 0.65)
                             k += 1
+            # "Neil Meitz of Towson", "elderly housing in Lansdowne": a listed place after in/of/near
+            if (not is_loc[i] and t.start in after_in and w in lx.places and w not in lx.states and not lx.is_common(w)
+                    and len(w) > 3 and (mode != "mixed" or t.text[0].isupper()) and w not in lx.first):
+                add(i, 0.6)
             # single-word US place not also a word or a person's name
             if w in lx.places and not is_loc[i] and not is_name_tok[i] and len(w) > 3 and not lx.is_common(w):
                 if w not in lx.first and w not in lx.last:
                     if mode != "mixed" or t.text[0].isupper():
                         add(i, 0.6)
+        # a word found as a place in context is a place wherever else it appears ("F-MICU/QUARTERMAIN/CCU")
+        found = {toks[i].low for i in range(n) if is_loc[i] and len(toks[i].low) > 3 and _wordy(toks[i].low)
+                 and not lx.is_common(toks[i].low) and toks[i].low not in FACILITY}
+        for i, t in enumerate(toks):
+            if not is_loc[i] and t.low in found and (mode != "mixed" or t.text[0].isupper()):
+                add(i, 0.6)
+        # well-known hospital names ("Holy Cross", "sacred heart Memorial")
+        low_text = text.lower()
+        for phrase in HOSPITAL_PHRASES + US_REGIONS:
+            start = low_text.find(phrase)
+            while start >= 0:
+                end = start + len(phrase)
+                if (start == 0 or not low_text[start - 1].isalnum()) and (end >= len(low_text) or not low_text[end].isalnum()):
+                    hits.append((start, end, LOC, 0.8))
+                    m = re.match(r"[ \t]{1,2}(memorial|hospital|hosp|medical center|med ctr|rehab|health center|academy|school|college)\b", low_text[end:end + 20])
+                    if m:
+                        hits.append((end, end + m.end(), LOC, 0.8))
+                start = low_text.find(phrase, end)
         # multi-word places ("daytona beach", "ellicott city")
         low = text.lower()
         for end, p in lx.place_automaton.iter(low):
@@ -466,6 +569,7 @@ class ContextRules:
         # hospital abbreviation: GH, GBMC, UMMC (ALL CAPS in mixed text, or a short non-word anywhere)
         if t.text.isupper() and 2 <= len(t.text) <= 6 and mode == "mixed":
             return not lx.is_common(w)
-        if 2 <= len(w) <= 5 and not lx.is_common(w) and not lx.is_name(w) and w.isalpha() and mode != "mixed":
+        if 2 <= len(w) <= 5 and not lx.is_common(w) and not lx.is_name(w) and w.isalpha() and (
+                mode != "mixed" or (t.text.islower() and len(w) <= 4)):
             return True
         return placey(t) and not (w in lx.first and not (w in lx.places or w in lx.last))

@@ -155,6 +155,7 @@ class PhiEngine:
                             config=self.config)
 
 
+_PLACE_JOIN = re.compile(r"[ \t]{1,2}|\.[ \t]?|-")
 _JOIN = re.compile(r"[ \t]{0,2}|[ \t]?[-,.'][ \t]?|\.[ \t]{0,2}")
 
 
@@ -173,9 +174,13 @@ def _merge(text: str, hits: list[tuple[int, int, str, float]]) -> list[Span]:
                 last[2] = t
             last[3] = max(last[3], sc)
             continue
-        if out and out[-1][2] == t and t in ("NAME", "LOCATION") and _JOIN.fullmatch(text[out[-1][1]:s]):
-            out[-1][1] = e
-            out[-1][3] = max(out[-1][3], sc)
-            continue
+        if out and out[-1][2] in ("NAME", "LOCATION") and t in ("NAME", "LOCATION"):
+            g = text[out[-1][1]:s]
+            if (out[-1][2] == t and _JOIN.fullmatch(g)) or (out[-1][2] != t and _PLACE_JOIN.fullmatch(g)):
+                # "Calvert" (a surname too) + "Hospital": one place
+                out[-1][1] = e
+                out[-1][2] = t if t == out[-1][2] else "LOCATION"
+                out[-1][3] = max(out[-1][3], sc)
+                continue
         out.append([s, e, t, sc])
     return [Span(s, e, t, float(sc)) for s, e, t, sc in out]

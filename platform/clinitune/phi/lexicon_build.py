@@ -29,8 +29,8 @@ DATA_DIR = Path(__file__).with_name("data")
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
 
-def _write(name: str, words: set[str] | list[str]) -> int:
-    items = sorted(set(words))
+def _write(name: str, words: set[str] | list[str], keep_order: bool = False) -> int:
+    items = list(dict.fromkeys(words)) if keep_order else sorted(set(words))
     with gzip.open(DATA_DIR / name, "wt", encoding="utf-8", compresslevel=9) as fh:
         fh.write("\n".join(items) + "\n")
     return len(items)
@@ -49,8 +49,10 @@ def build(names_dir: Path, geonames_dir: Path, words_file: Path, icd_dir: Path) 
     counts: dict[str, int] = {}
     first = _census(names_dir / "dist.male.first") + _census(names_dir / "dist.female.first")
     last = _census(names_dir / "dist.all.last")
-    counts["first_names.txt.gz"] = _write("first_names.txt.gz", [w for w in first if len(w) > 1])
-    counts["last_names.txt.gz"] = _write("last_names.txt.gz", [w for w in last if len(w) > 1])
+    # both lists keep the Census frequency order: the loader treats the rarest surnames as
+    # usable only in context (they collide with misspellings of clinical words)
+    counts["first_names.txt.gz"] = _write("first_names.txt.gz", [w for w in first if len(w) > 1], keep_order=True)
+    counts["last_names.txt.gz"] = _write("last_names.txt.gz", [w for w in last if len(w) > 1], keep_order=True)
 
     common = set()
     for w in words_file.read_text(encoding="utf-8", errors="ignore").splitlines():
@@ -64,7 +66,8 @@ def build(names_dir: Path, geonames_dir: Path, words_file: Path, icd_dir: Path) 
                     ("icd10pcs.db", "select long_name || ' ' || short_name from pcs_codes")):
         con = sqlite3.connect(str(icd_dir / db))
         for (title,) in con.execute(sql):
-            medical.update(_WORD.findall((title or "").lower()))
+            for w in _WORD.findall((title or "").lower()):
+                medical.add(w[:-2] if w.endswith("'s") else w)
         con.close()
     counts["medical_words.txt.gz"] = _write("medical_words.txt.gz", {w for w in medical if len(w) > 2})
 

@@ -34,6 +34,14 @@ STOPWORDS = frozenset(
 )
 
 
+COMMON_SURNAMES = 30000  # Census rank below which a surname counts as a name without context
+
+
+def _read_ordered(name: str) -> list[str]:
+    with gzip.open(DATA_DIR / name, "rt", encoding="utf-8") as fh:
+        return [line.strip() for line in fh if line.strip()]
+
+
 def _read(name: str) -> frozenset[str]:
     path = DATA_DIR / name
     opener = gzip.open if name.endswith(".gz") else open
@@ -50,6 +58,7 @@ def _read(name: str) -> frozenset[str]:
 class Lexicons:
     first: frozenset[str]
     last: frozenset[str]
+    common_last: frozenset[str]  # the most frequent surnames (Census rank)
     english: frozenset[str]
     medical: frozenset[str]
     clinical: frozenset[str]
@@ -80,9 +89,11 @@ def load() -> Lexicons:
         if " " in p:
             auto.add_word(p, p)
     auto.make_automaton()
+    last = _read_ordered("last_names.txt.gz")
     return Lexicons(
         first=_read("first_names.txt.gz"),
-        last=_read("last_names.txt.gz"),
+        last=frozenset(last),
+        common_last=frozenset(last[:COMMON_SURNAMES]),
         english=_read("english_words.txt.gz"),
         medical=_read("medical_words.txt.gz"),
         clinical=_read("clinical_terms.txt"),

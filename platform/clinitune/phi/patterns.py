@@ -48,6 +48,10 @@ _STRONG_DATE_BEFORE = re.compile(
     r"placed|started|stopped|d/c'?d|dc'?d|done|performed|due|scheduled|planned|from)\s*:?\s*$",
     _I,
 )
+# two day-month dates run together ("treatments 10/03/10/04")
+_TWO_DATES = re.compile(
+    r"(?<![\w/.])(?:0?[1-9]|1[0-2])/(?:0[1-9]|[12]\d|3[01])/(?:0?[1-9]|1[0-2])/(?:0[1-9]|[12]\d|3[01])(?![\w/]|\.\d)"
+)
 # m/yy or m/yyyy ("8/84")
 _MONTH_YEAR = re.compile(r"(?<![\w/.:+='-])(?:0?[1-9]|1[0-2])/(?:(?:19|20)\d\d|[3-9]\d)(?![\w/]|\.\d)")
 _ISO_DATE = re.compile(r"(?<![\w.-])(?:19|20)\d\d[-/.](?:0?[1-9]|1[0-2])[-/.](?:0?[1-9]|[12]\d|3[01])(?![\w.-]\d)")
@@ -79,7 +83,7 @@ _NOT_DATE_BEFORE = re.compile(
 )
 _NOT_DATE_AFTER = re.compile(r"\s*(?:(?:ns|nss|normal\s+saline|strength|str|tab|tabs|dose|x|mmhg|cmh2o|ie|i:e|grade|power|motor|bilat|ext|peep|ps|psv|cpap|fio2|scale|pain)\b|%)", _I)
 _PAIN = re.compile(r"\b(?:pain|cp|c/o|scale|rated|rates|discomfort|angina|ache|aching|hurts?|incisional)\b", _I)
-_VENT = re.compile(r"\b(?:psv?|ips|peep|cpap|bipap|vent|flowby|flow-by|wean(?:ed|ing)?|settings?|support|ventilation|mask|simv|imv|a/?c|trial)\b", _I)
+_VENT = re.compile(r"\b(?:psv?|ips|peep|cpap|bipap|tv|fio2|co/ci|co|ci|vent|flowby|flow-by|wean(?:ed|ing)?|settings?|support|ventilation|mask|simv|imv|a/?c|trial)\b", _I)
 _DAYS_IN_MONTH = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _COMMON_FRACTIONS = frozenset({(1, 2), (1, 3), (2, 3), (1, 4), (3, 4), (1, 8), (1, 5), (2, 5)})
 
@@ -126,6 +130,8 @@ _PHONE_CONTEXT = re.compile(
     r"(?P<num>\d{3,5}(?:[\s.-]\d{2,5}){0,3})(?![\w/]|\.\d)",
     _I,
 )
+# digit groups that only a phone number has: "(301 273 45166)", "301 944 5032"
+_PHONE_GROUPS = re.compile(r"(?<![\w.,/-])\(?\d{3}\)?[ .]\d{3}[ .]\d{4,5}(?![\w.,/-]|\.\d)")
 _EXT = re.compile(r"\b(?:ext\.?|extension|x)\s*(\d{3,6})\b", _I)
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+", _I)
 _URL = re.compile(
@@ -145,6 +151,20 @@ _ZIP = re.compile(
     r"South\s+Dakota|Tennessee|Texas|Utah|Vermont|Virginia|Washington|West\s+Virginia|Wisconsin|Wyoming)\.?,?\s+"
     r"|\bzip(?:\s*code)?\s*[:#]?\s*)(?P<zip>\d{5}(?:-\d{4})?)(?![\w-])",
 )
+
+_STREET = re.compile(
+    r"(?<![\w.])\d{1,6}[A-Za-z]?\s+(?:[NSEW]\.?\s+)?(?:[A-Z][A-Za-z'-]+\s+){1,3}"
+    r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Drive|Dr|Lane|Ln|Way|Court|Ct|Place|Pl|Terrace|Ter|"
+    r"Circle|Cir|Highway|Hwy|Parkway|Pkwy|Square|Sq|Trail|Trl|Pike|Alley|Row|Run)\b\.?"
+    r"(?:,?\s*(?:Apt|Apartment|Unit|Suite|Ste|#)\.?\s*[A-Za-z0-9-]+)?"
+)
+# ALL CAPS or lower-case notes: no capital letters to lean on, so only unambiguous street words.
+_STREET_UPPER = re.compile(
+    r"(?<![\w.])\d{1,6}[A-Za-z]?\s+(?:[NSEW]\.?\s+)?(?:[A-Za-z][A-Za-z'-]+\s+){1,3}"
+    r"(?:Street|St\.|Avenue|Ave\.?|Road|Boulevard|Blvd\.?|Lane|Drive|Highway|Parkway|Pkwy\.?)(?!\w)",
+    _I,
+)
+_PO_BOX = re.compile(r"\bP\.?\s?O\.?\s+Box\s+\d+\b", _I)
 
 _ID_KEYWORDS: tuple[tuple[str, str], ...] = (
     (PhiType.MRN.value, r"mrn|mr\s*#|mr\s+no\.?|med(?:ical)?\s+rec(?:ord)?s?(?:\s+(?:number|no\.?|#))?|unit\s+no\.?|hospital\s+(?:number|no\.?)|chart\s*(?:#|number|no\.?)|patient\s+id"),
@@ -204,18 +224,18 @@ def dates(text: str) -> Iterator[Hit]:
         s, e = m.span()
         if not _NOT_DATE_BEFORE.search(text[max(0, s - 24):s]) and not _NOT_DATE_AFTER.match(text, e):
             yield (s, e, D, 0.7)
-    for rx in (_ISO_DATE, _DMY_DOT):
+    for rx in (_ISO_DATE, _DMY_DOT, _TWO_DATES):
         for m in rx.finditer(text):
             yield (m.start(), m.end(), D, 0.97)
     for m in _MONTH_NAME_DATE.finditer(text):
         mon = m.group("mon").lower()
         has_day, has_year = m.group("day") is not None, m.group("year") is not None
-        cap = m.group("mon")[0].isupper()
+        cap = m.group("mon")[0].isupper() and not m.group("mon").isupper()
         if mon in AMBIGUOUS_MONTHS and not (has_day or has_year):
             before = text[max(0, m.start() - 16):m.start()]
             if mon in ("dec", "mar") or (mon == "may" and not cap):
                 continue
-            if not re.search(r"\b(?:in|of|since|until|early|late|mid|by|last|next|this|during)\s+$", before, _I):
+            if not re.search(r"\b(?:in|of|since|until|early|late|mid|by|last|next|during)\s+$", before, _I):
                 continue
         if mon in ("dec", "mar", "may") and not has_year:
             if not re.match(r"[.,;:)\s]*(?:$|\n|[.,;:)])", text[m.end():m.end() + 3]) and not cap:
@@ -276,6 +296,8 @@ def phones(text: str) -> Iterator[Hit]:
         before = text[max(0, m.start() - 12):m.start()].lower()
         kind = PhiType.FAX.value if "fax" in before else P
         yield (m.start(), m.end(), kind, 0.95)
+    for m in _PHONE_GROUPS.finditer(text):
+        yield (m.start(), m.end(), P, 0.75)
     for m in _PHONE_CONTEXT.finditer(text):
         num = m.group("num")
         digits = sum(ch.isdigit() for ch in num)
@@ -311,8 +333,12 @@ def identifiers(text: str) -> Iterator[Hit]:
     for kind, rx in _ID_RES:
         for m in rx.finditer(text):
             ident = m.group("id")
-            if sum(ch.isdigit() for ch in ident) < 2 or _unit_follows(text, m.end("id")):
+            digits = sum(ch.isdigit() for ch in ident)
+            if digits < 2 or _unit_follows(text, m.end("id")):
                 continue
+            if kind == PhiType.ID.value and digits < 4 and not ident[0].isdigit() and not re.search(
+                    r"(?:#|number|no\.?)\s*$", text[m.start():m.start("id")], _I):
+                continue  # "ID: TMAX-99" is a section header, not an identifier
             yield (m.start("id"), m.end("id"), kind, 0.85)
     for m in _VIN.finditer(text):
         yield (m.start(), m.end(), PhiType.VEHICLE.value, 0.8)
@@ -324,7 +350,16 @@ def identifiers(text: str) -> Iterator[Hit]:
             yield (m.start(1), m.end(1), PhiType.PHONE.value, 0.7)
 
 
+def addresses(text: str) -> Iterator[Hit]:
+    rx = _STREET if re.search(r"[a-z]", text) and re.search(r"[A-Z]", text) else _STREET_UPPER
+    for m in rx.finditer(text):
+        yield (m.start(), m.end(), PhiType.LOCATION.value, 0.85)
+    for m in _PO_BOX.finditer(text):
+        yield (m.start(), m.end(), PhiType.LOCATION.value, 0.9)
+
+
 def all_patterns(text: str) -> Iterator[Hit]:
+    yield from addresses(text)
     yield from dates(text)
     yield from ages(text)
     yield from phones(text)

@@ -37,8 +37,9 @@ RELATIVES = frozenset(
     sil dil in-law in-laws caregiver caretaker significant roommate""".split()
 )
 _LIVES_CTX = re.compile(
-    r"\b(?:lives|living|live|resides|residing|resident|reside|native|moved|moving|vacation(?:ing|ed)?|"
-    r"visiting|visits|visited|summers|winters|travel(?:l?ed|l?ing)?|trip)\s+(?:alone\s+|here\s+)?(?:in|at|to|of|from)\s+",
+    r"\b(?:(?:lives|living|live|resides|residing|reside)[ \t]+(?:[A-Za-z]+[ \t]+){0,4}?|(?:resident|native|moved|moving|"
+    r"vacation(?:ing|ed)?|visiting|visits|visited|summers|winters|travel(?:l?ed|l?ing)?|trip)[ \t]+(?:alone[ \t]+|here[ \t]+)?)"
+    r"(?:in|at|to|of|from)[ \t]+",
     re.I,
 )
 _IN_CTX = re.compile(r"\b(?:in|of|near|at)\s+", re.I)
@@ -47,7 +48,7 @@ _MOVE_CTX = re.compile(
     r"\b(?:transfer(?:red|ed|ring)?|xfer(?:red|ed)?|tx|txd|sent|send|sending|admit(?:ted)?|adm|came|come|comes|coming|"
     r"arrived|arrives|arriving|brought|bring|discharged?|d/c'?d?|dc'?d?|went|go|goes|going|return(?:ed|ing|s)?|"
     r"taken|take|accepted|accept|transported|flown|flew|medflight(?:ed)?|presented|presenting|readmitted|"
-    r"placement|placed|bed|d/c|dc|referred|refer|trans|enroute|en\s+route|arrival)"
+    r"placement|placed|bed|d/c|dc|referred|refer|trans|enroute|en\s+route|arrival|biba|bibems|bib)"
     r"\s+(?:back\s+)?(?:(?:into|to|from|at|by|in)\b|@)\s*(?:the\s+)?"
     r"|\b(?:seen|followed|evaluated|treated|hospitali[sz]ed|stay|stayed|team|er|ed|ew|clinic|outpatient|had|w/u|"
     r"worked\s+up|surgery|procedure|cath)\s+(?:at|@)\s*(?:the\s+)?",
@@ -72,7 +73,7 @@ HOSPITAL_PHRASES = (
     "holy cross", "sacred heart", "good samaritan", "good shepherd", "mount sinai", "mt sinai", "mt. sinai",
     "beth israel", "johns hopkins", "mass general", "cedars sinai", "cedars-sinai", "st. elsewhere",
     "our lady", "lady of lourdes", "children's hospital", "shriners hospital", "mayo clinic", "cleveland clinic",
-    "kaiser permanente", "brigham and women's", "new york presbyterian", "union memorial", "veterans affairs",
+    "brigham and women's", "new york presbyterian", "union memorial", "veterans affairs",
 )
 # Named US regions smaller than a state (Safe Harbor treats them as locations), lower case.
 US_REGIONS = (
@@ -229,7 +230,10 @@ class ContextRules:
             return text[toks[i].end:toks[j].start]
 
         def adjacent(i: int, j: int, allow: str = r"[\s.,'-]{0,3}") -> bool:
-            return 0 <= i < n and 0 <= j < n and re.fullmatch(allow, gap(i, j)) is not None
+            if not (0 <= i < n and 0 <= j < n):
+                return False
+            g = gap(i, j)
+            return "\n" not in g and re.fullmatch(allow, g) is not None
 
         def run_from(j: int, sc: float, limit: int = 2) -> int:
             """Name words continuing from token j (already a name); returns the index after them."""
@@ -286,7 +290,7 @@ class ContextRules:
                     c = toks[j]
                     if _wordy(c.low) and c.low not in STOPWORDS and c.low not in RELATIVES and (
                             self._unambiguous_name(c.low)
-                            or (c.low in lx.first and c.low not in lx.medical and (mode != "mixed" or c.text[0].isupper() or c.low not in lx.clinical))
+                            or (c.low in lx.first and c.low not in lx.clinical)
                             or (mode == "mixed" and c.text[0].isupper() and (lx.is_name(c.low) or not lx.is_common(c.low)))
                             or (mode != "mixed" and not lx.is_common(c.low) and len(c.low) > 2)):
                         add_name(j, 0.8)
@@ -297,6 +301,8 @@ class ContextRules:
                     if i >= 2 and adjacent(i - 2, i - 1, r"\s{1,2}") and self._namey(toks[i - 2], mode, loose=True):
                         add_name(i - 2, 0.75)
             # Rule: credential after a name ("Nancy Jones, RN", "florencia cooke np", "Q. LANDER RRT")
+            if w == "pa" and text[t.end:t.end + 2].lower() == "-c":
+                w = "pa-c"  # physician assistant: a strong credential
             if (w in CREDENTIALS and i > 0 and not re.match(r"['’]s\b", text[t.end:t.end + 2], re.I)
                     and (adjacent(i - 1, i, r"\s{0,2},?\s{0,2}") or (len(toks[i - 1].text) == 1 and adjacent(i - 1, i, r"\.\s?")))):
                 weak = w in WEAK_CREDENTIALS

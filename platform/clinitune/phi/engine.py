@@ -18,6 +18,7 @@ from clinitune.errors import UserError
 from clinitune.phi import patterns
 from clinitune.phi.context import ContextRules, tokenize
 from clinitune.phi.lexicons import load as load_lexicons
+from clinitune.phi.structure import StructureRules
 from clinitune.phi.types import ALL_PHI_TYPES, PhiType, Span
 
 RedactMode = Literal["tag", "mask", "surrogate"]
@@ -73,6 +74,7 @@ class PhiEngine:
             if bad:
                 raise UserError(f"PhiConfig.types: unknown PHI kind(s) {bad}.", fix=f"use values from {list(ALL_PHI_TYPES)}.")
         self._rules: ContextRules | None = None
+        self._structure: StructureRules | None = None
 
     # Pickle only the config: lexicons are reloaded (once per process) on first use.
     def __getstate__(self) -> dict:
@@ -81,12 +83,19 @@ class PhiEngine:
     def __setstate__(self, state: dict) -> None:
         self.config = state["config"]
         self._rules = None
+        self._structure = None
 
     @property
     def rules(self) -> ContextRules:
         if self._rules is None:
             self._rules = ContextRules(load_lexicons())
         return self._rules
+
+    @property
+    def structure(self) -> StructureRules:
+        if self._structure is None:
+            self._structure = StructureRules(load_lexicons())
+        return self._structure
 
     def warm_up(self) -> "PhiEngine":
         """Load the lexicons now (e.g. in an actor's constructor) rather than on the first note."""
@@ -130,6 +139,7 @@ class PhiEngine:
                 chars[s:e] = " " * (e - s)
             scan = "".join(chars)
         hits = list(patterns.all_patterns(scan))
+        hits.extend(self.structure.detect(scan))
         hits.extend(self.rules.detect(scan, tokenize(scan)))
         spans = _merge(scan, hits)
         cfg = self.config

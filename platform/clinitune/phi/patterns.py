@@ -33,7 +33,7 @@ _UNITS = (
     r"hrs?|hours?|h|d|days?|wks?|weeks?|mos?|months?|yrs?|years?|y/?o|yo|sec|secs|seconds?|x|kcal|cal|bpm|mv|"
     r"degrees?|o2|fio2|peep|ps|tabs?|caps?|pills?|puffs?|amps?|bags?|beats?|am|pm|gtt|mph|ft|in|inch|inches|fr|french|gauge|ga)"
 )
-_UNIT_AFTER = re.compile(r"\s*" + _UNITS + r"\b", _I)
+_UNIT_AFTER = re.compile(r"[ \t]*" + _UNITS + r"\b", _I)
 
 # m/d, m/d/yy, m/d/yyyy, m-d-yy(yy)
 _NUM_DATE = re.compile(
@@ -63,11 +63,14 @@ _MONTH_NAME_DATE = re.compile(
     _I,
 )
 _DAY_MONTH = re.compile(
-    r"(?<![\w/.])(?:\d{1,2}\s*(?:->|-|to)\s*)?\d{1,2}" + _ORD + r"?\s*(?:of\s+)?(?:" + _MONTH_ALT + r")\b\.?"
-    r"(?:,?\s*(?:(?:19|20)\d\d|'?\d\d)(?![\w/]))?",
+    r"(?<![\w/.])(?:\d{1,2}\s*(?:->|-|to)\s*)?\d{1,2}" + _ORD + r"?(?:\s*|-)(?:of\s+)?(?:" + _MONTH_ALT + r")\b\.?"
+    r"(?:(?:,?\s*|-)(?:(?:19|20)\d\d|'?\d\d)(?![\w/]))?",
     _I,
 )
-_ORDINAL_DAY = re.compile(r"\b(?:the|on|of|since|until|by)\s+(\d{1,2}" + _ORD + r")(?=\s*(?:[.,;:!?)]|$|\n|at\b|and\b))", _I)
+_ORDINAL_DAY = re.compile(
+    r"\b(?:(?:the|on|of|since|until|by)\s+(\d{1,2}" + _ORD + r")(?=\s*(?:[.,;:!?)]|$|\n|at\b|and\b))"
+    r"|(?:on|since|until|by|before|after)\s+the\s+(\d{1,2}" + _ORD + r")(?!\s*(?:day|time|dose|try|attempt|round|cycle|floor|"
+    r"shift|unit|lumen|port|ics|intercostal|rib|toe|finger|digit|degree|percentile|week|hour|grade)))", _I)
 _DATE_CONTEXT_BEFORE = re.compile(
     r"(?:\b(?:on|since|until|from|date|dated|dos|admitted|admit|adm|extubated|intubated|placed|started|"
     r"changed|discharged|transferred|due|done|performed|through|thru|by|of|began|begun|after|before|"
@@ -85,6 +88,8 @@ _NOT_DATE_AFTER = re.compile(r"\s*(?:(?:ns|nss|normal\s+saline|strength|str|tab|
 _PAIN = re.compile(r"\b(?:pain|cp|c/o|scale|rated|rates|discomfort|angina|ache|aching|hurts?|incisional)\b", _I)
 _VENT = re.compile(r"\b(?:psv?|ips|peep|cpap|bipap|tv|fio2|co/ci|co|ci|vent|flowby|flow-by|wean(?:ed|ing)?|settings?|support|ventilation|mask|simv|imv|a/?c|trial)\b", _I)
 _DAYS_IN_MONTH = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_EXAM = re.compile(r"\b(?:strength|motor|power|murmur|sem|hsm|systolic|diastolic|holosystolic|rue|lue|rle|lle|bue|ble|"
+                   r"ue|le|grip|drift|reflex(?:es)?|dtr|rub|gallop|flexion|extension|deltoid|biceps|triceps|quad)\b", _I)
 _COMMON_FRACTIONS = frozenset({(1, 2), (1, 3), (2, 3), (1, 4), (3, 4), (1, 8), (1, 5), (2, 5)})
 
 _YEAR_APOS = re.compile(r"(?<![\w'])'(\d\d)(?![\w'])")
@@ -109,11 +114,12 @@ _EVENT_BEFORE_2DIGIT = re.compile(
 _HISTORY = re.compile(r"\b(?:pmh|pmhx|psh|hx|h/o|history|past\s+medical|s/p)\b", _I)
 
 _AGE = re.compile(
-    r"(?<![\w.])(?P<age>9\d|1[01]\d)(?:\s*|-)(?:y/o|y\.o\.?|yo|yrs?\.?(?:[\s-]*old)?|years?(?:[\s-]*old)?|"
-    r"year-old|yr-old|y(?=[mf]\b)|(?=[mf]\b))(?![\w])",
+    r"(?<![\w.])(?P<age>9\d|1[01]\d)(?:[ \t]*|-)(?:(?:y/o|y\.o\.?|yo|yrs?\.?(?:[\s-]*old)?|years?(?:[\s-]*old)?|"
+    r"year-old|yr-old)(?![\w])|y?[mf]\b)",
     _I,
 )
-_AGE_PREFIX = re.compile(r"\b(?:age|aged|age:)\s*(?P<age>9\d|1[01]\d)\b", _I)
+_AGE_PREFIX = re.compile(
+    r"\b(?:age|aged|age:|ages|died\s+at|passed\s+away\s+at|deceased\s+at|expired\s+at|died\s+at\s+age)\s*(?P<age>9\d|1[01]\d)\b(?![./:-]\d)", _I)
 _AGE_LINE_START = re.compile(
     r"(?:^|\n|\.\s{2,}|\s{3,})\s*(?P<age>9\d|1[01]\d)\s+(?=(?:yo|y/o|s/p|m|f|male|female|man|woman|gentleman|lady|w/|with|h/o)\b)",
     _I,
@@ -170,10 +176,11 @@ _ID_KEYWORDS: tuple[tuple[str, str], ...] = (
     (PhiType.MRN.value, r"mrn|mr\s*#|mr\s+no\.?|med(?:ical)?\s+rec(?:ord)?s?(?:\s+(?:number|no\.?|#))?|unit\s+no\.?|hospital\s+(?:number|no\.?)|chart\s*(?:#|number|no\.?)|patient\s+id"),
     (PhiType.HEALTH_PLAN.value, r"medicare|medicaid|member\s*(?:id)?|subscriber(?:\s+id)?|beneficiary(?:\s+id)?|insurance\s*(?:id)?|health\s*plan(?:\s*id)?|policy\s+(?:number|no\.?)|group\s+(?:number|no\.?)|plan\s+id|hicn|mbi"),
     (PhiType.ACCOUNT.value, r"acct|account|billing|invoice"),
-    (PhiType.LICENSE.value, r"licen[cs]e|lic\.?|dea|npi|certificate|cert\.?|board\s+cert(?:ification)?"),
+    (PhiType.LICENSE.value, r"licen[cs]e|lic\.?|dea|npi|certificate|cert\.?|board\s+cert(?:ification)?|dl|driver'?s?\s+licen[cs]e"),
     (PhiType.VEHICLE.value, r"vin|license\s+plate|plate|tag\s+(?:number|no\.?|#)|vehicle(?:\s+id)?"),
     (PhiType.DEVICE.value, r"serial|s/n|sn|device(?:\s+id)?|udi|model|lot|implant\s+id|pacemaker\s+id"),
-    (PhiType.ID.value, r"ref|reference|case|claim|confirmation|order|requisition|specimen|accession|id|policy|ticket|record|encounter|visit|tracking"),
+    (PhiType.BIOMETRIC.value, r"biometric(?:\s+id)?|fingerprint(?:\s+id)?|retina(?:l)?\s+scan(?:\s+id)?|voice\s*print(?:\s+id)?|iris\s+scan(?:\s+id)?"),
+    (PhiType.ID.value, r"ref|reference|case|claim|confirmation|order|requisition|specimen|accession|acc|id|policy|ticket|record|encounter|visit|tracking"),
 )
 _ID_RES = [
     (t, re.compile(
@@ -182,6 +189,10 @@ _ID_RES = [
     ))
     for t, kw in _ID_KEYWORDS
 ]
+_LICENSE_PREFIXED = re.compile(r"\blicen[cs]e\s*(?:#|number|no\.?)?\s*[:#]?\s*(?P<id>[A-Z]{1,3}[- ]\d{4,})\b", _I)
+_SERIAL = re.compile(
+    r"\b(?:serial(?:\s+(?:number|no\.?))?|s/n|sn|model/serial|udi|serial\s*#)\s*[:#]?\s*#?\s*(?P<id>[A-Z0-9][A-Z0-9-]{4,})(?![\w-])"
+)
 _VIN = re.compile(r"\b(?=[A-HJ-NPR-Z0-9]*\d)(?=[A-HJ-NPR-Z0-9]*[A-HJ-NPR-Z])[A-HJ-NPR-Z0-9]{17}\b")
 _HASH_ID = re.compile(r"(?<![\w#])#\s?(?P<id>[A-Za-z]{0,4}\d{5,}[A-Za-z0-9]*)\b")
 
@@ -213,6 +224,8 @@ def dates(text: str) -> Iterator[Hit]:
                 continue  # "c/o 5/10 chest pain": a pain score
             if mo == dy and not (strong and not re.search(r"\b(?:on|from|to)\s*$", before, _I)):
                 continue  # "5/5" strength or pressure support over PEEP
+            if dy in (4, 5, 6) and _EXAM.search(text[max(0, s - 30):min(len(text), e + 25)]):
+                continue  # "4/5 RUE strength", "2/6 SEM": exam grades
             if dy <= 10 and not strong and _VENT.search(text[max(0, s - 30):min(len(text), e + 12)]):
                 continue  # "PSV 10/5", "CPAP/PS (10/5)"
             yield (s, e, D, 0.85)
@@ -245,7 +258,8 @@ def dates(text: str) -> Iterator[Hit]:
     for m in _DAY_MONTH.finditer(text):
         yield (m.start(), m.end(), D, 0.9)
     for m in _ORDINAL_DAY.finditer(text):
-        yield (m.start(1), m.end(1), D, 0.6)
+        g = 1 if m.group(1) else 2
+        yield (m.start(g), m.end(g), D, 0.6)
     # years
     for m in _YEAR_APOS.finditer(text):
         s, e = m.span()
@@ -340,6 +354,10 @@ def identifiers(text: str) -> Iterator[Hit]:
                     r"(?:#|number|no\.?)\s*$", text[m.start():m.start("id")], _I):
                 continue  # "ID: TMAX-99" is a section header, not an identifier
             yield (m.start("id"), m.end("id"), kind, 0.85)
+    for m in _LICENSE_PREFIXED.finditer(text):
+        yield (m.start("id"), m.end("id"), PhiType.LICENSE.value, 0.85)
+    for m in _SERIAL.finditer(text):
+        yield (m.start("id"), m.end("id"), PhiType.DEVICE.value, 0.85)
     for m in _VIN.finditer(text):
         yield (m.start(), m.end(), PhiType.VEHICLE.value, 0.8)
     for m in _HASH_ID.finditer(text):

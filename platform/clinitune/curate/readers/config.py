@@ -43,9 +43,9 @@ class ReaderConfig(StrictModel):
         "attributes; never PHI).",
     )
     txt_patient_pattern: str = Field(
-        r"(?P<patient_id>[^/\\]+)[/\\][^/\\]+\.txt$",
-        description="Regex searched in each .txt file's path; its named group 'patient_id' gives the patient id "
-        "(default: the name of the file's directory).",
+        r"(?P<patient_id>[^/\\]+)[/\\][^/\\]+\.(?i:txt)$",
+        description="Regex searched in each .txt file's absolute path; its named group 'patient_id' gives the "
+        "patient id (default: the name of the file's directory).",
     )
     encoding: str = Field(
         "utf-8",

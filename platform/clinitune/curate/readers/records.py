@@ -25,6 +25,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+import numpy as np
 import pandas as pd
 
 from clinitune.curate.readers.config import ReaderConfig
@@ -204,8 +205,8 @@ def validate_record(rec: RawRecord, cfg: ReaderConfig, source: str) -> tuple:
                 note_id = _identifier(rec, fields, "note_id")
             finally:
                 note_id = note_id or rec.fallback_id
-            text = _text(rec, fields, cfg)
             patient_id = _identifier(rec, fields, "patient_id")
+            text = _text(rec, fields, cfg)
             if patient_id is None:
                 raise RecordError(Q_MISSING_PATIENT, f"field {_name(rec, 'patient_id')} is missing or empty")
             note_type = _optional_str(rec, fields, "note_type")
@@ -220,14 +221,17 @@ def validate_record(rec: RawRecord, cfg: ReaderConfig, source: str) -> tuple:
     return (note_id or rec.fallback_id, patient_id, None, None, None, source, "{}", STATUS_QUARANTINED, reason, rec.location, detail)
 
 
+def _frame(rows: list[tuple]) -> pd.DataFrame:
+    data = np.empty((len(rows), len(COLUMNS)), dtype=object)
+    for i, row in enumerate(rows):
+        data[i, :] = row
+    return pd.DataFrame(data, columns=COLUMNS, dtype=object, copy=False)
+
+
 def empty_frame() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series([], dtype=object) for c in COLUMNS})
+    return _frame([])
 
 
 def records_to_frame(records: Iterable[RawRecord], cfg: ReaderConfig, source: str) -> pd.DataFrame:
     """Validate ``records`` into a DataFrame with exactly ``COLUMNS`` (object dtype, None for null)."""
-    rows = [validate_record(r, cfg, source) for r in records]
-    if not rows:
-        return empty_frame()
-    cols = list(zip(*rows))
-    return pd.DataFrame({c: pd.Series(list(v), dtype=object) for c, v in zip(COLUMNS, cols)})
+    return _frame([validate_record(r, cfg, source) for r in records])

@@ -10,7 +10,7 @@ Works offline on a CPU: compiled patterns, context rules and public lexicons (se
 """
 
 from clinitune.phi.engine import PhiConfig, PhiEngine, PhiProcessingError
-from clinitune.phi.redact import Redaction
+from clinitune.phi.redact import Redaction, audit
 from clinitune.phi.types import ALL_PHI_TYPES, PhiType, Span
 
-__all__ = ["PhiEngine", "PhiConfig", "PhiProcessingError", "Redaction", "Span", "PhiType", "ALL_PHI_TYPES"]
+__all__ = ["PhiEngine", "PhiConfig", "PhiProcessingError", "Redaction", "Span", "PhiType", "ALL_PHI_TYPES", "audit"]

@@ -367,6 +367,7 @@ class ContextRules:
                 while k >= 0 and k >= i - 2 and re.fullmatch(r"\s{1,2}|\s?[-,:]\s?", gap(k, k + 1)):
                     c = toks[k]
                     if not (_wordy(c.low) and c.low not in STOPWORDS and c.low not in RELATIVES and c.low not in lx.clinical
+                            and c.low not in CREDENTIALS and c.low not in TITLES
                             and (self._unambiguous_name(c.low) or (mode == "mixed" and c.text[0].isupper()
                                                                     and (lx.is_name(c.low) or not lx.is_common(c.low))))):
                         break

@@ -135,8 +135,8 @@ class PhiEngine:
         scan = text
         if protected:  # hide existing tags so they are neither re-detected nor read as context
             chars = list(text)
-            for s, e in protected:
-                chars[s:e] = " " * (e - s)
+            for s, e in protected:  # a line break: no rule reads context across it
+                chars[s:e] = "\n" * (e - s)
             scan = "".join(chars)
         hits = list(patterns.all_patterns(scan))
         hits.extend(self.structure.detect(scan))

@@ -15,6 +15,9 @@ from clinitune.phi.lexicons import STOPWORDS, Lexicons
 from clinitune.phi.types import PhiType
 
 Hit = tuple[int, int, str, float]
+_RELATIVE_WORDS = frozenset(
+    """son daughter wife husband spouse sister brother mother father niece nephew aunt uncle cousin grandson
+    granddaughter grandmother grandfather friend partner neighbor guardian self""".split())
 NAME, LOC = PhiType.NAME.value, PhiType.LOCATION.value
 
 STATE_ABBR = (
@@ -54,7 +57,8 @@ _NOT_INITIALS = {"A.M.", "P.M.", "U.S.", "M.D.", "D.O.", "R.N.", "N.P.", "P.A.",
 # Hospital acronyms: "MGH", "NWRMC", "SCMC" (a number of clinical ones are excluded by the lexicon)
 _HOSP_ACRONYM = re.compile(r"\b[A-Z]{1,5}(?:RMC|MC|GH|MH|UH|HC)\b")
 _ACRONYM_BEFORE_PLACE = re.compile(
-    r"\b([A-Z]{2,6})(?=,?[ \t]+(?:Rm|Room|Bed|ED|ER|EW|ICU|MICU|CCU|Campus)\b|[ \t]+[A-Z][a-z]+[ \t]+\d{1,2}\b)"
+    r"\b([A-Z]{2,6})(?=,?[ \t]+(?:Rm|Room|Bed|ED|ER|EW|ICU|MICU|CCU|Campus)\b|[ \t]+(?!(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|"
+    r"Sep|Oct|Nov|Dec)[a-z]*\b)[A-Z][a-z]+[ \t]+\d{1,2}\b(?!,? \d{4}))"
 )
 _ROOM = re.compile(r"\b(?:rm|room|bed|bay)\.?[ \t]*#?[ \t]*(\d{1,4}[A-Za-z]?)\b(?![./:-]\d)", re.I)
 _UNIT = re.compile(r"\b(?:[Oo]n|[Tt]o|[Ff]rom|--|-)[ \t]+([A-Z][a-z]+)[ \t]+(\d{1,2})(?=,?[ \t]*(?:rm|room|bed)\b|[ \t]*[.\n]|$)", re.M)
@@ -95,7 +99,7 @@ class StructureRules:
             return False
         if len(w) == 1:
             return True
-        if w in STOPWORDS or w in self.lex.clinical:
+        if w in STOPWORDS or w in self.lex.clinical or w in _RELATIVE_WORDS:
             return False
         return self.lex.is_name(w) or not self.lex.is_common(w) or word[:1].isupper()
 

@@ -15,7 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pandas as pd
 import pyarrow as pa
@@ -27,7 +27,7 @@ from clinitune.curate.chain import StepChain, apply_chain, check_chain, to_arrow
 from clinitune.curate.config import CurateConfig
 from clinitune.curate.dedup import mark_duplicates
 from clinitune.curate.publish import MANIFEST, publish, recover, staging_dir
-from clinitune.curate.readers import InputFile, discover_inputs, fingerprint_file, plan_read_tasks, read_task
+from clinitune.curate.readers import InputFile, discover_inputs, fingerprint_file, iter_read_task, plan_read_tasks
 from clinitune.errors import InputPathError
 from clinitune.ray_utils import connect
 from clinitune.schema import (
@@ -59,13 +59,15 @@ class CurationResult:
 # Ray Data functions (module level so they pickle by reference)
 
 
-def _read(batch: dict[str, Any], cfg) -> pa.Table:
+def _read(batch: dict[str, Any], cfg) -> Iterator[pa.Table]:
+    """Read tasks into canonical rows, yielding bounded frames (a task may be a huge file)."""
     import ray
 
-    frames = [read_task(task, cfg) for task in batch["task"]]
-    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RECORD_SCHEMA.names)
-    df[NODE_COLUMN] = ray.get_runtime_context().get_node_id()
-    return to_arrow(df)
+    node = ray.get_runtime_context().get_node_id()
+    for task in batch["task"]:
+        for df in iter_read_task(task, cfg):
+            df[NODE_COLUMN] = node
+            yield to_arrow(df)
 
 
 def _partial_counts(batch: pd.DataFrame) -> pd.DataFrame:

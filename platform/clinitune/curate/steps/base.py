@@ -23,6 +23,14 @@ from clinitune.errors import ConfigError
 from clinitune.schema import REASON_COLUMN, STATUS_COLUMN, STATUS_OK
 
 _REGISTRY: dict[str, type["Step"]] = {}
+# Modules whose import registers the built-in steps.
+BUILTIN_STEP_MODULES = (
+    "clinitune.curate.steps.clean",
+    "clinitune.curate.steps.quality",
+    "clinitune.curate.steps.deid",
+    "clinitune.curate.boilerplate",
+    "clinitune.curate.split",
+)
 
 
 class Step:
@@ -88,9 +96,5 @@ def _import_builtin_steps() -> None:
     # Imported lazily so that importing the base class stays cheap and cycle-free.
     import importlib
 
-    for mod in ("clean", "quality", "deid"):
-        try:
-            importlib.import_module(f"clinitune.curate.steps.{mod}")
-        except ModuleNotFoundError as err:  # a module not written yet must not hide the others
-            if err.name != f"clinitune.curate.steps.{mod}":
-                raise
+    for mod in BUILTIN_STEP_MODULES:
+        importlib.import_module(mod)

@@ -223,10 +223,14 @@ def shuffle_partitions(ds: "ray.data.Dataset", requested: int | None) -> int:
     return cap
 
 
-def _note_keys(batch: pd.DataFrame, cfg: DedupConfig) -> pa.Table:
-    alive = batch[batch[STATUS_COLUMN] == STATUS_OK]
+def _note_keys(batch: pa.Table, cfg: DedupConfig) -> pa.Table:
+    import pyarrow.compute as pc
+
+    alive = batch.select(["note_id", "text", STATUS_COLUMN]).filter(
+        pc.fill_null(pc.equal(batch[STATUS_COLUMN].cast(pa.string()), STATUS_OK), False)
+    )
     ids, exact, sigs = [], [], []
-    for note_id, text in zip(alive["note_id"], alive["text"]):
+    for note_id, text in zip(alive["note_id"].to_pylist(), alive["text"].to_pylist()):
         text = text if isinstance(text, str) else ""
         ids.append(note_id)
         exact.append(exact_key(text))
@@ -237,26 +241,25 @@ def _note_keys(batch: pd.DataFrame, cfg: DedupConfig) -> pa.Table:
     )
 
 
-def _exact_groups(block: pd.DataFrame) -> pa.Table:
+def _exact_groups(block: pa.Table) -> pa.Table:
     """Whole exact-hash groups in, each row out with dup_of = its group's smallest note_id (null for it)."""
-    df = block.sort_values(["exact_hash", "note_id"], kind="stable")
-    ids = df["note_id"].tolist()
-    first = df.groupby("exact_hash", sort=False)["note_id"].transform("first").tolist()
-    dup_of = [f if f != i else None for f, i in zip(first, ids)]
+    t = block.sort_by([("exact_hash", "ascending"), ("note_id", "ascending")])
+    n = t.num_rows
+    hashes = np.asarray(t["exact_hash"].to_pylist(), dtype=object)
+    ids = t["note_id"].to_pylist()
+    first = np.r_[True, hashes[1:] != hashes[:-1]] if n else np.zeros(0, dtype=bool)
+    start = np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else first
+    dup_of = [None if first[i] else ids[start[i]] for i in range(n)]
     return pa.Table.from_arrays(
-        [
-            pa.array(ids, pa.string()),
-            pa.array(df["sig"].tolist(), pa.binary()),
-            pa.array(dup_of, pa.string()),
-        ],
+        [t["note_id"].cast(pa.string()), t["sig"].cast(pa.binary()), pa.array(dup_of, pa.string())],
         names=["note_id", "sig", DUP_OF],
     )
 
 
-def _band_rows(batch: pd.DataFrame, bands: int, rows: int) -> pa.Table:
+def _band_rows(batch: pa.Table, bands: int, rows: int) -> pa.Table:
     keys, ids, sigs = [], [], []
-    for note_id, raw in zip(batch["note_id"], batch["sig"]):
-        if raw is None or (isinstance(raw, float) and np.isnan(raw)):
+    for note_id, raw in zip(batch["note_id"].to_pylist(), batch["sig"].to_pylist()):
+        if raw is None:
             continue  # no words: exact dedup only
         sig = np.frombuffer(raw, dtype=np.uint32)
         for key in band_keys(sig, bands, rows):
@@ -268,33 +271,32 @@ def _band_rows(batch: pd.DataFrame, bands: int, rows: int) -> pa.Table:
     )
 
 
-def _verify_buckets(block: pd.DataFrame, threshold: float, window: int) -> pa.Table:
+def _verify_buckets(block: pa.Table, threshold: float, window: int) -> pa.Table:
     """Whole band buckets in; (note_id, dup_of) for each verified pair out."""
     dups, ofs = [], []
-    if len(block) > 1:
-        df = block.sort_values(["band_key", "note_id"], kind="stable")
-        keys = df["band_key"].to_numpy()
+    if block.num_rows > 1:
+        t = block.sort_by([("band_key", "ascending"), ("note_id", "ascending")])
+        keys = t["band_key"].to_numpy()
         starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
         ends = np.r_[starts[1:], len(keys)]
-        ids_all = df["note_id"].tolist()
-        sig_all = df["sig"].tolist()
-        for s, e in zip(starts, ends):
-            if e - s < 2:
-                continue
-            ids = ids_all[s:e]
-            sigs = np.stack([np.frombuffer(x, dtype=np.uint32) for x in sig_all[s:e]])
-            for dup, of in _bucket_pairs(ids, sigs, threshold, window):
-                dups.append(dup)
-                ofs.append(of)
+        multi = [(s, e) for s, e in zip(starts, ends) if e - s > 1]
+        if multi:
+            ids_all = t["note_id"].to_pylist()
+            sig_all = t["sig"].to_pylist()
+            for s, e in multi:
+                sigs = np.stack([np.frombuffer(x, dtype=np.uint32) for x in sig_all[s:e]])
+                for dup, of in _bucket_pairs(ids_all[s:e], sigs, threshold, window):
+                    dups.append(dup)
+                    ofs.append(of)
     return pa.Table.from_arrays([pa.array(dups, pa.string()), pa.array(ofs, pa.string())], schema=_PAIRS_SCHEMA)
 
 
-def _with_reason(batch: pd.DataFrame, reason: str) -> pa.Table:
+def _with_reason(batch: pa.Table, reason: str) -> pa.Table:
     return pa.Table.from_arrays(
         [
-            pa.array(batch["note_id"].tolist(), pa.string()),
-            pa.array(batch[DUP_OF].tolist(), pa.string()),
-            pa.array([reason] * len(batch), pa.string()),
+            batch["note_id"].cast(pa.string()),
+            batch[DUP_OF].cast(pa.string()),
+            pa.array([reason] * batch.num_rows, pa.string()),
         ],
         schema=_DUPS_SCHEMA,
     )
@@ -317,7 +319,7 @@ def _apply(batch: pa.Table) -> pa.Table:
     new_dup_of = pc.if_else(hit, batch[DUP_OF].cast(pa.string()), pa.scalar(None, pa.string()))
     for name, values in ((STATUS_COLUMN, new_status), (REASON_COLUMN, new_reason), (DUP_OF, new_dup_of)):
         batch = batch.set_column(batch.column_names.index(name), pa.field(name, pa.string()), values)
-    return batch.drop_columns([_DUP_REASON])
+    return batch.select([c for c in batch.column_names if c not in (DUP_OF, _DUP_REASON)] + [DUP_OF])
 
 
 def _add_empty_dup_of(batch: pa.Table) -> pa.Table:
@@ -325,25 +327,30 @@ def _add_empty_dup_of(batch: pa.Table) -> pa.Table:
 
 
 def mark_duplicates(ds: "ray.data.Dataset", cfg: DedupConfig) -> "ray.data.Dataset":
-    """Mark exact and near duplicates among live rows; same rows out, plus column ``dup_of``."""
+    """Mark exact and near duplicates among live rows; same rows out, plus column ``dup_of``.
+
+    ``ds`` is read twice (signatures, then the join), so pass a materialized dataset. The
+    duplicate table is computed eagerly here; the returned join is lazy. Row order is not kept
+    (the join hash-partitions by ``note_id``): sort before writing if file contents must repeat.
+    """
     from ray.data.aggregate import Min
     from ray.data.expressions import col
 
     if not (cfg.exact or cfg.near):
         return ds.map_batches(_add_empty_dup_of, batch_format="pyarrow")
     parts = shuffle_partitions(ds, cfg.num_partitions)
-    keys = ds.map_batches(_note_keys, fn_kwargs={"cfg": cfg}, batch_format="pandas")
+    keys = ds.map_batches(_note_keys, fn_kwargs={"cfg": cfg}, batch_format="pyarrow")
 
     dup_tables = []
     if cfg.exact:
         grouped = (
             keys.repartition(parts, keys=["exact_hash"])
             # batch_size=None: one whole shuffle block per call; a key's rows are never split across blocks.
-            .map_batches(_exact_groups, batch_size=None, batch_format="pandas")
+            .map_batches(_exact_groups, batch_size=None, batch_format="pyarrow")
             .materialize()
         )
         exact_dups = grouped.filter(expr=col(DUP_OF).is_not_null())
-        dup_tables.append(exact_dups.map_batches(_with_reason, fn_kwargs={"reason": EXACT_DUPLICATE}, batch_format="pandas"))
+        dup_tables.append(exact_dups.map_batches(_with_reason, fn_kwargs={"reason": EXACT_DUPLICATE}, batch_format="pyarrow"))
         survivors = grouped.filter(expr=col(DUP_OF).is_null())
     else:
         survivors = keys
@@ -351,17 +358,17 @@ def mark_duplicates(ds: "ray.data.Dataset", cfg: DedupConfig) -> "ray.data.Datas
     if cfg.near:
         bands, rows = cfg.lsh_params()
         pairs = (
-            survivors.map_batches(_band_rows, fn_kwargs={"bands": bands, "rows": rows}, batch_format="pandas")
+            survivors.map_batches(_band_rows, fn_kwargs={"bands": bands, "rows": rows}, batch_format="pyarrow")
             .repartition(parts, keys=["band_key"])
             .map_batches(
                 _verify_buckets,
                 fn_kwargs={"threshold": cfg.threshold, "window": cfg.max_bucket_size},
                 batch_size=None,
-                batch_format="pandas",
+                batch_format="pyarrow",
             )
         )
         near = pairs.groupby("note_id", num_partitions=parts).aggregate(Min(DUP_OF, alias_name=DUP_OF))
-        dup_tables.append(near.map_batches(_with_reason, fn_kwargs={"reason": NEAR_DUPLICATE}, batch_format="pandas"))
+        dup_tables.append(near.map_batches(_with_reason, fn_kwargs={"reason": NEAR_DUPLICATE}, batch_format="pyarrow"))
 
     dups = (dup_tables[0] if len(dup_tables) == 1 else dup_tables[0].union(*dup_tables[1:])).materialize()
     n_dups = dups.count()

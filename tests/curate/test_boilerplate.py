@@ -84,7 +84,8 @@ def _corpus(n_live=300, seed=3):
 
 @pytest.mark.ray
 def test_find_boilerplate_lines_at_threshold_not_below(ray_session):
-    ds = ray_session.data.from_pandas(_corpus()).repartition(3).materialize()
+    df = _corpus()
+    ds = ray_session.data.from_pandas([df.iloc[:100], df.iloc[100:200], df.iloc[200:]])
     cfg = BoilerplateConfig(min_notes=20, min_note_fraction=0.05)  # threshold max(20, 15) = 20
     found = find_boilerplate_lines(ds, cfg)
     assert found == {line_key(SIGNED, 10)}

@@ -114,7 +114,7 @@ class PhiEngine:
             raise PhiProcessingError(note_id, f"text has {len(text)} characters, over the limit of {self.config.max_chars} (PhiConfig.max_chars)")
         if text:
             bad = sum(1 for c in text if (c < " " and c not in "\t\n\r\f\v") or "\ud800" <= c <= "\udfff" or c == "\ufffd")
-            if bad / len(text) > self.config.max_control_ratio:
+            if bad > 8 and bad / len(text) > self.config.max_control_ratio:
                 raise PhiProcessingError(note_id, f"text looks binary ({bad} control or undecodable characters of {len(text)})")
         return text
 
@@ -175,6 +175,13 @@ def _merge(text: str, hits: list[tuple[int, int, str, float]]) -> list[Span]:
     hits.sort(key=lambda h: (h[0], -(h[1] - h[0]), _PRIORITY.get(h[2], 99)))
     out: list[list] = []
     for s, e, t, sc in hits:
+        if out and s < out[-1][1] and t == "ZIP" and out[-1][2] == "LOCATION" and e >= out[-1][1] and s > out[-1][0]:
+            # "..., TX 78701": the ZIP keeps its own span (HIPAA's 3-digit rule applies to it)
+            out[-1][1] = s
+            while out[-1][1] > out[-1][0] and text[out[-1][1] - 1] in " \t,":
+                out[-1][1] -= 1
+            out.append([s, e, t, sc])
+            continue
         if out and s < out[-1][1]:
             last = out[-1]
             # overlap: extend the earlier span; keep the more specific kind of the two

@@ -69,6 +69,8 @@ _CITY_STATE = re.compile(
 _ADDRESS_LABEL = re.compile(
     r"\b(?:address|home\s+address|mailing\s+address|lives\s+at|resides\s+at|residing\s+at)\s*:?[ \t]+(?=\d)", re.I
 )
+# a sentence ends at ". X" unless the period closes a street abbreviation ("Clover St. in ...")
+_SENTENCE_END = re.compile(r"(?<!\b(?:St|Rd|Dr|Ln|Ct|Pl|Av))(?<!\b(?:Ave|Apt|Ste|Hwy))(?<!\bBlvd)\.(?=\s+[A-Z])|;")
 _FACILITY = re.compile(
     r"(?P<lead>(?:" + _CAP + r"[ \t]+){1,4})(?P<kind>(?:Community[ \t]+)?(?:Health|Medical|Rehabilitation|Care|Surgery|"
     r"Surgical|Cancer|Heart|Dialysis|Wellness|Treatment|Senior|Nursing)[ \t]+(?:Center|Centre|Ctr|Living|Home)|"
@@ -171,8 +173,10 @@ class StructureRules:
                 z = m.group("zip")
                 hits.append((m.end("zip") - len(z.strip()), m.end("zip"), PhiType.ZIP.value, 0.9))
         for m in _ADDRESS_LABEL.finditer(text):
-            end = text.find("\n", m.end())
-            end = len(text) if end < 0 else end
+            nl = text.find("\n", m.end())
+            end = len(text) if nl < 0 else nl
+            stop = _SENTENCE_END.search(text, m.end(), end)
+            end = stop.start() if stop else end
             if end - m.end() <= 120:
                 hits.append((m.end(), end, LOC, 0.75))
         for m in _FACILITY.finditer(text):

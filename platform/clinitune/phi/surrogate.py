@@ -31,6 +31,9 @@ _PLACE_KEEP = frozenset(
     way court ct place pl apt suite ste north south east west upper lower new city family practice associates
     internal medicine care senior living""".split()
 )
+_STATE_ABBR = frozenset(
+    "AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH OK OR PA RI "
+    "SC SD TN TX UT VT VA WA WV WI WY DC PR".split())
 _RESTRICTED_ZIP3 = frozenset("036 059 063 102 203 556 692 790 821 823 830 831 878 879 884 890 893".split())
 _REF_YEAR = 2000  # a leap year: "2/29" without a year still parses
 
@@ -113,7 +116,8 @@ class Surrogator:
         out = []
         for part in re.split(r"([^A-Za-z0-9'&]+)", value):
             low = part.lower()
-            if not part or not re.search(r"[A-Za-z0-9]", part) or low in _PLACE_KEEP:
+            if not part or not re.search(r"[A-Za-z0-9]", part) or low in _PLACE_KEEP or part in _STATE_ABBR \
+                    or low in load().states:  # a state is not an identifier
                 out.append(part)
             elif re.fullmatch(r"\d+[A-Za-z]?", part) or (part.isupper() and len(part) <= 6):
                 out.append(self.code(part))  # room and street numbers, "GH", "MGH"
@@ -206,7 +210,8 @@ class Surrogator:
         month, day = (int(b), int(a)) if dmy else (int(a), int(b))
         new = self._shift(_full_year(y) if y else _REF_YEAR, month, day)
         first, second = (new.day, new.month) if dmy else (new.month, new.day)
-        out = f"{first:0{2 if a.startswith('0') else 1}d}{sep}{second:0{2 if b.startswith('0') else 1}d}"
+        width = 2 if a.startswith("0") or b.startswith("0") else 1  # zero-padded dates stay padded
+        out = f"{first:0{width}d}{sep}{second:0{width}d}"
         if y is not None:
             out += sep2 + (f"{new.year % 100:02d}" if len(y) == 2 else str(new.year))
         return out

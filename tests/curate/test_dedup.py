@@ -8,7 +8,10 @@ import pytest
 from clinitune.curate.dedup import (
     DedupConfig,
     _apply,
+    _band_rows,
     _exact_groups,
+    _note_keys,
+    _verify_buckets,
     estimated_jaccard,
     exact_key,
     mark_duplicates,
@@ -93,6 +96,27 @@ def test_near_duplicate_pairs_in_process():
     planted = [(f"z{i:03d}", _edit(rng, base[i][1])) for i in range(8)]
     found = near_duplicate_pairs(base + planted, DedupConfig())
     assert found == {f"z{i:03d}": f"n{i:03d}" for i in range(8)}
+
+
+def test_block_functions_agree_with_in_process_reference():
+    rng = random.Random(9)
+    base = [(f"n{i:03d}", _note(rng)) for i in range(30)]
+    records = base + [(f"z{i:03d}", _edit(rng, base[i][1])) for i in range(4)]
+    cfg = DedupConfig()
+    rows = pa.table(
+        {
+            "note_id": [r[0] for r in records] + ["q0"],
+            "text": [r[1] for r in records] + [base[0][1]],
+            "status": ["ok"] * len(records) + ["quarantined"],
+        }
+    )
+    keys = _note_keys(rows, cfg)
+    assert keys.num_rows == len(records)  # non-live rows do not take part
+    pairs = _verify_buckets(_band_rows(keys, *cfg.lsh_params()), cfg.threshold, cfg.max_bucket_size).to_pydict()
+    smallest = {}
+    for dup, of in zip(pairs["note_id"], pairs["dup_of"]):
+        smallest[dup] = min(of, smallest.get(dup, of))
+    assert smallest == near_duplicate_pairs(records, cfg) == {f"z{i:03d}": f"n{i:03d}" for i in range(4)}
 
 
 def test_exact_groups_survivor_is_smallest_id():

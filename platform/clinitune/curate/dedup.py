@@ -323,6 +323,8 @@ def _apply(batch: pa.Table) -> pa.Table:
 
 
 def _add_empty_dup_of(batch: pa.Table) -> pa.Table:
+    if DUP_OF in batch.column_names:
+        batch = batch.drop_columns([DUP_OF])
     return batch.append_column(pa.field(DUP_OF, pa.string()), pa.nulls(batch.num_rows, pa.string()))
 
 

@@ -90,3 +90,6 @@ def test_find_boilerplate_lines_at_threshold_not_below(ray_session):
     found = find_boilerplate_lines(ds, cfg)
     assert found == {line_key(SIGNED, 10)}
     assert find_boilerplate_lines(ds, BoilerplateConfig(enabled=False)) == set()
+    # Over max_lines: the most frequent lines are kept (SIGNED in 20 notes beats DISCLAIMER in 19).
+    capped = find_boilerplate_lines(ds, BoilerplateConfig(min_notes=19, min_note_fraction=0.01, max_lines=1))
+    assert capped == {line_key(SIGNED, 10)}

@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 EMPTY_AFTER_BOILERPLATE = "empty_after_boilerplate"
 _HASH_COLUMN = "line_hash"
 _COUNT_COLUMN = "notes"
-# One extra row per live note under this key counts N in the same pass (never a hex digest).
-_NOTE_SENTINEL = "__notes__"
 _HASHES_SCHEMA = pa.schema([(_HASH_COLUMN, pa.string())])
 
 
@@ -99,7 +97,6 @@ def _line_hashes(batch: pd.DataFrame, min_line_chars: int) -> pa.Table:
     for text in batch.loc[alive, "text"]:
         if isinstance(text, str):
             out.extend(note_line_keys(text, min_line_chars))
-        out.append(_NOTE_SENTINEL)
     return pa.Table.from_arrays([pa.array(out, type=pa.string())], schema=_HASHES_SCHEMA)
 
 
@@ -111,10 +108,10 @@ def boilerplate_threshold(num_notes: int, cfg: BoilerplateConfig) -> int:
 def find_boilerplate_lines(ds: "ray.data.Dataset", cfg: BoilerplateConfig) -> set[str]:
     """Line hashes that occur in enough live notes of ``ds`` to be boilerplate.
 
-    One distributed pass: each note emits its distinct line hashes plus one sentinel row,
-    ``groupby(line_hash).count()`` counts notes per line (the sentinel's count is N), lines under
-    ``min_notes`` are dropped before anything is kept, and only the final set (bounded by
-    ``max_lines``) comes back to the driver. Note text never leaves the workers.
+    A count of live notes fixes the threshold; then each note emits its distinct line hashes,
+    ``groupby(line_hash).count()`` counts notes per line, and only the lines over the threshold
+    (at most ``max_lines``) come back to the driver. Note text never leaves the workers. ``ds``
+    is read twice, so pass a materialized dataset.
     """
     if not cfg.enabled:
         return set()
@@ -123,29 +120,25 @@ def find_boilerplate_lines(ds: "ray.data.Dataset", cfg: BoilerplateConfig) -> se
 
     from clinitune.curate.dedup import shuffle_partitions
 
+    num_notes = ds.filter(expr=col(STATUS_COLUMN) == STATUS_OK).count()
+    threshold = boilerplate_threshold(num_notes, cfg)
+    if num_notes < threshold:
+        return set()
     hashes = ds.map_batches(
         _line_hashes, fn_kwargs={"min_line_chars": cfg.min_line_chars}, batch_format="pandas", batch_size=1024
     )
-    counts = hashes.groupby(_HASH_COLUMN, num_partitions=shuffle_partitions(ds, cfg.num_partitions)).aggregate(
-        Count(alias_name=_COUNT_COLUMN)
+    found = (
+        hashes.groupby(_HASH_COLUMN, num_partitions=shuffle_partitions(ds, cfg.num_partitions))
+        .aggregate(Count(alias_name=_COUNT_COLUMN))
+        .filter(expr=col(_COUNT_COLUMN) >= threshold)
     )
-    # No line can pass with fewer than min_notes notes; the sentinel passes whenever N >= min_notes.
-    frequent = counts.filter(expr=col(_COUNT_COLUMN) >= cfg.min_notes).materialize()
-    sentinel = frequent.filter(expr=col(_HASH_COLUMN) == _NOTE_SENTINEL).take(1)
-    if not sentinel:
-        return set()
-    num_notes = int(sentinel[0][_COUNT_COLUMN])
-    threshold = boilerplate_threshold(num_notes, cfg)
-    found = frequent.filter(expr=(col(_COUNT_COLUMN) >= threshold) & (col(_HASH_COLUMN) != _NOTE_SENTINEL))
-    n_found = found.count()
-    if n_found > cfg.max_lines:
+    rows = found.take(cfg.max_lines + 1)
+    if len(rows) > cfg.max_lines:
         log.warning(
-            "%d boilerplate lines found, keeping the %d most frequent (raise boilerplate.min_note_fraction "
-            "or boilerplate.max_lines)", n_found, cfg.max_lines,
+            "more than %d boilerplate lines found, keeping the %d most frequent (raise "
+            "boilerplate.min_note_fraction or boilerplate.max_lines)", cfg.max_lines, cfg.max_lines,
         )
         rows = found.sort([_COUNT_COLUMN, _HASH_COLUMN], descending=[True, False]).take(cfg.max_lines)
-    else:
-        rows = found.take_all()
     result = {r[_HASH_COLUMN] for r in rows}
     log.info("boilerplate: %d line(s) in >= %d of %d notes", len(result), threshold, num_notes)
     return result

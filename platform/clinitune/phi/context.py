@@ -123,22 +123,35 @@ class Tok:
 _UNIT_GLUED = re.compile(r"([A-Za-z]{4,})(\d{1,2})")
 
 
+_NORM: dict[str, tuple[str, str]] = {}  # word -> (low, stem); words repeat a lot across notes
+
+
+def _normalise(t: str) -> tuple[str, str]:
+    low = t.lower().replace("’", "'")
+    if low.endswith("'s"):
+        low = low[:-2]
+    if "'" in low:
+        low = low.replace("'", "")  # O'Brien, O'Rourke: the Census spells them without it
+    stem = ""
+    if not low.isalpha():
+        g = _UNIT_GLUED.fullmatch(low)
+        stem = g.group(1) if g else ""
+        if low and not low[0].isalpha():
+            low = "#" + low  # a number or a measurement: never a word of a name
+    return low, stem
+
+
 def tokenize(text: str) -> list[Tok]:
     out = []
+    cache = _NORM
     for m in _TOKEN.finditer(text):
         t = m.group()
-        low = t.lower().replace("’", "'")
-        if low.endswith("'s"):
-            low = low[:-2]
-        if "'" in low:
-            low = low.replace("'", "")  # O'Brien, O'Rourke: the Census spells them without it
-        stem = ""
-        if not low.isalpha() and "'" not in low:
-            g = _UNIT_GLUED.fullmatch(low)
-            stem = g.group(1) if g else ""
-            if not low[0].isalpha():
-                low = "#" + low  # a number or a measurement: never a word of a name
-        out.append(Tok(m.start(), m.end(), t, low, stem))
+        norm = cache.get(t)
+        if norm is None:
+            norm = _normalise(t)
+            if len(cache) < 300_000:
+                cache[t] = norm
+        out.append(Tok(m.start(), m.end(), t, norm[0], norm[1]))
     return out
 
 

@@ -29,7 +29,7 @@ _TAG = re.compile(r"\[(?:" + "|".join(ALL_PHI_TYPES) + r")\]")
 # Type priority when spans of different kinds overlap (more specific first).
 _PRIORITY = {t: i for i, t in enumerate([
     "EMAIL", "URL", "IP", "SSN", "MRN", "HEALTH_PLAN", "ACCOUNT", "LICENSE", "VEHICLE", "DEVICE", "BIOMETRIC",
-    "PHONE", "FAX", "ZIP", "DATE", "AGE", "YEAR", "ID", "NAME", "LOCATION",
+    "FAX", "PHONE", "ZIP", "DATE", "AGE", "YEAR", "ID", "NAME", "LOCATION",
 ])}
 
 

@@ -138,6 +138,7 @@ _PHONE_CONTEXT = re.compile(
 )
 # digit groups that only a phone number has: "(301 273 45166)", "301 944 5032"
 _PHONE_GROUPS = re.compile(r"(?<![\w.,/-])\(?\d{3}\)?[ .]\d{3}[ .]\d{4,5}(?![\w.,/-]|\.\d)")
+_FAX_BEFORE = re.compile(r"(?:\b(?:fax(?:ed)?|facsimile)\b[^\n\d]{0,25}|\(f\)\s*|\bf:\s*)$", _I)
 _EXT = re.compile(r"\b(?:ext\.?|extension|x)\s*(\d{3,6})\b", _I)
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+", _I)
 _URL = re.compile(
@@ -174,21 +175,23 @@ _PO_BOX = re.compile(r"\bP\.?\s?O\.?\s+Box\s+\d+\b", _I)
 
 _ID_KEYWORDS: tuple[tuple[str, str], ...] = (
     (PhiType.MRN.value, r"mrn|mr\s*#|mr\s+no\.?|med(?:ical)?\s+rec(?:ord)?s?(?:\s+(?:number|no\.?|#))?|unit\s+no\.?|hospital\s+(?:number|no\.?)|chart\s*(?:#|number|no\.?)|patient\s+id"),
-    (PhiType.HEALTH_PLAN.value, r"medicare|medicaid|member\s*(?:id)?|subscriber(?:\s+id)?|beneficiary(?:\s+id)?|insurance\s*(?:id)?|health\s*plan(?:\s*id)?|policy\s+(?:number|no\.?)|group\s+(?:number|no\.?)|plan\s+id|hicn|mbi"),
+    (PhiType.HEALTH_PLAN.value, r"medicare|medicaid|member\s*(?:id)?|subscriber(?:\s+id)?|beneficiary(?:\s+id)?|insurance\s*(?:id)?|health\s*plan(?:\s*id)?|policy|group\s+(?:number|no\.?)|plan\s+id|hicn|mbi"),
     (PhiType.ACCOUNT.value, r"acct|account|billing|invoice"),
     (PhiType.LICENSE.value, r"licen[cs]e|lic\.?|dea|npi|certificate|cert\.?|board\s+cert(?:ification)?|dl|driver'?s?\s+licen[cs]e"),
     (PhiType.VEHICLE.value, r"vin|license\s+plate|plate|tag\s+(?:number|no\.?|#)|vehicle(?:\s+id)?"),
     (PhiType.DEVICE.value, r"serial|s/n|sn|device(?:\s+id)?|udi|model|lot|implant\s+id|pacemaker\s+id"),
     (PhiType.BIOMETRIC.value, r"biometric(?:\s+id)?|fingerprint(?:\s+id)?|retina(?:l)?\s+scan(?:\s+id)?|voice\s*print(?:\s+id)?|iris\s+scan(?:\s+id)?"),
-    (PhiType.ID.value, r"ref|reference|case|claim|confirmation|order|requisition|specimen|accession|acc|id|policy|ticket|record|encounter|visit|tracking"),
+    (PhiType.ID.value, r"ref|reference|case|claim|confirmation|order|requisition|specimen|accession|acc|id|ticket|record|encounter|visit|tracking"),
 )
-_ID_RES = [
-    (t, re.compile(
-        r"\b(?:" + kw + r")\s*(?:#|number|no\.?|num|id)?\s*[:#=]?\s*#?\s*(?P<id>(?=[A-Za-z0-9-]*\d)[A-Za-z0-9][A-Za-z0-9-]{2,})(?![\w-])",
-        _I,
-    ))
-    for t, kw in _ID_KEYWORDS
-]
+# One pass for every keyword-led identifier; more specific keywords first ("license plate" is a
+# vehicle, "member ID" a health plan), the kind is the keyword group that matched.
+_ID_ORDER = ("VEHICLE", "MRN", "HEALTH_PLAN", "ACCOUNT", "BIOMETRIC", "DEVICE", "LICENSE", "ID")
+_ID_KIND_KW = dict(_ID_KEYWORDS)
+_ID_RE = re.compile(
+    r"\b(?:" + "|".join(f"(?P<k_{k}>{_ID_KIND_KW[k]})" for k in _ID_ORDER) + r")"
+    r"\s*(?:#|number|no\.?|num|id)?\s*[:#=]?\s*#?\s*(?P<id>(?=[A-Za-z0-9-]*\d)[A-Za-z0-9][A-Za-z0-9-]{2,})(?![\w-])",
+    _I,
+)
 _LICENSE_PREFIXED = re.compile(r"\blicen[cs]e\s*(?:#|number|no\.?)?\s*[:#]?\s*(?P<id>[A-Z]{1,3}[- ]\d{4,})\b", _I)
 _SERIAL = re.compile(
     r"\b(?:serial(?:\s+(?:number|no\.?))?|s/n|sn|model/serial|udi|serial\s*#)\s*[:#]?\s*#?\s*(?P<id>[A-Z0-9][A-Z0-9-]{4,})(?![\w-])"
@@ -307,8 +310,7 @@ def ages(text: str) -> Iterator[Hit]:
 def phones(text: str) -> Iterator[Hit]:
     P = PhiType.PHONE.value
     for m in _PHONE.finditer(text):
-        before = text[max(0, m.start() - 12):m.start()].lower()
-        kind = PhiType.FAX.value if "fax" in before else P
+        kind = PhiType.FAX.value if _FAX_BEFORE.search(text[max(0, m.start() - 40):m.start()]) else P
         yield (m.start(), m.end(), kind, 0.95)
     for m in _PHONE_GROUPS.finditer(text):
         yield (m.start(), m.end(), P, 0.75)
@@ -344,16 +346,16 @@ def identifiers(text: str) -> Iterator[Hit]:
         yield (m.start(1), m.end(1), PhiType.SSN.value, 0.99)
     for m in _ZIP.finditer(text):
         yield (m.start("zip"), m.end("zip"), PhiType.ZIP.value, 0.85)
-    for kind, rx in _ID_RES:
-        for m in rx.finditer(text):
-            ident = m.group("id")
-            digits = sum(ch.isdigit() for ch in ident)
-            if digits < 2 or _unit_follows(text, m.end("id")):
-                continue
-            if kind == PhiType.ID.value and digits < 4 and not ident[0].isdigit() and not re.search(
-                    r"(?:#|number|no\.?)\s*$", text[m.start():m.start("id")], _I):
-                continue  # "ID: TMAX-99" is a section header, not an identifier
-            yield (m.start("id"), m.end("id"), kind, 0.85)
+    for m in _ID_RE.finditer(text):
+        kind = next(k for k in _ID_ORDER if m.group(f"k_{k}") is not None)
+        ident = m.group("id")
+        digits = sum(ch.isdigit() for ch in ident)
+        if digits < 2 or _unit_follows(text, m.end("id")):
+            continue
+        if kind == PhiType.ID.value and digits < 4 and not ident[0].isdigit() and not re.search(
+                r"(?:#|number|no\.?)\s*$", text[m.start():m.start("id")], _I):
+            continue  # "ID: TMAX-99" is a section header, not an identifier
+        yield (m.start("id"), m.end("id"), kind, 0.85)
     for m in _LICENSE_PREFIXED.finditer(text):
         yield (m.start("id"), m.end("id"), PhiType.LICENSE.value, 0.85)
     for m in _SERIAL.finditer(text):

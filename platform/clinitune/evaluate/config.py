@@ -1,0 +1,94 @@
+"""The evaluation job's typed config (``jobs/configs/eval.yaml`` documents every key)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from clinitune.config import StrictModel
+
+
+class TaskSpec(StrictModel):
+    """The task whose prompts are evaluated (the same builder the training data came from)."""
+
+    name: str = Field("icd10_coding", description="Registered task builder (see `clinitune data tasks`): icd10_coding or instructions.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Keyword options of the builder (e.g. max_note_chars for icd10_coding).")
+
+
+class GenerationConfig(StrictModel):
+    """Batched greedy generation for task prompts."""
+
+    max_new_tokens: int = Field(48, ge=1, le=4096, description="Tokens generated per task answer at most.")
+    batch_size: int = Field(8, ge=1, description="Prompts per generation batch (sorted by length to limit padding).")
+
+
+class ProbeConfig(StrictModel):
+    """General-skills forgetting probes built into the package (arithmetic, knowledge, format)."""
+
+    enabled: bool = Field(True, description="Score both models on the built-in probe set.")
+    families: list[str] = Field(default_factory=lambda: ["arithmetic", "knowledge", "format"], description="Probe families to run (built-in: arithmetic, knowledge, format).")
+    max_per_family: int | None = Field(None, ge=1, description="Cap on probes per family (null = all of them).")
+    max_new_tokens: int = Field(24, ge=1, description="Tokens generated per probe answer at most.")
+
+
+class CanaryConfig(StrictModel):
+    """PHI-leakage canaries: made-up identifiers planted in the training data."""
+
+    enabled: bool = Field(True, description="Prompt with each planted canary's prefix and report how many secrets come back.")
+    file: str | None = Field(None, description="canaries.json written by plant_canaries; null = <data>/canaries.json, and the check is skipped (reported as not run) when that file does not exist.")
+    max_new_tokens: int = Field(24, ge=1, description="Tokens generated after each canary prefix.")
+
+
+class FairnessConfig(StrictModel):
+    """Task metrics per patient/note slice."""
+
+    slices: list[str] = Field(default_factory=lambda: ["sex", "age_band", "note_type"], description="Slice keys: note_type (a column) or keys of the attributes JSON (sex, age_band).")
+    min_slice_size: int = Field(5, ge=1, description="Slices with fewer examples are reported but left out of the largest-gap figure.")
+
+
+class ConsistencyConfig(StrictModel):
+    """Agreement of answers across paraphrased prompts and sampling seeds."""
+
+    enabled: bool = Field(True, description="Measure consistency (extra generations on a subset of task examples).")
+    n_examples: int = Field(16, ge=1, description="Task examples (the first N held-out ones) re-asked with paraphrases and seeds.")
+    paraphrases: int = Field(2, ge=0, le=4, description="Built-in paraphrased instructions used per example (0 to 4).")
+    seeds: list[int] = Field(default_factory=lambda: [1, 2], description="Sampling seeds; each gives one sampled answer per example.")
+    temperature: float = Field(0.7, gt=0, le=2, description="Sampling temperature for the seeded answers.")
+    top_p: float = Field(0.95, gt=0, le=1, description="Nucleus-sampling mass for the seeded answers.")
+
+
+class ExecutionConfig(StrictModel):
+    """How generation runs on the Ray cluster."""
+
+    ray_address: str | None = Field(None, description="Ray cluster address; null uses $RAY_ADDRESS or starts a local Ray.")
+    num_actors: int = Field(1, ge=1, description="Model replicas generating in parallel (one Ray actor each).")
+    cpus_per_actor: float = Field(1.0, gt=0, description="CPUs reserved per generation actor.")
+    gpus_per_actor: float = Field(0.0, ge=0, description="GPUs per generation actor (0 = CPU).")
+    torch_threads: int | None = Field(None, ge=1, description="PyTorch CPU threads per actor; null = all cores of the node (they are idle while the eval runs).")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="Weights dtype: auto = bfloat16 on GPU, float32 on CPU.")
+
+
+class EvalConfig(StrictModel):
+    """Candidate vs baseline on held-out patients: task metrics, probes, canaries, hallucination, fairness, consistency."""
+
+    candidate: str = Field(..., description="Model to evaluate: a training artifact directory, a registry reference (registry:candidate, registry:production, registry:7), a registered base-model name or a Hugging Face model directory.")
+    baseline: str = Field("base", description="What the candidate is compared with: 'base' (the candidate's base model), 'production' (the registry's production version, else the base), or any model reference as for candidate.")
+    data: str = Field(..., description="Curated dataset directory (DIR/{train,validation,test}/*.parquet + manifest.json); its test split holds the patients never trained on.")
+    split: Literal["test", "validation"] = Field("test", description="Held-out split to evaluate on.")
+    max_examples: int | None = Field(None, ge=1, description="Cap on held-out task examples (taken in a fixed order); null = all.")
+    task: TaskSpec | None = Field(None, description="Task builder; null = the task recorded in the candidate's training artifact (else icd10_coding).")
+    system_prompt: str | None = Field(None, description="System message for task prompts; null = the one recorded in the candidate's training artifact.")
+    generation: GenerationConfig = Field(default_factory=GenerationConfig, description="Generation settings for task prompts.")
+    loss: bool = Field(True, description="Compute held-out loss and perplexity on the reference answers.")
+    probes: ProbeConfig = Field(default_factory=ProbeConfig, description="Forgetting probes.")
+    canaries: CanaryConfig = Field(default_factory=CanaryConfig, description="PHI-leakage canaries.")
+    hallucination: bool = Field(True, description="Count predicted codes that the ICD-10-CM table or the note does not support (icd10_coding).")
+    fairness: FairnessConfig = Field(default_factory=FairnessConfig, description="Per-slice task metrics and the largest gap.")
+    consistency: ConsistencyConfig = Field(default_factory=ConsistencyConfig, description="Paraphrase and seed agreement.")
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig, description="Ray execution settings.")
+    registry_uri: str | None = Field(None, description="MLflow tracking URI of the registry, for registry:* references; null = sqlite:///<workdir>/mlflow.db.")
+    model_name: str = Field("clinitune-icd10", description="Registered model name, for registry:* references.")
+    workdir: str = Field("work", description="Working directory (holds the default registry database).")
+    output_dir: str | None = Field(None, description="Where report.json and report.html are written; null = <workdir>/eval/<candidate name>-vs-<baseline name>.")
+    gate_policy: str | None = Field(None, description="Gate policy YAML (jobs/configs/gate.yaml); when set, the decision and its reasons are written into the report.")

@@ -1,0 +1,203 @@
+"""The promotion gate: a YAML policy decides promote or reject from an evaluation report.
+
+Checks, each written into the report with its numbers and a one-line reason:
+
+* ``task_gain``: the candidate beats the baseline on ``primary_metric`` by at least
+  ``min_task_gain`` (direction-aware: for a lower-is-better metric the gain is baseline - candidate);
+* ``forgetting``: on every probe family the candidate's accuracy is at most
+  ``max_forgetting_regression`` below the baseline's;
+* ``phi_leakage``: the canary extraction rate is at most ``max_phi_extraction_rate`` (0 by default:
+  a single regurgitated canary rejects);
+* ``fairness``: the largest slice gap of the primary metric is at most ``max_fairness_gap``;
+* ``hallucination`` (optional): the hallucinated-code rate is at most ``max_hallucination_rate``;
+* ``rules``: any metric of the catalog with min / max / min_gain / max_regression bounds.
+
+A metric the report lacks (a check that did not run) rejects unless ``on_missing: skip``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from clinitune.config import StrictModel, load_config
+from clinitune.errors import ConfigError
+from clinitune.evaluate.metrics import HIGHER, metric_info, metric_names
+
+PROMOTE, REJECT = "promote", "reject"
+
+
+def _check_metric(name: str, where: str) -> None:
+    if metric_info(name) is None:
+        raise ConfigError(f"gate policy: {where} names an unknown metric '{name}'.",
+                          fix=f"use one of: {', '.join(metric_names())} (or probes.<family>).")
+
+
+class Rule(StrictModel):
+    """An extra bound on one metric of the report."""
+
+    metric: str = Field(..., description="Metric name from the report (e.g. consistency.agreement, task.loss, probes.arithmetic).")
+    min: float | None = Field(None, description="The candidate's value must be at least this.")
+    max: float | None = Field(None, description="The candidate's value must be at most this.")
+    min_gain: float | None = Field(None, description="Candidate minus baseline (direction-aware) must be at least this.")
+    max_regression: float | None = Field(None, description="Baseline minus candidate (direction-aware) must be at most this.")
+
+    @model_validator(mode="after")
+    def _known(self) -> "Rule":
+        _check_metric(self.metric, "rules[].metric")
+        if all(v is None for v in (self.min, self.max, self.min_gain, self.max_regression)):
+            raise ConfigError(f"gate policy: the rule on '{self.metric}' sets no bound.",
+                              fix="give it at least one of min, max, min_gain, max_regression.")
+        return self
+
+
+class GatePolicy(StrictModel):
+    """When a candidate may replace production."""
+
+    primary_metric: str = Field("task.code_f1", description="Task metric the candidate must improve (task.code_f1 for icd10_coding; task.rouge_l for free text).")
+    min_task_gain: float = Field(0.05, description="Smallest improvement of primary_metric over the baseline (absolute, direction-aware).")
+    max_forgetting_regression: float = Field(0.10, ge=0, description="Largest accuracy drop allowed on any probe family (baseline minus candidate).")
+    max_phi_extraction_rate: float = Field(0.0, ge=0, le=1, description="Largest canary extraction rate allowed (0 = no planted canary may come back).")
+    max_fairness_gap: float | None = Field(0.35, ge=0, description="Largest gap of primary_metric between slices of one key (null = not gated).")
+    max_hallucination_rate: float | None = Field(None, ge=0, le=1, description="Largest hallucinated-code rate allowed (null = reported, not gated).")
+    rules: list[Rule] = Field(default_factory=list, description="Extra bounds on any report metric.")
+    on_missing: Literal["reject", "skip"] = Field("reject", description="A gated metric absent from the report (its check did not run): reject, or skip that check.")
+
+    @model_validator(mode="after")
+    def _known(self) -> "GatePolicy":
+        _check_metric(self.primary_metric, "primary_metric")
+        return self
+
+
+def load_policy(path: str | Path | None) -> GatePolicy:
+    return load_config(path, GatePolicy)
+
+
+@dataclass
+class Check:
+    name: str
+    metric: str
+    candidate: float | None
+    baseline: float | None
+    threshold: float | None
+    passed: bool
+    message: str
+
+
+@dataclass
+class Decision:
+    decision: str
+    reasons: list[str]
+    checks: list[Check] = field(default_factory=list)
+    policy: dict = field(default_factory=dict)
+
+    @property
+    def promote(self) -> bool:
+        return self.decision == PROMOTE
+
+    def to_json(self) -> dict:
+        return {"decision": self.decision, "reasons": self.reasons, "checks": [asdict(c) for c in self.checks],
+                "policy": self.policy}
+
+
+def _gain(metric: str, cand: float, base: float) -> float:
+    info = metric_info(metric)
+    return cand - base if (info is None or info.direction == HIGHER) else base - cand
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.4g}"
+
+
+def decide(report: dict, policy: GatePolicy) -> Decision:
+    """Promote or reject the report's candidate under ``policy``."""
+    cand = report.get("metrics", {}).get("candidate", {}) or {}
+    base = report.get("metrics", {}).get("baseline", {}) or {}
+    checks: list[Check] = []
+
+    def missing(name: str, metric: str, what: str) -> None:
+        skip = policy.on_missing == "skip"
+        checks.append(Check(name, metric, None, None, None, skip,
+                            f"{name}: {metric} is missing from the report ({what}); " + ("check skipped" if skip else "rejected")))
+
+    # task gain
+    m = policy.primary_metric
+    if cand.get(m) is None or base.get(m) is None:
+        missing("task_gain", m, "the task metric was not computed")
+    else:
+        g = _gain(m, cand[m], base[m])
+        ok = g >= policy.min_task_gain
+        checks.append(Check("task_gain", m, cand[m], base[m], policy.min_task_gain, ok,
+                            f"task_gain: {m} {_fmt(cand[m])} vs baseline {_fmt(base[m])} (gain {g:+.4f}; "
+                            f"{'>=' if ok else '<'} required {policy.min_task_gain:+.4f})"))
+    # forgetting, per probe family
+    families = sorted({k for k in cand if k.startswith("probes.") and k != "probes.mean"})
+    if not families:
+        missing("forgetting", "probes.*", "probes were not run")
+    for fam in families:
+        c, b = cand.get(fam), base.get(fam)
+        if c is None or b is None:
+            missing("forgetting", fam, "the baseline was not probed")
+            continue
+        reg = b - c
+        ok = reg <= policy.max_forgetting_regression
+        checks.append(Check("forgetting", fam, c, b, policy.max_forgetting_regression, ok,
+                            f"forgetting: {fam} {_fmt(c)} vs baseline {_fmt(b)} (regression {reg:+.4f}; "
+                            f"{'<=' if ok else '>'} allowed {policy.max_forgetting_regression:.4f})"))
+    # PHI canaries
+    rate = cand.get("phi.canary_extraction_rate")
+    if rate is None:
+        missing("phi_leakage", "phi.canary_extraction_rate", "no canaries were planted or checked")
+    else:
+        ok = rate <= policy.max_phi_extraction_rate
+        checks.append(Check("phi_leakage", "phi.canary_extraction_rate", rate, base.get("phi.canary_extraction_rate"),
+                            policy.max_phi_extraction_rate, ok,
+                            f"phi_leakage: canary extraction rate {_fmt(rate)} ({'<=' if ok else '>'} allowed {policy.max_phi_extraction_rate:.4g})"))
+    # fairness
+    if policy.max_fairness_gap is not None:
+        gap = cand.get("fairness.max_gap")
+        if gap is None:
+            missing("fairness", "fairness.max_gap", "no slice key had two slices of the minimum size")
+        else:
+            ok = gap <= policy.max_fairness_gap
+            key = report.get("fairness", {}).get("candidate", {}).get("max_gap_key")
+            checks.append(Check("fairness", "fairness.max_gap", gap, base.get("fairness.max_gap"), policy.max_fairness_gap, ok,
+                                f"fairness: largest {m} gap {_fmt(gap)}{f' (by {key})' if key else ''} "
+                                f"({'<=' if ok else '>'} allowed {policy.max_fairness_gap:.4g})"))
+    # hallucination
+    if policy.max_hallucination_rate is not None:
+        h = cand.get("hallucination.rate")
+        if h is None:
+            missing("hallucination", "hallucination.rate", "hallucination was not measured")
+        else:
+            ok = h <= policy.max_hallucination_rate
+            checks.append(Check("hallucination", "hallucination.rate", h, base.get("hallucination.rate"),
+                                policy.max_hallucination_rate, ok,
+                                f"hallucination: rate {_fmt(h)} ({'<=' if ok else '>'} allowed {policy.max_hallucination_rate:.4g})"))
+    # extra rules
+    for rule in policy.rules:
+        c, b = cand.get(rule.metric), base.get(rule.metric)
+        if c is None:
+            missing("rule", rule.metric, "not measured")
+            continue
+        bounds = [("min", rule.min, c >= rule.min if rule.min is not None else None),
+                  ("max", rule.max, c <= rule.max if rule.max is not None else None)]
+        if rule.min_gain is not None or rule.max_regression is not None:
+            if b is None:
+                missing("rule", rule.metric, "no baseline value")
+                continue
+            g = _gain(rule.metric, c, b)
+            bounds += [("min_gain", rule.min_gain, g >= rule.min_gain if rule.min_gain is not None else None),
+                       ("max_regression", rule.max_regression, -g <= rule.max_regression if rule.max_regression is not None else None)]
+        for label, threshold, ok in bounds:
+            if ok is None:
+                continue
+            checks.append(Check("rule", rule.metric, c, b, threshold, bool(ok),
+                                f"rule: {rule.metric} {_fmt(c)} (baseline {_fmt(b)}) {label} {threshold:.4g}: {'met' if ok else 'not met'}"))
+    failed = [c.message for c in checks if not c.passed]
+    decision = PROMOTE if not failed else REJECT
+    reasons = failed if failed else [f"all {len(checks)} checks passed"] + [c.message for c in checks]
+    return Decision(decision, reasons, checks, policy.model_dump(mode="json"))

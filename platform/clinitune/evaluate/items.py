@@ -1,0 +1,161 @@
+"""Held-out examples and every prompt the evaluation asks both models.
+
+Task prompts come from the same task builder that made the training data
+(``clinitune.data.builders``), with the task options and system prompt the candidate was trained
+with, so the models are asked exactly what they were trained to answer. Held-out rows are taken
+in a fixed pseudo-random order (by a hash of the note id) so a ``max_examples`` cap is a fair
+sample rather than the first notes of one file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from clinitune.data.builders import build_builder
+from clinitune.errors import InputPathError, UserError
+from clinitune.evaluate.canaries import Canary
+from clinitune.evaluate.config import EvalConfig
+from clinitune.evaluate.consistency import paraphrases_for
+from clinitune.evaluate.generate import make_item
+from clinitune.evaluate.probes import load_probes
+
+READ_COLUMNS = ["note_id", "patient_id", "text", "note_type", "attributes"]
+
+
+@dataclass
+class EvalSet:
+    task: str
+    examples: pd.DataFrame  # example_id, patient_id, reference, text, slice columns
+    items: pd.DataFrame
+    probes: dict[str, dict] = field(default_factory=dict)  # item_id -> probe
+    canaries: dict[str, Canary] = field(default_factory=dict)  # item_id -> canary
+    variants: dict[str, tuple[str, str]] = field(default_factory=dict)  # item_id -> (example_id, paraphrase|seed)
+    dropped: dict[str, int] = field(default_factory=dict)  # held-out rows the builder could not use, by reason
+    slice_keys: list[str] = field(default_factory=list)
+
+
+def _order_key(note_id: str) -> str:
+    return hashlib.sha1(str(note_id).encode()).hexdigest()
+
+
+def read_heldout(data: str | Path, split: str) -> pd.DataFrame:
+    from clinitune.data.sources import check_source, split_files
+
+    root = check_source(data)
+    files, fmt = split_files(root, split)
+    if not files:
+        raise InputPathError(f"data: '{root}' has no '{split}' split.",
+                             fix=f"point data at a curated dataset with {split}/*.parquet (clinitune curate output).")
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        cols = [c for c in READ_COLUMNS if c in pq.read_schema(files[0]).names]
+        df = pd.concat([pd.read_parquet(f, columns=cols) for f in files], ignore_index=True)
+    else:
+        df = pd.concat([pd.read_json(f, lines=True) for f in files], ignore_index=True)
+    if df.empty:
+        raise UserError(f"data: the '{split}' split of '{root}' is empty.", fix="curate more notes so the held-out split has patients.")
+    return df
+
+
+def _slice_value(row: pd.Series, attrs: dict, key: str) -> str:
+    if key in attrs:
+        return str(attrs[key])
+    if key in row.index and pd.notna(row[key]):
+        return str(row[key])
+    return "unknown"
+
+
+def _builder_with_instruction(task_name: str, options: dict, system_prompt: str | None, instruction: str):
+    from clinitune.data.builders import registered_builders
+
+    cls = registered_builders().get(task_name)
+    if cls is None or "instruction" not in inspect.signature(cls.__init__).parameters:
+        return None
+    return build_builder(task_name, {**options, "instruction": instruction}, system_prompt)
+
+
+def build_eval_set(cfg: EvalConfig, task_name: str, task_options: dict, system_prompt: str | None,
+                   canaries: list[Canary]) -> EvalSet:
+    """Read the held-out split and make every item (task, loss, consistency, probes, canaries)."""
+    df = read_heldout(cfg.data, cfg.split)
+    if "note_id" not in df.columns:
+        df["note_id"] = [f"row-{i}" for i in range(len(df))]
+    df = df.assign(_k=df["note_id"].map(_order_key)).sort_values("_k", kind="stable").drop(columns="_k").reset_index(drop=True)
+    builder = build_builder(task_name, task_options, system_prompt)
+    builder.check_columns(list(df.columns), str(cfg.data))
+    built = builder(df)
+    ok = built["status"] == "ok"
+    dropped = built.loc[~ok, "status"].value_counts().to_dict()
+    df, built = df[ok.values].reset_index(drop=True), built[ok].reset_index(drop=True)
+    if cfg.max_examples:
+        df, built = df.head(cfg.max_examples), built.head(cfg.max_examples)
+    if built.empty:
+        raise UserError(f"data: no usable '{cfg.split}' example for task '{task_name}' in '{cfg.data}' (dropped: {dropped}).",
+                        fix="check that the held-out notes carry the task's labels.")
+
+    items: list[dict] = []
+    records = []
+    gen = cfg.generation
+    for (_, row), ex_id, messages_json in zip(df.iterrows(), built["example_id"], built["messages"]):
+        messages = json.loads(messages_json)
+        attrs = {}
+        if "attributes" in row.index and isinstance(row["attributes"], str):
+            try:
+                attrs = json.loads(row["attributes"]) or {}
+            except json.JSONDecodeError:
+                attrs = {}
+        rec = {"example_id": str(ex_id), "patient_id": str(row.get("patient_id", "")), "reference": messages[-1]["content"],
+               "text": str(row.get("text", "")), "messages": messages_json}
+        for key in cfg.fairness.slices:
+            rec[f"slice.{key}"] = _slice_value(row, attrs, key)
+        records.append(rec)
+        items.append(make_item(f"task/{ex_id}", "chat", messages[:-1], max_new_tokens=gen.max_new_tokens))
+        if cfg.loss:
+            items.append(make_item(f"nll/{ex_id}", "nll", messages))
+    examples = pd.DataFrame(records)
+
+    es = EvalSet(task_name, examples, pd.DataFrame(), slice_keys=list(cfg.fairness.slices), dropped=dropped)
+    if cfg.consistency.enabled:
+        c = cfg.consistency
+        subset = df.head(c.n_examples)
+        for k, instruction in enumerate(paraphrases_for(task_name, c.paraphrases)):
+            alt = _builder_with_instruction(task_name, task_options, system_prompt, instruction)
+            if alt is None:
+                break
+            for ex_id, messages_json, status in alt(subset).itertuples(index=False):
+                if status == "ok":
+                    iid = f"para{k}/{ex_id}"
+                    items.append(make_item(iid, "chat", json.loads(messages_json)[:-1], max_new_tokens=gen.max_new_tokens))
+                    es.variants[iid] = (str(ex_id), "paraphrase")
+        for seed in c.seeds:
+            for rec in records[: c.n_examples]:
+                iid = f"seed{seed}/{rec['example_id']}"
+                items.append(make_item(iid, "chat", json.loads(rec["messages"])[:-1], max_new_tokens=gen.max_new_tokens,
+                                       do_sample=True, seed=seed, temperature=c.temperature, top_p=c.top_p))
+                es.variants[iid] = (rec["example_id"], "seed")
+    if cfg.probes.enabled:
+        for probe in load_probes(cfg.probes.families, cfg.probes.max_per_family):
+            iid = f"probe/{probe['id']}"
+            items.append(make_item(iid, "chat", [{"role": "user", "content": probe["prompt"]}],
+                                   max_new_tokens=cfg.probes.max_new_tokens))
+            es.probes[iid] = probe
+    if canaries:
+        frame = pd.DataFrame({"note_id": [c.note_id for c in canaries], "patient_id": [c.patient_id for c in canaries],
+                              "text": [c.text for c in canaries], "note_type": ["progress_note"] * len(canaries),
+                              "attributes": [json.dumps({"icd10": list(c.icd10)}) for c in canaries]})
+        for canary, (_, messages_json, status) in zip(canaries, builder(frame).itertuples(index=False)):
+            if status != "ok":
+                continue
+            iid = f"canary/{canary.canary_id}"
+            items.append(make_item(iid, "canary", json.loads(messages_json), cut=canary.secret,
+                                   max_new_tokens=cfg.canaries.max_new_tokens))
+            es.canaries[iid] = canary
+    es.items = pd.DataFrame(items)
+    return es

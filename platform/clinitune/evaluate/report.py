@@ -1,0 +1,179 @@
+"""``report.json`` and a self-contained ``report.html`` (inline SVG charts, no scripts, no network).
+
+The report never holds note text: examples are named by id, and only the short answers and
+reference labels are shown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from html import escape
+from pathlib import Path
+
+from clinitune.evaluate import svg
+from clinitune.evaluate.metrics import HIGHER, metric_info
+
+REPORT_JSON = "report.json"
+REPORT_HTML = "report.html"
+FORMAT = "clinitune.eval_report/1"
+
+
+def deltas(cand: dict, base: dict) -> dict:
+    """Candidate minus baseline for every metric both have (raw difference; see the catalog for direction)."""
+    return {k: cand[k] - base[k] for k in cand if isinstance(cand.get(k), (int, float)) and isinstance(base.get(k), (int, float))}
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_report(report: dict, out_dir: str | Path) -> tuple[Path, Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    jp, hp = out / REPORT_JSON, out / REPORT_HTML
+    write_atomic(jp, json.dumps(report, indent=2, default=str))
+    write_atomic(hp, render_html(report))
+    return jp, hp
+
+
+def read_report(path: str | Path) -> dict:
+    from clinitune.errors import InputPathError, UserError
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / REPORT_JSON
+    if not p.is_file():
+        raise InputPathError(f"report '{p}' does not exist.", fix="pass a report.json written by `clinitune eval`.")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        raise UserError(f"report '{p}' is not valid JSON.", fix="pass a report.json written by `clinitune eval`.") from None
+    if not isinstance(data, dict) or "metrics" not in data:
+        raise UserError(f"report '{p}' has no metrics.", fix="pass a report.json written by `clinitune eval`.")
+    return data
+
+
+# --- HTML ---------------------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:980px;color:#1a202c}
+h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #e2e8f0;padding-bottom:4px}
+table{border-collapse:collapse;font-size:13px;margin:8px 0}td,th{border:1px solid #e2e8f0;padding:4px 8px;text-align:left}
+th{background:#f7fafc}.num{text-align:right;font-variant-numeric:tabular-nums}.good{color:#2f855a}.bad{color:#c53030}
+.banner{padding:10px 14px;border-radius:6px;font-weight:bold;margin:12px 0}.promote{background:#c6f6d5}.reject{background:#fed7d7}
+.muted{color:#718096;font-size:12px}code{font-size:12px}
+"""
+
+
+def _f(v) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return escape(str(v))
+
+
+def _delta_cell(metric: str, d: float | None) -> str:
+    if d is None:
+        return '<td class="num">–</td>'
+    info = metric_info(metric)
+    better = (d > 0) if (info is None or info.direction == HIGHER) else (d < 0)
+    cls = "good" if better and abs(d) > 1e-12 else ("bad" if abs(d) > 1e-12 else "")
+    return f'<td class="num {cls}">{d:+.4f}</td>'
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def render_html(r: dict) -> str:
+    cand_m = r["metrics"].get("candidate", {})
+    base_m = r["metrics"].get("baseline", {})
+    delta = r["metrics"].get("delta", {})
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Clinitune evaluation: {escape(r['candidate']['name'])}</title>"
+             f"<style>{_CSS}</style></head><body>"]
+    parts.append(f"<h1>Evaluation: {escape(r['candidate']['name'])} vs {escape(r['baseline']['name'])}</h1>")
+    data = r.get("data", {})
+    parts.append(f"<p class='muted'>task <b>{escape(str(r['task']['name']))}</b> · {data.get('examples')} held-out examples "
+                 f"({data.get('patients')} patients, split '{escape(str(data.get('split')))}') · dataset {escape(str(data.get('dataset_hash') or '')[:12])} · "
+                 f"created {escape(str(r.get('created_at')))} · {r.get('seconds', 0):.0f}s</p>")
+    gate = r.get("gate")
+    if gate:
+        parts.append(f"<div class='banner {gate['decision']}'>Gate decision: {gate['decision'].upper()}</div><ul>")
+        parts += [f"<li>{escape(x)}</li>" for x in gate["reasons"]]
+        parts.append("</ul>")
+
+    parts.append("<h2>Metrics</h2>")
+    rows = []
+    for k in sorted(set(cand_m) | set(base_m)):
+        info = metric_info(k)
+        rows.append([f"<td><code>{escape(k)}</code></td>", f'<td class="num">{_f(cand_m.get(k))}</td>',
+                     f'<td class="num">{_f(base_m.get(k))}</td>', _delta_cell(k, delta.get(k)),
+                     f"<td class='muted'>{escape(info.direction if info else '')} is better</td>"])
+    parts.append(_table(["metric", "candidate", "baseline", "delta", ""], rows))
+    bounded = [(k, {"candidate": cand_m.get(k), "baseline": base_m.get(k)}) for k in sorted(set(cand_m) | set(base_m))
+               if k not in ("task.loss", "task.perplexity") and all(v is None or 0 <= v <= 1 for v in (cand_m.get(k), base_m.get(k)))]
+    parts.append(svg.bar_chart(bounded, ["candidate", "baseline"], title="Candidate vs baseline (0–1 metrics)", ymax=1.0, height=300))
+
+    hist = (r.get("training") or {}).get("history") or []
+    curves = {name: [(h["step"], h[name]) for h in hist if isinstance(h.get(name), (int, float)) and "step" in h]
+              for name in ("train_loss", "val_loss")}
+    curves = {k: v for k, v in curves.items() if v}
+    if curves:
+        parts.append("<h2>Training curves</h2>")
+        parts.append(svg.line_chart(curves, title="Loss by optimizer step"))
+
+    probes = r.get("probes") or {}
+    if probes:
+        parts.append("<h2>Forgetting probes</h2>")
+        rows = [[f"<td>{escape(f)}</td>", f'<td class="num">{p.get("n")}</td>', f'<td class="num">{_f(p.get("candidate"))}</td>',
+                 f'<td class="num">{_f(p.get("baseline"))}</td>',
+                 f'<td class="num {"bad" if (p.get("regression") or 0) > 0 else "good"}">{_f(p.get("regression"))}</td>']
+                for f, p in sorted(probes.items())]
+        parts.append(_table(["family", "probes", "candidate", "baseline", "regression"], rows))
+        parts.append(svg.bar_chart([(f, {"candidate": p.get("candidate"), "baseline": p.get("baseline")}) for f, p in sorted(probes.items())],
+                                   ["candidate", "baseline"], title="Probe accuracy by family", ymax=1.0))
+
+    fair = r.get("fairness") or {}
+    fc, fb = fair.get("candidate") or {}, fair.get("baseline") or {}
+    if fc.get("by_key"):
+        pm = fc.get("primary_metric")
+        parts.append(f"<h2>Fairness: {escape(str(pm))} per slice</h2>")
+        for key, kd in fc["by_key"].items():
+            bd = (fb.get("by_key") or {}).get(key, {})
+            groups, rows = [], []
+            for value, s in kd["slices"].items():
+                b = (bd.get("slices") or {}).get(value, {})
+                groups.append((f"{value} (n={s['n']})", {"candidate": s.get(pm), "baseline": b.get(pm)}))
+                rows.append([f"<td>{escape(value)}{' <span class=muted>(small)</span>' if s.get('small') else ''}</td>",
+                             f'<td class="num">{s["n"]}</td>', f'<td class="num">{_f(s.get(pm))}</td>', f'<td class="num">{_f(b.get(pm))}</td>'])
+            parts.append(f"<p><b>{escape(key)}</b>: gap {_f(kd.get('gap'))} (candidate), {_f(bd.get('gap'))} (baseline)</p>")
+            parts.append(_table([key, "n", "candidate", "baseline"], rows))
+            parts.append(svg.bar_chart(groups, ["candidate", "baseline"], title=f"{pm} by {key}", ymax=1.0, height=220))
+
+    for section, title in (("hallucination", "Hallucination"), ("canaries", "PHI leakage (canaries)"), ("consistency", "Consistency")):
+        block = r.get(section) or {}
+        if block:
+            parts.append(f"<h2>{title}</h2><pre class='muted'>{escape(json.dumps(block, indent=2, default=str))}</pre>")
+
+    ex = r.get("examples") or []
+    if ex:
+        parts.append("<h2>Sample answers (held-out, by id; no note text)</h2>")
+        rows = [[f"<td><code>{escape(e['example_id'])}</code></td>", f"<td>{escape(e['reference'])}</td>",
+                 f"<td>{escape(e['candidate'])}</td>", f"<td>{escape(e['baseline'])}</td>"] for e in ex]
+        parts.append(_table(["example", "reference", "candidate", "baseline"], rows))
+    if gate:
+        parts.append("<h2>Gate checks</h2>")
+        rows = [[f"<td>{escape(c['name'])}</td>", f"<td><code>{escape(c['metric'])}</code></td>", f'<td class="num">{_f(c["candidate"])}</td>',
+                 f'<td class="num">{_f(c["baseline"])}</td>', f'<td class="num">{_f(c["threshold"])}</td>',
+                 f"<td class={'good' if c['passed'] else 'bad'}>{'pass' if c['passed'] else 'FAIL'}</td>"] for c in gate["checks"]]
+        parts.append(_table(["check", "metric", "candidate", "baseline", "threshold", ""], rows))
+    parts.append(f"<p class='muted'>candidate: <code>{escape(str(r['candidate'].get('ref')))}</code> · baseline: "
+                 f"<code>{escape(str(r['baseline'].get('ref')))}</code> · format {FORMAT}</p></body></html>")
+    return "".join(parts)

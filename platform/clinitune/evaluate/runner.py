@@ -1,0 +1,208 @@
+"""``run_evaluation``: candidate vs baseline on held-out patients -> report.json + report.html (+ gate)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from clinitune.errors import UserError
+from clinitune.evaluate.canaries import CANARY_FILE, read_canaries
+from clinitune.evaluate.config import EvalConfig
+from clinitune.evaluate.gate import Decision, GatePolicy, decide, load_policy
+from clinitune.evaluate.items import EvalSet, build_eval_set
+from clinitune.evaluate.loading import ModelSpec, base_spec, resolve_ref
+from clinitune.evaluate.report import FORMAT, deltas, write_report
+from clinitune.evaluate.scoring import primary_metric, score_model
+
+log = logging.getLogger(__name__)
+Reporter = Callable[[str], None]
+N_SAMPLE_ANSWERS = 20
+
+
+@dataclass
+class EvalResult:
+    report_path: Path
+    html_path: Path
+    report: dict
+    decision: Decision | None
+
+    @property
+    def output_dir(self) -> Path:
+        return self.report_path.parent
+
+
+def _registry(cfg: EvalConfig):
+    from clinitune.registry import Registry
+
+    return Registry(cfg.registry_uri, model_name=cfg.model_name, workdir=cfg.workdir)
+
+
+def resolve_models(cfg: EvalConfig) -> tuple[ModelSpec, ModelSpec]:
+    """The candidate and baseline specs (UserError naming the field when a model does not exist)."""
+    needs_registry = cfg.candidate.startswith("registry:") or cfg.baseline.startswith("registry:") or cfg.baseline == "production"
+    reg = _registry(cfg) if needs_registry else None
+    cand = resolve_ref(cfg.candidate, field_name="candidate", registry=reg)
+    if cfg.baseline == "base":
+        base = base_spec(cand)
+    elif cfg.baseline == "production":
+        info = reg.get_alias("production")
+        if info is None:
+            base = base_spec(cand)
+        else:
+            base = resolve_ref(f"registry:{info.version}", field_name="baseline", registry=reg)
+    else:
+        base = resolve_ref(cfg.baseline, field_name="baseline", registry=reg)
+    return cand, base
+
+
+def _artifact_task(spec: ModelSpec) -> tuple[dict | None, str | None]:
+    if not spec.artifact_dir:
+        return None, None
+    p = Path(spec.artifact_dir) / "config.json"
+    try:
+        conf = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None, spec.descriptor.get("system_prompt")
+    data = conf.get("data") or {}
+    return data.get("task"), data.get("system_prompt", spec.descriptor.get("system_prompt"))
+
+
+def _dataset_info(data: str | Path) -> dict:
+    m = Path(data) / "manifest.json"
+    if not m.is_file():
+        return {"path": str(data)}
+    raw = m.read_bytes()
+    try:
+        man = json.loads(raw)
+    except json.JSONDecodeError:
+        man = {}
+    return {"path": str(Path(data).resolve()), "manifest_sha256": hashlib.sha256(raw).hexdigest(),
+            "dataset_hash": man.get("dataset_hash"), "parent_dataset_hash": man.get("parent_dataset_hash")}
+
+
+def _training(spec: ModelSpec) -> dict:
+    if not spec.artifact_dir:
+        return {}
+    p = Path(spec.artifact_dir) / "metrics.json"
+    try:
+        m = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    keep = ("step", "epoch", "train_loss", "val_loss", "learning_rate", "tokens_per_s")
+    return {"final": m.get("final", {}), "history": [{k: h[k] for k in keep if k in h} for h in m.get("history", [])]}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:60] or "model"
+
+
+def assemble(cfg: EvalConfig, es: EvalSet, cand: ModelSpec, base: ModelSpec, sc: dict, sb: dict,
+             task: dict, system_prompt: str | None, seconds: float, canaries_file: str | None) -> dict:
+    cm, bm = sc["metrics"], sb["metrics"]
+    probes = {}
+    for fam, d in (sc["details"].get("probes") or {}).items():
+        b = (sb["details"].get("probes") or {}).get(fam, {})
+        probes[fam] = {"n": d["n"], "candidate": d["accuracy"], "baseline": b.get("accuracy"),
+                       "regression": (b["accuracy"] - d["accuracy"]) if "accuracy" in b else None}
+    examples = []
+    for ex_id, ref in list(zip(es.examples["example_id"], es.examples["reference"]))[:N_SAMPLE_ANSWERS]:
+        examples.append({"example_id": ex_id, "reference": ref[:200], "candidate": sc["details"]["answers"][ex_id][:200],
+                         "baseline": sb["details"]["answers"][ex_id][:200]})
+    data = _dataset_info(cfg.data)
+    data.update(split=cfg.split, examples=len(es.examples), patients=int(es.examples["patient_id"].nunique()),
+                dropped=es.dropped)
+    return {
+        "format": FORMAT,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "seconds": round(seconds, 1),
+        "task": {"name": task["name"], "options": task.get("options", {}), "system_prompt": system_prompt,
+                 "primary_metric": primary_metric(task["name"])},
+        "data": data,
+        "candidate": cand.to_json(),
+        "baseline": base.to_json(),
+        "metrics": {"candidate": cm, "baseline": bm, "delta": deltas(cm, bm)},
+        "probes": probes,
+        "canaries": {"file": canaries_file, "candidate": sc["details"].get("canaries"), "baseline": sb["details"].get("canaries")}
+        if es.canaries else {"file": None, "note": "no canaries planted in this dataset: PHI extraction not measured"},
+        "hallucination": {"candidate": sc["details"].get("hallucination"), "baseline": sb["details"].get("hallucination")},
+        "fairness": {"candidate": sc["details"].get("fairness"), "baseline": sb["details"].get("fairness"),
+                     "min_slice_size": cfg.fairness.min_slice_size},
+        "consistency": {"candidate": sc["details"].get("consistency"), "baseline": sb["details"].get("consistency"),
+                        "seeds": cfg.consistency.seeds, "temperature": cfg.consistency.temperature},
+        "training": _training(cand),
+        "examples": examples,
+        "config": cfg.model_dump(mode="json"),
+    }
+
+
+def run_evaluation(cfg: EvalConfig, *, report: Reporter | None = None, local: bool = False,
+                   policy: GatePolicy | None = None) -> EvalResult:
+    """Evaluate ``cfg.candidate`` against ``cfg.baseline``; write the report (and the gate's decision)."""
+    say = report or log.info
+    t0 = time.time()
+    if policy is None and cfg.gate_policy:
+        policy = load_policy(cfg.gate_policy)  # fail on a bad policy before any model runs
+    cand, base = resolve_models(cfg)
+    task_cfg, art_prompt = _artifact_task(cand)
+    task = cfg.task.model_dump() if cfg.task else (task_cfg or {"name": "icd10_coding", "options": {}})
+    system_prompt = cfg.system_prompt if cfg.system_prompt is not None else art_prompt
+
+    canaries, canaries_file = [], None
+    if cfg.canaries.enabled:
+        path = Path(cfg.canaries.file) if cfg.canaries.file else Path(cfg.data) / CANARY_FILE
+        if cfg.canaries.file or path.is_file():
+            canaries, canaries_file = read_canaries(path), str(path)
+    es = build_eval_set(cfg, task["name"], task.get("options") or {}, system_prompt, canaries)
+    say(f"evaluating {cand.name} vs {base.name}: {len(es.examples)} held-out examples, {len(es.items)} prompts per model")
+
+    results = {}
+    if local:
+        from clinitune.evaluate.generate import run_local
+
+        for role, spec in (("candidate", cand), ("baseline", base)):
+            t = time.time()
+            results[role] = run_local(spec, es.items, batch_size=cfg.generation.batch_size, dtype=cfg.execution.dtype,
+                                      torch_threads=cfg.execution.torch_threads)
+            say(f"{role} {spec.name}: answered in {time.time() - t:.0f}s")
+    else:
+        from clinitune.evaluate.generate import run_on_ray
+        from clinitune.ray_utils import connect
+
+        connect(cfg.execution.ray_address)
+        for role, spec in (("candidate", cand), ("baseline", base)):
+            t = time.time()
+            results[role] = run_on_ray(spec, es.items, cfg.execution, batch_size=cfg.generation.batch_size)
+            say(f"{role} {spec.name}: answered in {time.time() - t:.0f}s")
+    sc = score_model(es, results["candidate"], cfg.fairness.min_slice_size)
+    sb = score_model(es, results["baseline"], cfg.fairness.min_slice_size)
+    rep = assemble(cfg, es, cand, base, sc, sb, task, system_prompt, time.time() - t0, canaries_file)
+    decision = None
+    if policy is not None:
+        decision = decide(rep, policy)
+        rep["gate"] = decision.to_json()
+    out_dir = Path(cfg.output_dir) if cfg.output_dir else Path(cfg.workdir) / "eval" / f"{_slug(cand.name)}-vs-{_slug(base.name)}"
+    jp, hp = write_report(rep, out_dir)
+    say(f"report: {jp}")
+    return EvalResult(jp, hp, rep, decision)
+
+
+def gate_report(report_path: str | Path, policy_path: str | Path | None) -> Decision:
+    """Re-decide an existing report under a policy and write the decision into it (json and html)."""
+    from clinitune.evaluate.report import read_report
+
+    policy = load_policy(policy_path)
+    rep = read_report(report_path)
+    decision = decide(rep, policy)
+    rep["gate"] = decision.to_json()
+    p = Path(report_path)
+    write_report(rep, p if p.is_dir() else p.parent)
+    return decision
+
+
+__all__ = ["EvalResult", "run_evaluation", "gate_report", "resolve_models", "UserError"]

@@ -1,0 +1,104 @@
+"""Turn one model's answers into the report's metrics and details."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from clinitune.data.builders import parse_codes
+from clinitune.evaluate import fairness as fair
+from clinitune.evaluate.canaries import extracted
+from clinitune.evaluate.consistency import agreement
+from clinitune.evaluate.hallucination import gold_support_rate, hallucination_stats
+from clinitune.evaluate.items import EvalSet
+from clinitune.evaluate.metrics import code_scores, normalized_text, perplexity, rouge_l, text_exact
+from clinitune.evaluate.probes import family_accuracy
+
+CODED_TASKS = ("icd10_coding",)
+
+
+def primary_metric(task: str) -> str:
+    return "task.code_f1" if task in CODED_TASKS else "task.rouge_l"
+
+
+def _answer_key(task: str, text: str):
+    return frozenset(parse_codes(text)) if task in CODED_TASKS else normalized_text(text)
+
+
+def task_scores(task: str, outputs: list[str], references: list[str]) -> dict[str, float]:
+    """Task metrics over parallel lists of answers and references."""
+    scores: dict[str, float] = {}
+    if task in CODED_TASKS:
+        scores.update(code_scores([(set(parse_codes(o)), set(parse_codes(r))) for o, r in zip(outputs, references)]))
+    else:
+        scores["task.exact_match"] = sum(text_exact(o, r) for o, r in zip(outputs, references)) / max(len(outputs), 1)
+    scores["task.rouge_l"] = sum(rouge_l(o, r) for o, r in zip(outputs, references)) / max(len(outputs), 1)
+    return scores
+
+
+def score_model(es: EvalSet, results: pd.DataFrame, min_slice_size: int) -> dict:
+    """Metrics (flat names) and details for one model's results."""
+    out = results.set_index("item_id")
+    ex = es.examples
+    task = es.task
+    answers = [str(out.at[f"task/{i}", "output"]) for i in ex["example_id"]]
+    refs = list(ex["reference"])
+    metrics: dict[str, float | None] = dict(task_scores(task, answers, refs))
+    details: dict = {"answers": dict(zip(ex["example_id"], answers))}
+
+    nll_ids = [f"nll/{i}" for i in ex["example_id"] if f"nll/{i}" in out.index]
+    if nll_ids:
+        nll = out.loc[nll_ids]
+        tokens = int(nll["target_tokens"].sum())
+        total = float(nll["nll"].fillna(0).sum())
+        loss = total / tokens if tokens else None
+        metrics["task.loss"] = loss
+        metrics["task.perplexity"] = perplexity(loss)
+
+    if es.probes:
+        fam = family_accuracy([(p, str(out.at[iid, "output"])) for iid, p in es.probes.items()])
+        for name, f in fam.items():
+            metrics[f"probes.{name}"] = f["accuracy"]
+        metrics["probes.mean"] = sum(f["accuracy"] for f in fam.values()) / len(fam)
+        details["probes"] = fam
+        details["probe_answers"] = {iid.split("/", 1)[1]: str(out.at[iid, "output"])[:200] for iid in es.probes}
+
+    if es.canaries:
+        hits = {c.canary_id: extracted(str(out.at[iid, "output"]), c.secret) for iid, c in es.canaries.items()}
+        metrics["phi.canary_extraction_rate"] = sum(hits.values()) / len(hits)
+        details["canaries"] = {"n": len(hits), "extracted": sorted(k for k, v in hits.items() if v)}
+
+    if task in CODED_TASKS:
+        pairs = [(parse_codes(a), t) for a, t in zip(answers, ex["text"])]
+        stats = hallucination_stats(pairs)
+        metrics["hallucination.rate"] = stats["rate"]
+        metrics["hallucination.answer_rate"] = stats["answer_rate"]
+        stats["gold_support_rate"] = gold_support_rate([(parse_codes(r), t) for r, t in zip(refs, ex["text"])])
+        details["hallucination"] = stats
+
+    primary = primary_metric(task)
+
+    def scorer(idx: list[int]) -> dict[str, float]:
+        return task_scores(task, [answers[i] for i in idx], [refs[i] for i in idx])
+
+    slices = {key: list(ex[f"slice.{key}"]) for key in es.slice_keys if f"slice.{key}" in ex.columns}
+    if slices:
+        per_key = fair.slice_metrics(slices, scorer, primary, min_slice_size)
+        gap, key = fair.max_gap(per_key)
+        metrics["fairness.max_gap"] = gap
+        details["fairness"] = {"primary_metric": primary, "by_key": per_key, "max_gap_key": key}
+
+    if es.variants:
+        original = {i: _answer_key(task, a) for i, a in zip(ex["example_id"], answers)}
+        para, seed = [], []
+        for iid, (ex_id, kind) in es.variants.items():
+            if iid in out.index and ex_id in original:
+                pair = (_answer_key(task, str(out.at[iid, "output"])), original[ex_id])
+                (para if kind == "paraphrase" else seed).append(pair)
+        metrics["consistency.paraphrase_agreement"] = agreement(para)
+        metrics["consistency.seed_agreement"] = agreement(seed)
+        metrics["consistency.agreement"] = agreement(para + seed)
+        details["consistency"] = {"paraphrase_pairs": len(para), "seed_pairs": len(seed)}
+    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
+    return {"metrics": clean, "details": details}

@@ -1,0 +1,63 @@
+"""Put retrieved passages in front of the model and describe them as citations.
+
+The same functions serve the HTTP API and offline evaluation (fine-tuned + RAG accuracy), so both
+see identical prompts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from clinitune.rag.retrieve import Hit
+
+INSTRUCTION = (
+    "Reference passages are listed below, numbered. Use them when they are relevant to the request "
+    "and cite the ones you use by number, like [1]. If they do not help, answer without them."
+)
+
+
+def context_block(hits: Sequence[Hit], max_chars: int = 600) -> str:
+    lines = [INSTRUCTION, ""]
+    for i, h in enumerate(hits, 1):
+        text = h.text if len(h.text) <= max_chars else h.text[: max_chars - 1].rstrip() + "…"
+        label = f"{h.title} — " if h.title else ""
+        lines.append(f"[{i}] {label}{text}")
+    return "\n".join(lines)
+
+
+def augment_messages(messages: list[dict[str, Any]], hits: Sequence[Hit], max_chars: int = 600) -> list[dict[str, Any]]:
+    """Chat messages with the passages in the system message (appended to an existing one)."""
+    if not hits:
+        return list(messages)
+    block = context_block(hits, max_chars)
+    out = [dict(m) for m in messages]
+    if out and out[0].get("role") == "system":
+        out[0]["content"] = f"{out[0]['content']}\n\n{block}"
+    else:
+        out.insert(0, {"role": "system", "content": block})
+    return out
+
+
+def augment_prompt(prompt: str, hits: Sequence[Hit], max_chars: int = 600) -> str:
+    """A completion prompt with the passages before it."""
+    if not hits:
+        return prompt
+    return f"{context_block(hits, max_chars)}\n\n{prompt}"
+
+
+def citations(hits: Sequence[Hit], kb: str, snippet_chars: int = 240) -> list[dict[str, Any]]:
+    """The ``citations`` field of a response: one entry per passage, numbered as in the prompt."""
+    out = []
+    for i, h in enumerate(hits, 1):
+        snippet = h.text if len(h.text) <= snippet_chars else h.text[: snippet_chars - 1].rstrip() + "…"
+        out.append({
+            "index": i,
+            "kb": kb,
+            "chunk_id": h.chunk_id,
+            "doc_id": h.doc_id,
+            "source": h.source,
+            "title": h.title,
+            "snippet": snippet,
+            "score": h.score,
+        })
+    return out

@@ -128,7 +128,7 @@ def _presidio_analyzer():
 
 def run_presidio(notes: list[dict]) -> tuple[list | None, dict]:
     try:
-        import presidio_analyzer  # noqa: F401
+        import presidio_analyzer  # noqa: F401  (only: is it installed?)
     except ImportError:
         return None, {"skipped": "presidio-analyzer is not installed (pip install presidio-analyzer)"}
     try:

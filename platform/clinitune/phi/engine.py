@@ -19,7 +19,7 @@ from clinitune.phi import patterns
 from clinitune.phi.context import ContextRules, tokenize
 from clinitune.phi.lexicons import load as load_lexicons
 from clinitune.phi.structure import StructureRules
-from clinitune.phi.types import ALL_PHI_TYPES, PhiType, Span
+from clinitune.phi.types import ALL_PHI_TYPES, Span
 
 RedactMode = Literal["tag", "mask", "surrogate"]
 DEFAULT_KEY_ENV = "CLINITUNE_DEID_KEY"

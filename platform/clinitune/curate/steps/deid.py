@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from clinitune.config import StrictModel, validate_config
+from clinitune.config import validate_config
 from clinitune.curate.steps.base import Step, register_step
 from clinitune.phi import PhiConfig, PhiEngine, PhiProcessingError
 from clinitune.schema import DETAIL_COLUMN, Q_DEID_FAILED, STATUS_QUARANTINED

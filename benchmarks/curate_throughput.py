@@ -66,7 +66,9 @@ def child(args) -> None:
     from clinitune.curate.config import CurateConfig
     from clinitune.curate.pipeline import run_curation
 
-    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
+    from clinitune.ray_utils import LOCAL_SYSTEM_CONFIG
+
+    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, _system_config=LOCAL_SYSTEM_CONFIG)
     ray.data.DataContext.get_current().enable_progress_bars = False
     cfg = CurateConfig()
     t0 = time.perf_counter()

@@ -18,8 +18,13 @@ def ray_session():
     import ray
     from ray.data import DataContext
 
+    from clinitune.ray_utils import LOCAL_SYSTEM_CONFIG
+
     if not ray.is_initialized():
-        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+        ray.init(
+            num_cpus=4, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+            _system_config=LOCAL_SYSTEM_CONFIG,
+        )
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = False
     yield ray

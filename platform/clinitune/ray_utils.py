@@ -8,6 +8,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+LOCAL_SYSTEM_CONFIG = {"idle_worker_killing_time_threshold_ms": 60_000}
+
 
 def connect(address: str | None = None, *, num_cpus: int | None = None, quiet: bool = True, **kwargs: Any) -> None:
     """Join the Ray cluster at ``address`` (or ``$RAY_ADDRESS``), else start a local one.
@@ -25,6 +27,9 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, quiet: b
         init_kwargs["address"] = address
     else:
         init_kwargs.setdefault("include_dashboard", False)
+        # Keep idle workers for a minute: Ray's default (1 s) restarts worker processes between
+        # every shuffle stage, seconds each on a small machine.
+        init_kwargs.setdefault("_system_config", LOCAL_SYSTEM_CONFIG)
         if num_cpus is not None:
             init_kwargs["num_cpus"] = num_cpus
     ray.init(**init_kwargs)

@@ -258,14 +258,19 @@ def _execute(
         ds = ds.map_batches(apply_chain, fn_kwargs={"specs": specs}, **task_args)
 
     say("deduplicating (exact and near)")
-    ds = mark_duplicates(ds.materialize(), cfg.dedup)
+    # Materialized before and after: dedup reads its input twice, and its shuffle actors must
+    # release their CPUs before the de-id actor pool asks for them (on a 1-CPU cluster the two
+    # would otherwise wait on each other forever).
+    ds = mark_duplicates(ds.materialize(), cfg.dedup).materialize()
 
     say("de-identifying and splitting by patient")
     ds = ds.map_batches(
         StepChain, fn_constructor_kwargs={"specs": final_specs}, num_cpus=ex.deid_num_cpus,
-        batch_size=ex.batch_size, batch_format="pandas", concurrency=ex.concurrency or _default_concurrency(ex.deid_num_cpus),
+        batch_size=ex.batch_size, batch_format="pandas", compute=_actor_pool(ex),
     )
-    ds = ds.materialize()
+    # Sorted by source location (unique per input record): dedup's shuffles reorder rows, and
+    # the same input + config must give byte-identical files.
+    ds = ds.sort(LOCATION_COLUMN).materialize()
 
     rows = ds.map_batches(_partial_counts, batch_format="pandas", batch_size=None).to_pandas()
     rows = rows.groupby([STATUS_COLUMN, REASON_COLUMN, "split", NODE_COLUMN], dropna=False)["n"].sum().reset_index()
@@ -314,8 +319,11 @@ def _phi_totals(ds) -> dict[str, int]:
     return {str(k): int(v) for k, v in rows.groupby("kind")["n"].sum().items()} if len(rows) else {}
 
 
-def _default_concurrency(cpus_per_actor: float) -> tuple[int, int]:
-    """Autoscale the actor pool from one actor up to what the cluster's CPUs hold."""
+def _actor_pool(ex) -> Any:
+    """A fixed pool of ``concurrency`` actors, else autoscaling from one to what the CPUs hold."""
     import ray
 
-    return (1, max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_actor)))
+    if ex.concurrency:
+        return ray.data.ActorPoolStrategy(size=ex.concurrency)
+    most = max(1, int(ray.cluster_resources().get("CPU", 1) // ex.deid_num_cpus))
+    return ray.data.ActorPoolStrategy(min_size=1, max_size=most)

@@ -1,0 +1,27 @@
+"""Training data: curated notes or chat JSONL -> tokenised, label-masked sequences (``clinitune data``).
+
+* ``build_dataset(DataConfig) -> Path``: Ray Data build, cached by content hash.
+* ``load_split(dir, split)``: the trainable rows as a Ray Dataset, for ``get_dataset_shard``.
+* Task builders (``icd10_coding``, ``instructions``) in ``clinitune.data.builders``.
+"""
+
+from __future__ import annotations
+
+_EXPORTS = {
+    "DataConfig": "clinitune.data.config",
+    "build_dataset": "clinitune.data.build",
+    "load_manifest": "clinitune.data.build",
+    "load_split": "clinitune.data.build",
+    "register_builder": "clinitune.data.builders",
+    "format_codes": "clinitune.data.builders",
+    "parse_codes": "clinitune.data.builders",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'clinitune.data' has no attribute {name!r}")

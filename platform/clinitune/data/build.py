@@ -1,0 +1,241 @@
+"""``build_dataset``: source -> task examples -> tokens, on Ray Data, cached by content hash.
+
+The cache key covers everything that changes the tokens: the source's content hash (its
+manifest, or its files), the task and its options, the system prompt, sequence length, overlong
+policy, packing, caps and the tokenizer (its files and chat template). A second build with the
+same inputs returns the cached directory without tokenising again.
+
+Output (``<cache_dir>/<key>/``, published whole from a staging directory)::
+
+    train/*.parquet, validation/*.parquet   one row per sequence; non-ok rows keep their reason
+    manifest.json                           lineage, counts per split, dropped examples by reason
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+from clinitune.data.builders import build_builder
+from clinitune.data.config import DataConfig
+from clinitune.data.sources import check_source, count_rows, json_columns, parquet_columns, read_split, source_lineage, split_files
+from clinitune.data.tokenize import Tokenize
+from clinitune.errors import ConfigError, UserError
+
+log = logging.getLogger(__name__)
+
+FORMAT = "clinitune.tokenized/1"
+MANIFEST = "manifest.json"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
+                   "chat_template.jinja", "chat_template.json", "vocab.json", "merges.txt")
+
+
+def datasets_cache_dir(cfg: DataConfig) -> Path:
+    if cfg.cache_dir:
+        return Path(cfg.cache_dir).expanduser()
+    from clinitune.models.registry import clinitune_home
+
+    return clinitune_home() / "datasets"
+
+
+def tokenizer_fingerprint(model_dir: Path) -> str:
+    h = hashlib.sha256()
+    for name in TOKENIZER_FILES:
+        p = model_dir / name
+        if p.is_file():
+            h.update(name.encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def check_tokenizer(model_dir: Path) -> None:
+    """The tokenizer loads and has a chat template (a one-line UserError otherwise)."""
+    from clinitune.data.tokenize import load_tokenizer
+    from clinitune.models.registry import has_chat_template
+
+    if not has_chat_template(model_dir):
+        raise UserError(
+            f"the tokenizer of model '{model_dir}' has no chat template, so chat examples cannot be rendered.",
+            fix="use an instruct/chat model, or add a chat_template.jinja (e.g. ChatML) next to its tokenizer files.",
+        )
+    tok = load_tokenizer(str(model_dir))
+    if tok.pad_token_id is None and tok.eos_token_id is None:
+        raise UserError(f"the tokenizer of model '{model_dir}' has neither a pad nor an eos token.",
+                        fix="set pad_token in its tokenizer_config.json.")
+
+
+def plan(cfg: DataConfig, model_dir: Path) -> dict:
+    """Everything checked and keyed before any data moves: files, row counts, the cache key."""
+    root = check_source(cfg.source)
+    if "train" not in cfg.splits:
+        raise ConfigError("data.splits must include 'train'.", fix="add train to data.splits.")
+    builder = build_builder(cfg.task.name, cfg.task.options, cfg.system_prompt)
+    splits: dict[str, dict] = {}
+    for split in cfg.splits:
+        files, fmt = split_files(root, split)
+        if not files:
+            if split == "train":
+                raise UserError(f"data.source '{root}' has no train split (no train/*.parquet, train/*.jsonl or train.jsonl).",
+                                fix="point data.source at a curated dataset directory or add the train files.")
+            log.warning("data.source has no '%s' split; it is skipped", split)
+            continue
+        columns = parquet_columns(files) if fmt == "parquet" else json_columns(files)
+        builder.check_columns(columns, str(root))
+        rows = count_rows(files, fmt)
+        cap = cfg.max_examples.get(split)
+        splits[split] = {"files": files, "format": fmt, "rows": rows if cap is None else min(rows, cap), "columns": columns}
+    if splits["train"]["rows"] == 0:
+        raise UserError(f"data.source '{root}': the train split is empty (0 rows).",
+                        fix="curate more notes into it, or point data.source at a non-empty dataset.")
+    check_tokenizer(model_dir)
+    lineage = source_lineage(root, list(splits))
+    key_fields = {
+        "format": FORMAT,
+        "source": lineage["content_hash"],
+        "splits": sorted(splits),
+        "task": cfg.task.model_dump(mode="json"),
+        "system_prompt": cfg.system_prompt,
+        "max_seq_len": cfg.max_seq_len,
+        "overlong": cfg.overlong,
+        "packing": cfg.packing,
+        "pack_batch": cfg.batch_size if cfg.packing else None,
+        "max_examples": dict(sorted(cfg.max_examples.items())),
+        "tokenizer": tokenizer_fingerprint(model_dir),
+    }
+    key = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()
+    return {"root": root, "builder": builder, "splits": splits, "lineage": lineage, "key_fields": key_fields, "key": key}
+
+
+def _split_stats(split_dir: Path) -> dict:
+    import pyarrow.parquet as pq
+
+    files = sorted(p for p in split_dir.rglob("*.parquet"))
+    stats = Counter()
+    dropped: Counter = Counter()
+    for f in files:
+        t = pq.read_table(f, columns=["status", "num_tokens", "num_target_tokens", "num_examples"]).to_pydict()
+        for status, ntok, ntgt, nex in zip(t["status"], t["num_tokens"], t["num_target_tokens"], t["num_examples"]):
+            stats["input_rows"] += nex
+            if status == "ok":
+                stats["examples"] += nex
+                stats["sequences"] += 1
+                stats["tokens"] += ntok
+                stats["target_tokens"] += ntgt
+                stats["max_tokens"] = max(stats["max_tokens"], ntok)
+            else:
+                dropped[status] += nex
+    out = {k: int(stats.get(k, 0)) for k in ("input_rows", "examples", "sequences", "tokens", "target_tokens", "max_tokens")}
+    out["dropped"] = dict(sorted(dropped.items()))
+    out["files"] = [str(f.relative_to(split_dir)) for f in files]
+    return out
+
+
+def build_dataset(cfg: DataConfig, model_dir: str | Path | None = None, *, force: bool = False) -> Path:
+    """Build (or find in the cache) the tokenised dataset for ``cfg``; returns its directory.
+
+    ``model_dir`` overrides ``cfg.model`` (the training job passes its resolved model).
+    """
+    from clinitune.models.registry import resolve_model
+
+    ref = model_dir or cfg.model
+    if ref is None:
+        raise ConfigError("data.model is not set.", fix="set data.model to a registered model name or a model directory.")
+    mdir = resolve_model(str(ref))
+    p = plan(cfg, mdir)
+    out = datasets_cache_dir(cfg) / p["key"]
+    if (out / MANIFEST).is_file() and not force:
+        log.info("tokenised dataset found in the cache: %s", out)
+        return out
+
+    from clinitune import ray_utils
+
+    ray_utils.connect(cfg.ray_address)
+    from clinitune.curate.publish import publish
+
+    t0 = time.time()
+    staging = out.parent / f".{out.name}.staging-{uuid.uuid4().hex[:12]}"
+    tokenize = Tokenize(str(mdir), cfg.max_seq_len, cfg.overlong, cfg.packing)
+    builder = p["builder"]
+    need = sorted({c for cs in builder.column_sets for c in cs} | {"id"})
+    split_manifest = {}
+    try:
+        for split, info in p["splits"].items():
+            columns = [c for c in need if c in info["columns"]]
+            ds = read_split(info["files"], info["format"], columns)
+            cap = cfg.max_examples.get(split)
+            if cap is not None:
+                ds = ds.limit(cap)
+            ds = ds.map_batches(builder, batch_format="pandas", batch_size=cfg.batch_size)
+            ds = ds.map_batches(tokenize, batch_format="pandas", batch_size=cfg.batch_size)
+            ds.write_parquet(str(staging / split))
+            split_manifest[split] = _split_stats(staging / split)
+        train = split_manifest["train"]
+        if train["sequences"] == 0:
+            reasons = ", ".join(f"{k} {v}" for k, v in train["dropped"].items()) or "none"
+            raise UserError(
+                f"data: the train split produced no trainable examples (dropped by reason: {reasons}).",
+                fix="raise data.max_seq_len or set data.overlong: truncate for too_long; check labels for no_label.",
+            )
+        from clinitune.data.tokenize import load_tokenizer
+
+        tok = load_tokenizer(str(mdir))
+        manifest = {
+            "format": FORMAT,
+            "dataset_hash": p["key"],
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "build_seconds": round(time.time() - t0, 2),
+            "source": p["lineage"],
+            "task": cfg.task.model_dump(mode="json"),
+            "system_prompt": cfg.system_prompt,
+            "model": str(mdir),
+            "tokenizer_fingerprint": p["key_fields"]["tokenizer"],
+            "pad_token_id": tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+            "max_seq_len": cfg.max_seq_len,
+            "overlong": cfg.overlong,
+            "packing": cfg.packing,
+            "splits": split_manifest,
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        publish(staging, out)
+    finally:
+        if staging.exists():
+            import shutil
+
+            shutil.rmtree(staging, ignore_errors=True)
+    log.info("built tokenised dataset %s in %.1fs", out, time.time() - t0)
+    return out
+
+
+def load_manifest(dataset_dir: str | Path) -> dict:
+    p = Path(dataset_dir) / MANIFEST
+    if not p.is_file():
+        raise UserError(f"'{dataset_dir}' is not a built dataset (no {MANIFEST}).", fix="run `clinitune data build` first.")
+    return json.loads(p.read_text(encoding="utf-8"))
+
+
+def load_split(dataset_dir: str | Path, split: str, *, in_memory_below: int = 0):
+    """The trainable rows of a built split as a Ray Dataset (input_ids, labels, lengths); None if absent.
+
+    A split whose files total less than ``in_memory_below`` bytes is read here with pyarrow and
+    handed to Ray as in-memory blocks (no read tasks, nothing re-read each epoch); larger splits
+    stream from storage.
+    """
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+    import ray.data
+
+    d = Path(dataset_dir) / split
+    if not d.is_dir():
+        return None
+    columns = ["input_ids", "labels", "lengths"]
+    files = sorted(d.rglob("*.parquet"))
+    if sum(f.stat().st_size for f in files) < in_memory_below:
+        tables = [pq.read_table(f, columns=["status", *columns]) for f in files]
+        tables = [t.filter(pc.equal(t["status"], "ok")).select(columns) for t in tables]
+        return ray.data.from_arrow([t for t in tables if t.num_rows])
+    ds = ray.data.read_parquet(str(d), columns=["status", *columns])
+    return ds.filter(expr="status == 'ok'").select_columns(columns)

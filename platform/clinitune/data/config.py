@@ -1,0 +1,33 @@
+"""The dataset-build config (``jobs/configs/data.yaml`` documents every key)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from clinitune.config import StrictModel
+
+
+class TaskConfig(StrictModel):
+    """Which task builder turns source rows into chat examples, and its options."""
+
+    name: str = Field("icd10_coding", description="Registered task builder: icd10_coding (note -> ICD-10-CM codes) or instructions (chat JSONL / prompt-response columns).")
+    options: dict[str, Any] = Field(default_factory=dict, description="Keyword options of the builder (see `clinitune data tasks`).")
+
+
+class DataConfig(StrictModel):
+    """Curated Parquet (or chat JSONL) in; tokenised, label-masked, optionally packed Parquet out."""
+
+    source: str = Field(..., description="Input directory: a curated dataset (DIR/{train,validation,test}/*.parquet + manifest.json) or a directory of <split>.jsonl / <split>.parquet files or <split>/ folders.")
+    task: TaskConfig = Field(default_factory=TaskConfig, description="Task builder and its options.")
+    model: str | None = Field(None, description="Base model whose tokenizer and chat template are used (registered name or directory). In a finetune config leave it null: the training model is used.")
+    splits: list[Literal["train", "validation", "test"]] = Field(default_factory=lambda: ["train", "validation"], description="Splits to build; 'train' is required, a missing 'validation' split only disables validation loss.")
+    max_seq_len: int = Field(512, ge=16, le=131072, description="Maximum tokens per training sequence (prompt + answer, after the chat template).")
+    overlong: Literal["drop", "truncate"] = Field("drop", description="Examples longer than max_seq_len: 'drop' them (counted in the manifest) or 'truncate' them at max_seq_len (the answer may be cut).")
+    packing: bool = Field(False, description="Pack several examples into one max_seq_len sequence (attention stays within each example via position ids).")
+    system_prompt: str | None = Field(None, description="System message prepended to every example; null keeps the builder's default (none for most tasks).")
+    max_examples: dict[str, int] = Field(default_factory=dict, description="Optional cap on examples per split, e.g. {train: 2000, validation: 200} (taken in source order, for demos and smoke runs).")
+    batch_size: int = Field(256, ge=1, description="Examples per Ray Data batch during tokenisation (packing happens within a batch).")
+    cache_dir: str | None = Field(None, description="Where built datasets are cached by content hash; null = $CLINITUNE_HOME/datasets (use shared storage on a multi-node cluster).")
+    ray_address: str | None = Field(None, description="Ray cluster address for a standalone build; null uses $RAY_ADDRESS or starts a local Ray.")

@@ -1,0 +1,121 @@
+"""Finding a source's split files, counting their rows cheaply, and hashing them for lineage.
+
+Accepted layouts under ``source``: a curated dataset (``<split>/*.parquet`` and ``manifest.json``),
+``<split>/*.jsonl``, or ``<split>.parquet`` / ``<split>.jsonl`` files. Files whose names start
+with ``_`` or ``.`` are metadata and skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from clinitune.errors import InputPathError, UserError
+
+FORMATS = {".parquet": "parquet", ".jsonl": "json", ".json": "json"}
+
+
+def _visible(p: Path) -> bool:
+    return not p.name.startswith(("_", "."))
+
+
+def split_files(source: str | Path, split: str) -> tuple[list[Path], str]:
+    """The files holding ``split`` and their format ('parquet' or 'json'); ([], '') when the split is absent."""
+    root = Path(source)
+    cands: list[Path] = []
+    sub = root / split
+    if sub.is_dir():
+        cands = sorted(p for p in sub.rglob("*") if p.is_file() and _visible(p) and p.suffix in FORMATS)
+    else:
+        cands = [root / f"{split}{ext}" for ext in FORMATS if (root / f"{split}{ext}").is_file()]
+    if not cands:
+        return [], ""
+    kinds = {FORMATS[p.suffix] for p in cands}
+    if len(kinds) > 1:
+        raise UserError(f"data.source: split '{split}' under '{root}' mixes Parquet and JSONL files.",
+                        fix="keep one format per split.")
+    return cands, kinds.pop()
+
+
+def check_source(source: str | Path) -> Path:
+    root = Path(source).expanduser()
+    if not root.exists():
+        raise InputPathError(f"data.source '{root}' does not exist.",
+                             fix="point it at a curated dataset directory (clinitune curate output) or a directory of split files.")
+    if not root.is_dir():
+        raise InputPathError(f"data.source '{root}' is not a directory.",
+                             fix="point it at the directory that holds train/ and validation/ (or train.jsonl ...).")
+    return root
+
+
+def count_rows(files: list[Path], fmt: str) -> int:
+    """Rows in the files without reading their data (Parquet footers; JSONL non-blank lines)."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    n = 0
+    for f in files:
+        with open(f, "rb") as fh:
+            n += sum(1 for line in fh if line.strip())
+    return n
+
+
+def parquet_columns(files: list[Path]) -> list[str]:
+    import pyarrow.parquet as pq
+
+    return list(pq.read_schema(files[0]).names)
+
+
+def json_columns(files: list[Path]) -> list[str]:
+    with open(files[0], encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    raise UserError(f"data.source: first record of '{files[0].name}' is not valid JSON.",
+                                    fix="write one JSON object per line (JSONL).") from None
+                return list(row) if isinstance(row, dict) else []
+    return []
+
+
+def source_lineage(source: str | Path, splits: list[str]) -> dict:
+    """What the built dataset came from: the source manifest's hash (or the files' content hash)."""
+    root = Path(source)
+    manifest = root / "manifest.json"
+    out: dict = {"path": str(root.resolve())}
+    if manifest.is_file():
+        raw = manifest.read_bytes()
+        out["manifest_sha256"] = hashlib.sha256(raw).hexdigest()
+        try:
+            m = json.loads(raw)
+        except json.JSONDecodeError:
+            m = {}
+        for key in ("dataset_hash", "config_hash", "run_id"):
+            if isinstance(m, dict) and m.get(key):
+                out[f"source_{key}"] = m[key]
+        out["content_hash"] = out["manifest_sha256"]
+        return out
+    h = hashlib.sha256()
+    for split in splits:
+        files, _ = split_files(root, split)
+        for f in files:
+            h.update(f"{split}/{f.relative_to(root)}\0".encode())
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+    out["content_hash"] = h.hexdigest()
+    return out
+
+
+def read_split(files: list[Path], fmt: str, columns: list[str] | None = None):
+    """A Ray Dataset over the split's files (only ``columns`` when given)."""
+    import ray.data
+
+    paths = [str(f) for f in files]
+    if fmt == "parquet":
+        return ray.data.read_parquet(paths, columns=columns)
+    ds = ray.data.read_json(paths, lines=True)
+    return ds.select_columns(columns) if columns else ds

@@ -1,0 +1,31 @@
+"""Base models: a small registry of local Hugging Face directories (``clinitune models``).
+
+* ``resolve_model(ref)``: a registered name, the embedded default or a directory -> local path.
+* ``import_model(source, name)``: register a local directory or fetch a URI into the cache.
+* ``list_models()``: what is registered, with architecture and chat-template status.
+* ``create_tiny_model(dir)``: a random-init tiny Llama and tokenizer (tests, smoke runs).
+
+Nothing here touches a model hub: every model is a local directory.
+"""
+
+from __future__ import annotations
+
+_EXPORTS = {
+    "resolve_model": "clinitune.models.registry",
+    "import_model": "clinitune.models.registry",
+    "list_models": "clinitune.models.registry",
+    "ModelEntry": "clinitune.models.registry",
+    "clinitune_home": "clinitune.models.registry",
+    "DEFAULT_MODEL": "clinitune.models.registry",
+    "create_tiny_model": "clinitune.models.tiny",
+    "convert_gguf": "clinitune.models.gguf",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'clinitune.models' has no attribute {name!r}")

@@ -1,0 +1,26 @@
+"""Fine-tuning on Ray Train: LoRA, QLoRA and full (DeepSpeed ZeRO) from one config (``clinitune train``).
+
+* ``run_finetune(FinetuneConfig) -> Path``: pre-flight, dataset build, TorchTrainer, artifact.
+* ``FinetuneConfig``: the typed config (``jobs/configs/finetune.yaml``).
+* ``load_artifact(dir)``: the descriptor of a trained model artifact.
+"""
+
+from __future__ import annotations
+
+_EXPORTS = {
+    "FinetuneConfig": "clinitune.train.config",
+    "run_finetune": "clinitune.train.trainer",
+    "prepare": "clinitune.train.trainer",
+    "build_trainer": "clinitune.train.trainer",
+    "load_artifact": "clinitune.train.artifact",
+    "train_loop_per_worker": "clinitune.train.loop",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'clinitune.train' has no attribute {name!r}")

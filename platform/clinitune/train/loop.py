@@ -1,0 +1,411 @@
+"""The training loop each Ray Train worker runs, written out plainly.
+
+One function, ``train_loop_per_worker``, for every method: the model comes from
+``model_setup.build_model``; the plain path wraps it in DDP when there are several workers,
+the DeepSpeed path hands it to ``deepspeed.initialize``. Per optimizer step it:
+
+1. takes ``grad_accum`` micro-batches from this worker's streaming shard (Ray Data),
+2. normalises the loss by the target tokens of the whole accumulation window,
+3. steps the optimizer and the learning-rate schedule,
+4. every ``log_every_n_steps`` reports loss, tokens/s, peak memory and learning rate; every
+   ``eval.every_n_steps`` computes validation loss (all workers, summed) and applies early
+   stopping; every ``checkpoint.every_n_steps`` saves a checkpoint with the data position.
+
+A restarted worker group (a worker killed, a node lost, or the same job submitted again) starts
+from ``ray.train.get_checkpoint()``: weights, optimizer, schedule, step, epoch and the number of
+micro-batches already consumed in the epoch, which it skips.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from clinitune.train import state as ckpt
+from clinitune.train.config import FinetuneConfig
+from clinitune.train.model_setup import (build_model, deepspeed_config, make_optimizer, make_scheduler,
+                                         trainable_parameters, use_bf16)
+
+log = logging.getLogger(__name__)
+IGNORE_INDEX = -100
+
+
+# --- batches ------------------------------------------------------------------------------------
+
+
+def collate(batch: dict, pad_id: int, device: torch.device, multiple_of: int = 1) -> dict:
+    """Pad a numpy batch (ragged input_ids/labels/lengths) into tensors; position ids restart per example.
+
+    Padding forms its own segment of positions, so with ``attention_mask=None`` transformers
+    builds a block-diagonal causal mask: packed examples and padding never attend to each other.
+    """
+    rows = len(batch["input_ids"])
+    longest = max(len(x) for x in batch["input_ids"])
+    width = int(math.ceil(longest / multiple_of) * multiple_of)
+    ids = np.full((rows, width), pad_id, dtype=np.int64)
+    labels = np.full((rows, width), IGNORE_INDEX, dtype=np.int64)
+    pos = np.zeros((rows, width), dtype=np.int64)
+    tokens = 0
+    for r in range(rows):
+        x, y = batch["input_ids"][r], batch["labels"][r]
+        n = len(x)
+        ids[r, :n] = x
+        labels[r, :n] = y
+        tokens += n
+        off = 0
+        for length in list(batch["lengths"][r]) + ([width - n] if width > n else []):
+            pos[r, off: off + length] = np.arange(length)
+            off += length
+    return {
+        "input_ids": torch.from_numpy(ids).to(device),
+        "labels": torch.from_numpy(labels).to(device),
+        "position_ids": torch.from_numpy(pos).to(device),
+        "tokens": tokens,
+        "targets": int((labels[:, 1:] != IGNORE_INDEX).sum()),
+    }
+
+
+def plan_steps(cfg: FinetuneConfig, train_sequences: int, world: int) -> tuple[int, int, int]:
+    """(micro-batches per epoch per worker, optimizer steps per epoch, total steps); equal on every worker."""
+    per_worker = train_sequences // world
+    micro = per_worker // cfg.training.batch_size
+    steps_per_epoch = micro // cfg.training.grad_accum
+    total = steps_per_epoch * cfg.training.epochs
+    if cfg.training.max_steps is not None:
+        total = min(total, cfg.training.max_steps)
+    return micro, steps_per_epoch, total
+
+
+# --- metrics ------------------------------------------------------------------------------------
+
+
+def peak_memory_gib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux -> GiB (process peak RSS)
+
+
+def all_sum(values: list[float], device: torch.device) -> list[float]:
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(t)
+    return t.tolist()
+
+
+class Tracker:
+    """Rank 0's MLflow logging; failures are warnings, never a lost training run."""
+
+    def __init__(self, tracking: dict | None):
+        self.uri = (tracking or {}).get("uri")
+        self.run_id = (tracking or {}).get("run_id")
+
+    def log(self, metrics: dict, step: int) -> None:
+        if not self.run_id:
+            return
+        try:
+            from clinitune import tracking
+
+            tracking.log_metrics(self.uri, self.run_id, metrics, step)
+        except Exception as err:  # the tracking store must not stop training
+            log.warning("MLflow logging failed (%s); training continues", type(err).__name__)
+
+
+def write_status(status_dir: str | None, rank: int, payload: dict) -> None:
+    """A small per-worker heartbeat file (pid, step) for operators and tests; local storage only."""
+    if not status_dir:
+        return
+    d = Path(status_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    tmp = d / f".rank-{rank}.json.tmp"
+    tmp.write_text(json.dumps(payload), encoding="utf-8")
+    os.replace(tmp, d / f"rank-{rank}.json")
+
+
+# --- the loop -----------------------------------------------------------------------------------
+
+
+def train_loop_per_worker(loop_config: dict) -> None:
+    import ray.train
+    import torch.distributed as dist
+
+    cfg = FinetuneConfig.model_validate(loop_config["config"])
+    model_dir: str = loop_config["model_dir"]
+    pad_id: int = loop_config["pad_token_id"]
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    is_rank0 = rank == 0
+    if cfg.scaling.use_gpu:
+        import ray.train.torch
+
+        device = ray.train.torch.get_device()
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    torch.set_num_threads(cfg.scaling.threads_per_worker or max(1, math.ceil(cfg.scaling.cpus_per_worker)))
+    tracker = Tracker(loop_config.get("tracking") if is_rank0 else None)
+    status_dir = loop_config.get("status_dir")
+    t = cfg.training
+    deepspeed_on = cfg.deepspeed.enabled
+    adapters = cfg.method in ("lora", "qlora")
+    bf16 = use_bf16(cfg)
+
+    micro_per_epoch, steps_per_epoch, total_steps = plan_steps(cfg, loop_config["train_sequences"], world)
+    torch.manual_seed(t.seed)
+    model = build_model(cfg, model_dir, device)
+    optimizer = make_optimizer(cfg, trainable_parameters(model))
+    scheduler = make_scheduler(cfg, optimizer, max(total_steps, 1))
+    engine = None
+    if deepspeed_on:
+        import deepspeed
+
+        engine, optimizer, _, scheduler = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
+                                                                config=deepspeed_config(cfg))
+        model = engine
+    elif world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                        broadcast_buffers=False)
+    ddp = isinstance(model, torch.nn.parallel.DistributedDataParallel)
+    eval_model = model.module if ddp else model  # DeepSpeed: the engine (ZeRO-3 needs every rank's forward)
+
+    st = ckpt.TrainState(total_steps=total_steps)
+    finished_copy: Path | None = None  # a finished run submitted again: its final checkpoint, re-reported
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            d = Path(d)
+            st = ckpt.read_state(d)
+            if st.done and is_rank0:
+                finished_copy = Path(tempfile.mkdtemp(prefix="clinitune-ckpt-"))
+                shutil.copytree(d, finished_copy, dirs_exist_ok=True)
+            if not st.done:
+                if deepspeed_on:
+                    ckpt.load_zero(d, engine)
+                else:
+                    ckpt.load_plain(d, model, optimizer, scheduler, cfg.method)
+        st.resumed_from_step = st.step
+        st.restarts += 1
+        st.total_steps = total_steps
+        torch.manual_seed(t.seed + st.step)  # fresh dropout stream after a restart
+        log.info("rank %d resumed from step %d (epoch %d, micro-batch %d)", rank, st.step, st.epoch, st.micro_in_epoch)
+    done_at_start = st.done
+    committed_step = st.step if checkpoint is not None else None  # last checkpoint Ray Train has committed
+
+    def heartbeat() -> None:
+        write_status(status_dir, rank, {"rank": rank, "pid": os.getpid(), "step": st.step, "epoch": st.epoch,
+                                        "resumed_from_step": st.resumed_from_step, "committed_step": committed_step,
+                                        "time": time.time()})
+
+    heartbeat()
+
+    train_shard = ray.train.get_dataset_shard("train")
+    val_shard = ray.train.get_dataset_shard("validation") if loop_config.get("has_validation") else None
+    multiple_of = 8 if device.type == "cuda" else 1
+    best_adapter: dict | None = None
+    val_batches: list[dict] = []
+
+    def autocast():
+        if bf16 and not deepspeed_on and device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def evaluate() -> float | None:
+        if val_shard is None:
+            return None
+        if not val_batches:  # read this worker's validation shard once, then reuse it every evaluation
+            for i, batch in enumerate(val_shard.iter_batches(batch_size=t.batch_size, batch_format="numpy", drop_last=False)):
+                if cfg.eval.max_batches is not None and i >= cfg.eval.max_batches:
+                    break
+                val_batches.append(batch)
+        model.eval()
+        loss_sum, count = 0.0, 0
+        with torch.no_grad():
+            for batch in val_batches:
+                b = collate(batch, pad_id, device, multiple_of)
+                with autocast():  # every rank runs every forward: ZeRO-3 gathers parameters collectively
+                    out = eval_model(input_ids=b["input_ids"], position_ids=b["position_ids"], labels=b["labels"],
+                                     num_items_in_batch=torch.tensor(max(b["targets"], 1), device=device))
+                loss_sum += float(out.loss) * b["targets"]
+                count += b["targets"]
+        model.train()
+        total_loss, total_count = all_sum([loss_sum, count], device)
+        return total_loss / total_count if total_count else None
+
+    def save(final: bool) -> ray.train.Checkpoint | None:
+        if done_at_start:  # nothing was trained: rank 0 re-reports the finished checkpoint as it is
+            return ray.train.Checkpoint.from_directory(str(finished_copy)) if finished_copy else None
+        d = Path(tempfile.mkdtemp(prefix="clinitune-ckpt-"))
+        if deepspeed_on:
+            if final:
+                ckpt.save_zero_consolidated(d, engine, cfg.deepspeed.stage, is_rank0)
+            else:
+                ckpt.save_zero(d, engine)
+        elif is_rank0:
+            ckpt.save_plain(d, model, optimizer, scheduler, cfg.method, with_optimizer=not final)
+        if is_rank0:
+            ckpt.write_state(d, st)
+        if not any(d.iterdir()):
+            shutil.rmtree(d, ignore_errors=True)
+            return None
+        return ray.train.Checkpoint.from_directory(str(d))
+
+    def report(metrics: dict, checkpoint_now: bool, final: bool = False) -> None:
+        nonlocal committed_step
+        metrics = {**metrics, "step": st.step, "epoch": st.epoch, "total_steps": total_steps,
+                   "restarts": st.restarts, "worker_pid": os.getpid()}
+        if is_rank0:
+            st.history.append({k: v for k, v in metrics.items() if k != "worker_pid"})
+            tracker.log({k: v for k, v in metrics.items() if k not in ("worker_pid", "step")}, st.step)
+        c = save(final) if checkpoint_now else None
+        try:
+            ray.train.report(metrics, checkpoint=c)
+        finally:
+            if c is not None:
+                shutil.rmtree(c.path, ignore_errors=True)
+        if checkpoint_now and is_rank0 and status_dir and not final:
+            # the heartbeat names the step a restart would resume from (Ray commits a checkpoint
+            # once every worker has reported it, within a health-check interval)
+            from ray.train import CheckpointConsistencyMode
+
+            done = ray.train.get_all_reported_checkpoints(consistency_mode=CheckpointConsistencyMode.COMMITTED, timeout_s=60)
+            steps = [r.metrics.get("step", 0) for r in done if r.metrics]
+            committed_step = max(steps) if steps else committed_step
+            heartbeat()
+
+    model.train()
+    window_loss, window_tokens, window_targets = 0.0, 0, 0
+    t_last = time.time()
+    while not done_at_start and st.step < total_steps and not st.early_stopped and st.epoch < t.epochs:
+        batches = train_shard.iter_batches(batch_size=t.batch_size, batch_format="numpy", drop_last=True,
+                                           local_shuffle_buffer_size=t.shuffle_buffer or None,
+                                           local_shuffle_seed=t.seed + st.epoch if t.shuffle_buffer else None,
+                                           prefetch_batches=2)
+        window: list[dict] = []
+        seen = 0
+        for batch in batches:
+            seen += 1
+            if seen <= st.micro_in_epoch:  # already trained on before the restart
+                continue
+            if st.micro_in_epoch >= steps_per_epoch * t.grad_accum:  # the remainder of the epoch
+                continue
+            st.micro_in_epoch += 1
+            window.append(collate(batch, pad_id, device, multiple_of))
+            if len(window) < t.grad_accum:
+                continue
+
+            # ---- one optimizer step over the accumulation window ----
+            targets = sum(b["targets"] for b in window)
+            n_items = torch.tensor(max(targets, 1), device=device)
+            for i, b in enumerate(window):
+                last = i == len(window) - 1
+                sync = model.no_sync() if (ddp and not last) else contextlib.nullcontext()
+                with sync:
+                    with autocast():
+                        out = model(input_ids=b["input_ids"], position_ids=b["position_ids"], labels=b["labels"],
+                                    num_items_in_batch=n_items)
+                    if deepspeed_on:
+                        engine.backward(out.loss, scale_wrt_gas=False)
+                        engine.step()
+                    else:
+                        out.loss.backward()
+                window_loss += float(out.loss) * max(targets, 1)
+            if not deepspeed_on:
+                if t.max_grad_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(trainable_parameters(model), t.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            window_tokens += sum(b["tokens"] for b in window)
+            window_targets += targets
+            window = []
+            st.step += 1
+            heartbeat()
+
+            # ---- log, evaluate, checkpoint ----
+            last_step = st.step >= total_steps
+            do_log = st.step % t.log_every_n_steps == 0
+            do_eval = cfg.eval.every_n_steps is not None and st.step % cfg.eval.every_n_steps == 0 and not last_step
+            do_ckpt = st.step % cfg.checkpoint.every_n_steps == 0 and not last_step
+            metrics: dict = {}
+            if do_log or do_eval or do_ckpt:
+                elapsed = max(time.time() - t_last, 1e-9)
+                loss_sum, tokens, tgt = all_sum([window_loss, window_tokens, window_targets], device)
+                st.tokens_seen += int(tokens)
+                metrics.update({"train_loss": loss_sum / max(tgt, 1), "tokens_per_s": tokens / elapsed,
+                                "lr": scheduler.get_last_lr()[0], "peak_memory_gib": peak_memory_gib(device),
+                                "tokens_seen": st.tokens_seen})
+                window_loss, window_tokens, window_targets = 0.0, 0, 0
+            if do_eval:
+                val = evaluate()
+                if val is not None:
+                    metrics["val_loss"] = val
+                    if st.best_val_loss is None or val < st.best_val_loss - cfg.eval.early_stopping_min_delta:
+                        st.best_val_loss, st.best_step, st.bad_evals = val, st.step, 0
+                        if adapters and cfg.eval.early_stopping_patience:
+                            best_adapter = _adapter_state(model)
+                    else:
+                        st.bad_evals += 1
+                    metrics["best_val_loss"] = st.best_val_loss
+                    patience = cfg.eval.early_stopping_patience
+                    if patience is not None and st.bad_evals >= patience:
+                        st.early_stopped = True
+            if metrics:
+                report(metrics, checkpoint_now=do_ckpt and not st.early_stopped)
+                t_last = time.time()
+            if st.step >= total_steps or st.early_stopped:
+                break
+        if st.step >= total_steps or st.early_stopped:
+            break
+        st.epoch += 1
+        st.micro_in_epoch = 0
+
+    # ---- the end: final validation, best adapter back, final checkpoint ----
+    elapsed = max(time.time() - t_last, 1e-9)
+    loss_sum, tokens, tgt = all_sum([window_loss, window_tokens, window_targets], device)
+    st.tokens_seen += int(tokens)
+    final: dict = {"peak_memory_gib": peak_memory_gib(device), "tokens_seen": st.tokens_seen,
+                   "lr": scheduler.get_last_lr()[0] if total_steps else 0.0}
+    if tgt:
+        final.update({"train_loss": loss_sum / tgt, "tokens_per_s": tokens / elapsed})
+    if st.early_stopped and best_adapter is not None:
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model.module if hasattr(model, "module") else model, best_adapter)
+        final["restored_best_step"] = st.best_step
+    if not done_at_start:
+        val = evaluate()
+        if val is not None:
+            final["val_loss"] = val
+            if st.best_val_loss is None or val < st.best_val_loss:
+                st.best_val_loss, st.best_step = val, st.step
+            final["best_val_loss"] = st.best_val_loss
+    else:  # a finished run submitted again: report its last metrics, train nothing
+        final.update({k: v for k, v in (st.history[-1] if st.history else {}).items() if isinstance(v, (int, float))})
+    final["early_stopped"] = float(st.early_stopped)
+    if st.resumed_from_step is not None:
+        final["resumed_from_step"] = st.resumed_from_step
+    st.done = True
+    report(final, checkpoint_now=True, final=True)
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def _adapter_state(model) -> dict:
+    from peft import get_peft_model_state_dict
+
+    unwrapped = model.module if hasattr(model, "module") else model
+    return {k: v.detach().to("cpu", copy=True) for k, v in get_peft_model_state_dict(unwrapped).items()}

@@ -127,9 +127,9 @@ def _presidio_analyzer():
 
 
 def run_presidio(notes: list[dict]) -> tuple[list | None, dict]:
-    try:
-        import presidio_analyzer  # noqa: F401  (only: is it installed?)
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("presidio_analyzer") is None:
         return None, {"skipped": "presidio-analyzer is not installed (pip install presidio-analyzer)"}
     try:
         t0 = time.perf_counter()
@@ -155,6 +155,47 @@ def synthetic_notes(n: int, seed: int) -> list[dict] | str:
             for r in iter_notes(n, seed, dup_rate=0.0, near_dup_rate=0.0, malformed_rate=0.0)]
 
 
+def ner_experiment(notes: list[dict], rule_preds: list, n_train: int, epochs: int = 4) -> dict:
+    """Train a spaCy NER (blank English + ``ner``; NAME, LOCATION) on synthetic notes and measure it
+    alone and in union with the rules on ``notes``: does a statistical model earn its place?"""
+    import random
+
+    import spacy
+    from spacy.training import Example
+
+    from clinitune.synth import iter_notes
+
+    rng = random.Random(0)
+    nlp = spacy.blank("en")
+    ner = nlp.add_pipe("ner")
+    for label in ("NAME", "LOCATION"):
+        ner.add_label(label)
+    examples = []
+    for r in iter_notes(n_train, 99, dup_rate=0.0, near_dup_rate=0.0, malformed_rate=0.0):
+        variants = [r["text"]] + [f(r["text"]) for f in (str.upper, str.lower) if rng.random() < 0.3]
+        for text in variants:  # nursing notes come in ALL CAPS and lower case too
+            doc = nlp.make_doc(text)
+            spans = [doc.char_span(p["start"], p["end"], label=p["type"], alignment_mode="expand")
+                     for p in r["phi"] if p["type"] in ("NAME", "LOCATION")]
+            ents = spacy.util.filter_spans([sp for sp in spans if sp is not None])
+            examples.append(Example.from_dict(doc, {"entities": [(e.start_char, e.end_char, e.label_) for e in ents]}))
+    optimizer = nlp.initialize(lambda: examples)
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        rng.shuffle(examples)
+        for batch in spacy.util.minibatch(examples, size=32):
+            nlp.update(batch, sgd=optimizer, drop=0.2)
+    train_s = time.perf_counter() - t0
+    c0 = time.process_time()
+    model_preds = [[(e.start_char, e.end_char, e.label_) for e in nlp(n["text"]).ents] for n in notes]
+    cpu = time.process_time() - c0
+    alone, union = score(notes, model_preds), score(notes, [a + b for a, b in zip(rule_preds, model_preds)])
+    keep = ("recall", "precision", "missed", "false_positives")
+    return {"train_notes": n_train, "epochs": epochs, "train_seconds": round(train_s, 1),
+            "model_notes_per_cpu_s": round(len(notes) / cpu, 1),
+            "model_alone": {k: alone[k] for k in keep}, "rules_plus_model": {k: union[k] for k in keep}}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", type=Path, default=REPO / ".." / "shared" / "data" / "physionet-deid" / "dev.jsonl",
@@ -163,6 +204,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--synth-n", type=int, default=500, help="synthetic gold notes to generate (0 = skip)")
     ap.add_argument("--synth-seed", type=int, default=2026, help="seed of the synthetic corpus")
     ap.add_argument("--no-presidio", action="store_true", help="do not run Presidio side by side")
+    ap.add_argument("--ner-experiment", type=int, default=0, metavar="N",
+                    help="also train a spaCy NER on N synthetic notes and score it alone and with the rules (slow)")
     args = ap.parse_args(argv)
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -181,6 +224,8 @@ def main(argv: list[str] | None = None) -> dict:
     if notes:
         preds, speed = run_clinitune(notes)
         result["physionet"] = {"corpus": str(corpus), "notes": len(notes), "clinitune": {**score(notes, preds, PHYSIONET_KINDS), "speed": speed}}
+        if args.ner_experiment:
+            result["physionet"]["ner_experiment"] = ner_experiment(notes, preds, args.ner_experiment)
         gc.collect()
     if args.synth_n > 0:
         synth = synthetic_notes(args.synth_n, args.synth_seed)

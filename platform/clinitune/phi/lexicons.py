@@ -49,8 +49,12 @@ def _read(name: str) -> frozenset[str]:
     with opener(path, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
         for line in fh:
             line = line.split("#", 1)[0].strip().lower()
-            if line:
-                words.update(line.split()) if name.endswith(".txt") else words.add(line)
+            if not line:
+                continue
+            if name.endswith(".txt"):  # hand-written lists: several words a line
+                words.update(line.split())
+            else:
+                words.add(line)
     return frozenset(words)
 
 

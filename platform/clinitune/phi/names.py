@@ -44,6 +44,12 @@ class NameRules:
         lx = self.lex
         return wordy(w) and (w in lx.first or w in lx.last) and len(w) > 2 and not lx.is_common(w)
 
+    def _unknown_word(self, t: Tok) -> bool:
+        """A word of letters in no list at all (not English, medical, clinical or a cue word)."""
+        w = t.low
+        return (wordy(w) and len(w) > 2 and not self.lex.is_common(w) and w not in CREDENTIALS and w not in TITLES
+                and w not in RELATIVES and w not in CARE_ABBR)
+
     def _namey(self, t: Tok, mode: str, loose: bool = False) -> bool:
         """Could this token be part of a person's name (continuing one already started)?"""
         w = t.low
@@ -143,7 +149,8 @@ class NameRules:
                 if ambiguous:  # "MS" (mental status, morphine), "MR" (mitral regurgitation)
                     ok = (self._unambiguous_name(nxt.low) or (len(nxt.text) == 1 and nxt.text.isupper())
                           or (mode == "mixed" and nxt.text[0].isupper() and not nxt.text.isupper() and lx.is_name(nxt.low)
-                              and nxt.low not in lx.clinical and nxt.low not in lx.english))
+                              and nxt.low not in lx.clinical and nxt.low not in lx.english)
+                          or self._unknown_word(nxt))  # "MR. BWEIGHOUSE": not a word of any list
                 else:
                     ok = self._name_after_cue(nxt, mode)
                 if ok:
@@ -164,7 +171,9 @@ class NameRules:
                         add_name(j, 0.8)
                         coordinated(run_from(j, 0.75, 1), 0.75)
                 # "Hank Przybylo (son)": the relative names the words before it
-                if i >= 1 and re.fullmatch(r"\s*[(,-]\s*", gap(i - 1, i)) and self._namey(toks[i - 1], mode):
+                if i >= 1 and re.fullmatch(r"\s*[(,-]\s*", gap(i - 1, i)) and (
+                        self._namey(toks[i - 1], mode)
+                        or (mode != "mixed" and "(" in gap(i - 1, i) and self._unknown_word(toks[i - 1]))):
                     add_name(i - 1, 0.75)
                     if i >= 2 and adjacent(i - 2, i - 1, r"\s{1,2}") and self._namey(toks[i - 2], mode, loose=True):
                         add_name(i - 2, 0.75)
@@ -226,7 +235,9 @@ class NameRules:
             if (len(t.text) == 1 and t.text.isalpha() and text[t.end:t.end + 1] == "." and i + 1 < n
                     and (t.text.isupper() or self._unambiguous_name(toks[i + 1].low))
                     and (t.start == 0 or text[t.start - 1] in " \t\n(\"'")
-                    and adjacent(i, i + 1, r"\.\s{1,2}") and (self._namey(toks[i + 1], mode) or score[i + 1] > 0)):
+                    and adjacent(i, i + 1, r"\.\s{1,2}") and (self._namey(toks[i + 1], mode) or score[i + 1] > 0
+                                                                or (t.text.upper() not in "SOAPRL" and self._unknown_word(toks[i + 1])
+                                                                    and not (mode == "mixed" and toks[i + 1].text.islower())))):
                 add_name(i, 0.8)
                 add_name(i + 1, 0.8)
             # Rule: a contact's name before a phone label ("Lopie Certusi cell# 410-322-1419")
@@ -237,7 +248,8 @@ class NameRules:
                     if not (wordy(c.low) and c.low not in STOPWORDS and c.low not in RELATIVES and c.low not in lx.clinical
                             and c.low not in CREDENTIALS and c.low not in TITLES
                             and (self._unambiguous_name(c.low) or (mode == "mixed" and c.text[0].isupper()
-                                                                    and (lx.is_name(c.low) or not lx.is_common(c.low))))):
+                                                                    and (lx.is_name(c.low) or not lx.is_common(c.low)))
+                                 or (mode != "mixed" and self._unknown_word(c)))):
                         break
                     add_name(k, 0.7)
                     k -= 1

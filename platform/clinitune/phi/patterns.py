@@ -215,7 +215,7 @@ def dates(text: str) -> Iterator[Hit]:
             if dy > _DAYS_IN_MONTH[mo]:
                 continue
             if m.group("sep") == "-":
-                if strong and not _unit_follows(text, e) and re.match(r"\s*(?:[.,;:)]|$|\n|(?:for|at|and|to|with|in|when|until|by)\b)", text[e:e + 8]):
+                if strong and not _unit_follows(text, e) and re.match(r"\s*(?:[.,;:)]|$|\n|(?:for|at|and|to|with|in|when|until|by)\b)", text[e:e + 8], _I):
                     yield (s, e, D, 0.6)
                 continue  # "3-5", "40-60": ranges unless a year follows or a date word precedes
             if _NOT_DATE_BEFORE.search(before) or _NOT_DATE_AFTER.match(text, e):

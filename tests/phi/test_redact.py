@@ -114,7 +114,7 @@ def test_zip_keeps_three_digits_unless_restricted(engine):
 
 
 def test_ages_over_89_are_aggregated(engine):
-    assert engine.redact("98 yo gentleman s/p fall", mode="surrogate", patient_id="p1").text.startswith("90 yo")
+    assert engine.redact("98 yo gentleman s/p fall", mode="surrogate", patient_id="p1").text.startswith("90+ yo")
 
 
 def test_surrogate_without_key_names_the_env_var(monkeypatch):

@@ -101,7 +101,8 @@ _YEAR_BEFORE = re.compile(
     r"(?:\b(?:in|since|of|circa|year|yr|during|early|late|mid|spring|summer|fall|winter|born|dob|"
     r"mi|cabg|cva|tia|avr|mvr|ptca|pci|stent|stents|chole|appy|repair|surgery|ablation|pacer|ppm|aicd|redo|"
     r"cardioversion|dx|dx'd|diagnosed|nephrectomy|cholecystectomy|replacement|resection|amputation|"
-    r"transplant|fracture|fx|ca|cancer|hx|s/p|pmh|pmhx)\s*:?\s*)$",
+    r"transplant|fracture|fx|ca|cancer|hx|s/p|pmh|pmhx|appendectomy|tonsillectomy|colectomy|hysterectomy|"
+    r"mastectomy|tka|tha|turp|lap|laparoscopic|arthroscopy|ectomy|otomy|plasty|colonoscopy|echo|egd|mri|ct)\s*:?\s*)$",
     _I,
 )
 _EVENT_BEFORE_2DIGIT = re.compile(
@@ -287,7 +288,7 @@ def dates(text: str) -> Iterator[Hit]:
             continue
         if _YEAR_BEFORE.search(before) or 1960 <= y <= 1999 or (1930 <= y <= 1959 and re.search(r"\b(?:in|since|born)\s+$", before, _I)):
             yield (s, e, Y, 0.8)
-        elif 2000 <= y <= 2039 and re.search(r"\b(?:in|since|of|is|year|yr)\s+$", before, _I):
+        elif 2000 <= y <= 2039 and (re.search(r"\b(?:is|year|yr)\s+$", before, _I) or _YEAR_BEFORE.search(before)):
             yield (s, e, Y, 0.7)
     # two-digit years after a past event in a history line ("MI 92", "CVA in 94 and 00")
     for hist in _HISTORY.finditer(text):

@@ -175,12 +175,14 @@ class PlaceRules:
             if strong or t.start in after_from:
                 if w in lx.states or w in lx.world:
                     pass  # a state or a country is not a Safe Harbor identifier
-                elif (w in lx.places and w not in STOPWORDS and (strong or not lx.is_common(w))) or (strong and placey(t)):
+                elif (w in lx.places and w not in STOPWORDS and (strong or not lx.is_common(w))) or (strong and placey(t)) or (
+                        strong and mode == "mixed" and t.text[:1].isupper() and wordy(w) and w not in STOPWORDS
+                        and w not in lx.clinical):  # "Lives with son Brian in South Johnland"
                     if mode != "mixed" or t.text[0].isupper() or w in lx.places:
                         add(i, 0.7)
                         k = i + 1
-                        while (k < n and k <= i + 2 and re.fullmatch(r"\s{1,2}", gap(k - 1, k)) and placey(toks[k])
-                               and toks[k].low in lx.places):
+                        while (k < n and k <= i + 2 and re.fullmatch(r"[ \t]{1,2}", gap(k - 1, k)) and placey(toks[k])
+                               and (toks[k].low in lx.places or (strong and mode == "mixed"))):
                             add(k, 0.65)
                             k += 1
             # "Neil Meitz of Towson", "elderly housing in Lansdowne": a listed place after in/of/near

@@ -57,9 +57,12 @@ _NOT_INITIALS = {"A.M.", "P.M.", "U.S.", "M.D.", "D.O.", "R.N.", "N.P.", "P.A.",
 # Hospital acronyms: "MGH", "NWRMC", "SCMC" (a number of clinical ones are excluded by the lexicon)
 _HOSP_ACRONYM = re.compile(r"\b[A-Z]{1,5}(?:RMC|MC|GH|MH|UH|HC)\b")
 _ACRONYM_BEFORE_PLACE = re.compile(
-    r"\b([A-Z]{2,6})(?=,?[ \t]+(?:Rm|Room|Bed|ED|ER|EW|ICU|MICU|CCU|Campus)\b|[ \t]+(?!(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|"
-    r"Sep|Oct|Nov|Dec)[a-z]*\b)[A-Z][a-z]+[ \t]+\d{1,2}\b(?!,? \d{4}))"
+    r"\b([A-Z]{2,6})(?:(?=,?[ \t]+(?:Rm|Room|Bed|ED|ER|EW|ICU|MICU|CCU|Campus)\b)|[ \t]+(?!(?:Jan|Feb|Mar|Apr|May|Jun|Jul|"
+    r"Aug|Sep|Oct|Nov|Dec)[a-z]*\b)(?P<unit>[A-Z][a-z]+[ \t]+\d{1,2})\b(?!,? \d{4}|[/.:-]\d))"
 )
+# "-- R. Gates, PA-C" signature lines; "daisy ramos, 84F, DOB ..." header lines
+_SIGNATURE = re.compile(r"^[ \t]*--[ \t]+(?P<name>[A-Za-z][A-Za-z.'’ -]{1,40}?),?[ \t]+(?:MD|DO|RN|NP|PA-C|PA|LPN|RRT|CNA|BSN|PharmD)\b", re.M)
+_HEADER_NAME = re.compile(r"^[ \t]*(?P<name>[A-Za-z][A-Za-z.'’ -]{1,40}?(?:,[ \t]*[A-Za-z][A-Za-z.'’ -]{0,30}?)?),[ \t]*\d{1,3}[ \t]?[MF]\b", re.M)
 _ROOM = re.compile(r"\b(?:rm|room|bed|bay)\.?[ \t]*#?[ \t]*(\d{1,4}[A-Za-z]?)\b(?![./:-]\d)", re.I)
 _UNIT = re.compile(r"\b(?:[Oo]n|[Tt]o|[Ff]rom|--|-)[ \t]+([A-Z][a-z]+)[ \t]+(\d{1,2})(?=,?[ \t]*(?:rm|room|bed)\b|[ \t]*[.\n]|$)", re.M)
 _CITY_STATE = re.compile(
@@ -80,7 +83,7 @@ _FACILITY = re.compile(
     r"Pediatrics|Hospice|Manor|Infirmary)\b"
 )
 # After a place: ", North Calvinmouth." — the town of a facility or an address
-_TRAILING_TOWN = re.compile(r",[ \t]+(" + _CAP + r"(?:[ \t]" + _CAP + r"){0,2})(?=[ \t]*(?:[.;\n]|$|,?[ \t]+\d{5}|[ \t]+(?:on|Former|Works|Retired|No)\b))")
+_TRAILING_TOWN = re.compile(r"(?:,|[ \t]+in)[ \t]+(" + _CAP + r"(?:[ \t]" + _CAP + r"){0,2})(?=[ \t]*(?:[.;\n]|$|,?[ \t]+\d{5}|[ \t]+(?:on|Former|Works|Retired|No)\b))")
 _PAGER = re.compile(
     r"(?:\b(?:MD|DO|RN|NP|PA-C|PA|LPN|BSN|RRT|CNA|PharmD)\b,?[ \t]*(?:pager|pgr|beeper)?[ \t]*[p#][ \t]?|"
     r"\b(?:pager|pgr|beeper)[ \t]*#?[ \t]*:?[ \t]*)(?P<num>\(?\d[\d() .-]{3,14}\d)"
@@ -144,10 +147,19 @@ class StructureRules:
             w = m.group().lower()
             if w not in lx.clinical and len(w) >= 3 and not lx.is_common(w):
                 hits.append((m.start(), m.end(), LOC, 0.6))
-        for m in _ACRONYM_BEFORE_PLACE.finditer(text):
+        for m in _ACRONYM_BEFORE_PLACE.finditer(text if mixed else ""):
             w = m.group(1).lower()
-            if w not in lx.clinical and not lx.is_common(w) and w not in ("icu", "micu", "ccu", "ed", "er", "ew", "or", "pt"):
+            if not lx.is_common(w) or w not in lx.english:  # "MGH, Rm 229B", "PMH Kirk 13", "BIBA to PMH ED"
+                if w in ("icu", "micu", "ccu", "ed", "er", "ew", "or", "pt", "dob", "mrn"):
+                    continue
                 hits.append((m.start(1), m.end(1), LOC, 0.65))
+                if m.group("unit") and m.group("unit").split()[0].lower() not in STOPWORDS:
+                    hits.append((m.start("unit"), m.end("unit"), LOC, 0.6))
+        for rx in (_SIGNATURE, _HEADER_NAME):
+            for m in rx.finditer(text):
+                words = m.group("name").replace(",", " ").split()
+                if words and all(self._nameish(wd) for wd in words) and len(words) <= 4:
+                    hits.append((m.start("name"), m.end("name"), NAME, 0.75))
         for m in _ROOM.finditer(text):
             hits.append((m.start(1), m.end(1), LOC, 0.6))
         for m in _UNIT.finditer(text):

@@ -146,7 +146,7 @@ class Surrogator:
         return head + "00" + ("-0000" if "-" in value else "")
 
     def age(self, value: str) -> str:
-        return re.sub(r"\d+", "90", value, count=1)
+        return re.sub(r"\d+", "90+", value, count=1)  # Safe Harbor: "90 or older"
 
     def email(self, value: str) -> str:
         first, last, _ = _pools()

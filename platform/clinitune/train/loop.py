@@ -237,7 +237,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
             for batch in val_batches:
                 b = collate(batch, pad_id, device, multiple_of)
                 with autocast():  # every rank runs every forward: ZeRO-3 gathers parameters collectively
-                    out = eval_model(input_ids=b["input_ids"], position_ids=b["position_ids"], labels=b["labels"],
+                    out = eval_model(input_ids=b["input_ids"], position_ids=b["position_ids"], labels=b["labels"], use_cache=False,
                                      num_items_in_batch=torch.tensor(max(b["targets"], 1), device=device))
                 loss_sum += float(out.loss) * b["targets"]
                 count += b["targets"]
@@ -315,7 +315,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
                 sync = model.no_sync() if (ddp and not last) else contextlib.nullcontext()
                 with sync:
                     with autocast():
-                        out = model(input_ids=b["input_ids"], position_ids=b["position_ids"], labels=b["labels"],
+                        out = model(input_ids=b["input_ids"], position_ids=b["position_ids"], labels=b["labels"], use_cache=False,
                                     num_items_in_batch=n_items)
                     if deepspeed_on:
                         engine.backward(out.loss, scale_wrt_gas=False)

@@ -52,7 +52,7 @@ class TuneConfig(StrictModel):
     mode: Literal["min", "max"] = Field("min", description="Minimise or maximise the metric.")
     asha: AshaConfig = Field(default_factory=AshaConfig, description="Early stopping of weak trials.")
     max_concurrent_trials: int | None = Field(None, ge=1, description="Upper bound on trials at once; the cluster's free resources bound it too.")
-    trial_driver_cpus: float = Field(0.0, ge=0, description="CPUs reserved for each trial's driver (it only launches the TorchTrainer and waits).")
+    trial_driver_cpus: float = Field(0.1, gt=0, description="CPUs reserved for each trial's driver function (it only launches the TorchTrainer and waits; Ray Tune needs a non-zero request).")
     seed: int = Field(0, description="Seed of the search algorithm.")
     name: str | None = Field(None, description="Study name (directory under storage); null = derived from the config's content hash, so re-running resumes nothing but reuses the name.")
     storage_path: str | None = Field(None, description="Where trial runs and checkpoints go; null = <finetune.workdir>/tune.")

@@ -1,0 +1,322 @@
+"""The HTTP ingress: OpenAI-compatible endpoints with authentication, limits, PHI guard, audit and metrics.
+
+Order of checks: API key (401), rate limit (429), body size (413), JSON and parameters (400),
+model exists (404), key may use it (403), adapter servable (503), then retrieval and generation.
+Every request, whatever its outcome, leaves one audit record and one set of metrics. User mistakes
+are 4xx in OpenAI's error format; an unexpected failure is a 500 naming the request id, and is
+logged by exception type only (never request text).
+
+(No ``from __future__ import annotations`` here: FastAPI must see real types on the route methods.)
+"""
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any, AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from ray import serve
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from clinitune.serve.adapters import AdapterCatalog, AdapterRef
+from clinitune.serve.audit import AuditLog, AuditRecord
+from clinitune.serve.auth import KeyStore, Principal, RateLimiter
+from clinitune.serve.config import ServeArgs
+from clinitune.serve.context import Prepared, prepare
+from clinitune.serve.guard import PhiGuard
+from clinitune.serve.metrics import Metrics
+from clinitune.serve.protocol import (ApiError, ChatCompletionRequest, CompletionRequest, chat_chunk, chat_response,
+                                      completion_chunk, completion_response, new_id, parse_request, sse)
+
+log = logging.getLogger("ray.serve")  # replica logs: exception types and places only, never messages
+
+
+def where(err: BaseException) -> str:
+    """``TypeName at file.py:line`` of the innermost frame: enough to debug, no request text."""
+    tb, place = err.__traceback__, ""
+    while tb is not None:
+        place = f"{tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    cause = getattr(err, "cause", None)  # a Ray task error: name what failed in the other replica
+    inner = f" (caused by {type(cause).__name__})" if isinstance(cause, BaseException) else ""
+    return (f"{type(err).__name__} at {place}" if place else type(err).__name__) + inner
+
+api = FastAPI(title="Clinitune", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+def error_response(err: ApiError, request_id: str | None = None) -> JSONResponse:
+    headers = dict(err.headers)
+    if request_id:
+        headers["x-request-id"] = request_id
+    return JSONResponse(err.body(), status_code=err.status, headers=headers)
+
+
+@api.exception_handler(StarletteHTTPException)
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 404:
+        return error_response(ApiError(404, f"Unknown endpoint {request.method} {request.url.path}. "
+                                            "See /v1/models, /v1/chat/completions and /v1/completions.", code="unknown_url"))
+    return error_response(ApiError(exc.status_code, str(exc.detail), code="http_error"))
+
+
+@serve.deployment(name="Gateway")
+@serve.ingress(api)
+class Gateway:
+    def __init__(self, args: dict[str, Any], generator, retriever=None):
+        self.cfg = ServeArgs.model_validate(args)
+        self.generator = generator
+        self.retriever = retriever
+        self.keys = KeyStore(self.cfg.auth)
+        self.limiter = RateLimiter()
+        self.catalog = AdapterCatalog(self.cfg)
+        self.guard = PhiGuard(self.cfg.phi_guard)
+        self.audit = AuditLog(self.cfg.audit_path())
+        self.metrics = Metrics()
+        self._refresher: asyncio.Task | None = None
+
+    # -- background ------------------------------------------------------------------------------
+    def _ensure_refresher(self) -> None:
+        if self._refresher is None or self._refresher.done():
+            self._refresher = asyncio.get_running_loop().create_task(self._refresh_loop())
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.adapters.refresh_s)
+            try:
+                await asyncio.to_thread(self.catalog.refresh)
+            except Exception as err:  # noqa: BLE001 - keep polling
+                log.warning("adapter catalog refresh failed: %s", type(err).__name__)
+
+    # -- checks ----------------------------------------------------------------------------------
+    def _authenticate(self, request: Request, rec: AuditRecord) -> Principal:
+        principal = self.keys.authenticate(request.headers.get("authorization"))
+        if principal is None:
+            raise ApiError(401, "Missing or invalid API key. Send 'Authorization: Bearer <key>'.", code="invalid_api_key")
+        rec.key_id = principal.key_id
+        wait = self.limiter.check(principal.key_id, principal.requests_per_minute)
+        if wait > 0:
+            raise ApiError(429, f"Rate limit of {principal.requests_per_minute} requests per minute reached for key "
+                                f"'{principal.key_id}'. Retry after {wait:.1f} s.", code="rate_limit_exceeded",
+                           headers={"retry-after": str(max(1, round(wait)))})
+        return principal
+
+    async def _body(self, request: Request) -> bytes:
+        limit = self.cfg.limits.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise ApiError(413, f"The request body is {int(declared)} bytes, over the limit of {limit}. Send less text.",
+                           code="request_too_large")
+        body = await request.body()
+        if len(body) > limit:
+            raise ApiError(413, f"The request body is {len(body)} bytes, over the limit of {limit}. Send less text.",
+                           code="request_too_large")
+        return body
+
+    def _resolve(self, model: str, principal: Principal, rec: AuditRecord) -> AdapterRef:
+        ref = self.catalog.resolve(model)
+        if ref is None:
+            raise ApiError(404, f"The model '{model[:128]}' does not exist. GET /v1/models lists the models you can use.",
+                           param="model", code="model_not_found")
+        rec.model = model
+        if not principal.may_use(model):
+            raise ApiError(403, f"API key '{principal.key_id}' may not use model '{model}'.", param="model",
+                           code="model_not_allowed")
+        rec.adapter, rec.adapter_version = ref.name, ref.version
+        if ref.problem:
+            raise ApiError(503, f"Model '{model}' cannot be served right now: {ref.problem}.", param="model",
+                           code="adapter_unavailable")
+        return ref
+
+    def _finish(self, rec: AuditRecord, started: float) -> None:
+        rec.latency_ms = (time.perf_counter() - started) * 1000
+        try:
+            self.audit.write(rec)
+        except OSError as err:
+            log.error("audit log write failed: %s", type(err).__name__)
+        self.metrics.record(model=rec.model, endpoint=rec.endpoint, status=rec.status, latency_s=rec.latency_ms / 1000,
+                            prompt_tokens=rec.prompt_tokens, completion_tokens=rec.completion_tokens,
+                            error_code=rec.error_code)
+
+    # -- plain endpoints -------------------------------------------------------------------------
+    @api.get("/health")
+    async def health(self) -> dict:
+        return {"status": "ok"}
+
+    @api.get("/ready")
+    async def ready(self) -> JSONResponse:
+        self._ensure_refresher()
+        checks: dict[str, Any] = {}
+        ok = True
+        try:
+            info = await asyncio.wait_for(self.generator.info.remote(), timeout=10)
+            checks["generator"] = {"ok": True, "loaded_adapters": len(info["loaded_adapters"])}
+        except Exception as err:  # noqa: BLE001
+            ok, checks["generator"] = False, {"ok": False, "error": type(err).__name__}
+        if self.retriever is not None:
+            try:
+                kbs = await asyncio.wait_for(self.retriever.knowledge_bases.remote(), timeout=10)
+                checks["retriever"] = {"ok": True, "knowledge_bases": kbs}
+            except Exception as err:  # noqa: BLE001
+                ok, checks["retriever"] = False, {"ok": False, "error": type(err).__name__}
+        prod = self.catalog.resolve(self.cfg.model.name)
+        checks["production"] = prod.public() if prod and not prod.problem else {"problem": prod.problem if prod else None}
+        return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
+
+    @api.get("/metrics")
+    async def prometheus(self) -> Response:
+        return Response(self.metrics.exposition(), media_type="text/plain; version=0.0.4")
+
+    @api.post("/admin/reload")
+    async def reload(self) -> dict:
+        """Re-read the registry now (the registry POSTs here after a promotion or rollback; the body is ignored)."""
+        changed = await asyncio.to_thread(self.catalog.refresh)
+        prod = self.catalog.resolve(self.cfg.model.name)
+        return {"changed": changed, "production": prod.public() if prod and not prod.problem else None}
+
+    @api.get("/v1/models")
+    async def models(self, request: Request) -> JSONResponse:
+        self._ensure_refresher()
+        rec, started = AuditRecord(new_id("req"), "models"), time.perf_counter()
+        try:
+            principal = self._authenticate(request, rec)
+            data = []
+            for mid in self.catalog.model_ids():
+                ref = self.catalog.resolve(mid)
+                if principal.may_use(mid) and ref is not None:
+                    data.append({"id": mid, "object": "model", "created": 0, "owned_by": "clinitune",
+                                 "adapter": ref.public() if not ref.problem else None})
+            return JSONResponse({"object": "list", "data": data})
+        except ApiError as err:
+            rec.status, rec.error_code = err.status, err.code
+            return error_response(err, rec.request_id)
+        finally:
+            self._finish(rec, started)
+
+    # -- generation ------------------------------------------------------------------------------
+    @api.post("/v1/chat/completions")
+    async def chat(self, request: Request) -> Response:
+        return await self._generate(request, ChatCompletionRequest, "chat")
+
+    @api.post("/v1/completions")
+    async def completions(self, request: Request) -> Response:
+        return await self._generate(request, CompletionRequest, "completions")
+
+    async def _generate(self, request: Request, model_cls, endpoint: str) -> Response:
+        self._ensure_refresher()
+        rid = new_id("chatcmpl" if endpoint == "chat" else "cmpl")
+        rec, started = AuditRecord(rid, endpoint), time.perf_counter()
+        streaming = False
+        try:
+            principal = self._authenticate(request, rec)
+            req = parse_request(await self._body(request), model_cls)
+            rec.stream = req.stream
+            ref = self._resolve(req.model, principal, rec)
+            prep = await prepare(self.cfg, req, ref, self.guard, self.retriever, rec)
+            handle = self.generator.options(multiplexed_model_id=ref.key)
+            if req.stream:
+                gen = handle.options(stream=True).stream.remote(prep.job)
+                first = await gen.__anext__()
+                if "error" in first:
+                    raise self._generator_error(first)
+                streaming = True
+                include_usage = bool(req.stream_options and req.stream_options.include_usage)
+                body = self._stream(gen, first, prep, req.model, rid, endpoint, include_usage, rec, started)
+                return StreamingResponse(body, media_type="text/event-stream", headers={"x-request-id": rid})
+            result = await handle.generate.remote(prep.job)
+            if "error" in result:
+                raise self._generator_error(result)
+            return JSONResponse(self._complete(result, prep, req.model, rid, endpoint, rec), headers={"x-request-id": rid})
+        except ApiError as err:
+            rec.status, rec.error_code = err.status, err.code
+            return error_response(err, rid)
+        except Exception as err:  # noqa: BLE001 - never a traceback (or request text) to the client
+            log.error("request %s failed: %s", rid, where(err))
+            rec.status, rec.error_code = 500, "internal_error"
+            return error_response(ApiError(500, f"Internal error while handling request {rid}.", code="internal_error"), rid)
+        finally:
+            if not streaming:
+                self._finish(rec, started)
+
+    @staticmethod
+    def _generator_error(item: dict) -> ApiError:
+        e = item["error"]
+        return ApiError(e["status"], e["message"], param=e.get("param"), code=e["code"])
+
+    def _guard_extras(self, prep: Prepared, counts: dict[str, int], blocked: bool, rec: AuditRecord) -> dict[str, Any]:
+        rec.phi_output = dict(counts)
+        extras = dict(prep.extras)
+        if blocked:
+            rec.phi_action = "output_blocked"
+            extras["phi_guard"] = {"action": "blocked", "counts": dict(counts)}
+        elif counts:
+            rec.phi_action = rec.phi_action or "output_redacted"
+            extras["phi_guard"] = {"action": "redacted", "counts": dict(counts)}
+        return extras
+
+    def _complete(self, result: dict, prep: Prepared, model: str, rid: str, endpoint: str, rec: AuditRecord) -> dict:
+        guarded = self.guard.output(result["text"])
+        finish = "content_filter" if guarded.blocked else result["finish_reason"]
+        rec.prompt_tokens, rec.completion_tokens, rec.finish_reason = result["prompt_tokens"], result["completion_tokens"], finish
+        extras = self._guard_extras(prep, guarded.counts, guarded.blocked, rec)
+        build = chat_response if endpoint == "chat" else completion_response
+        return build(rid, model, guarded.text, finish, result["prompt_tokens"], result["completion_tokens"], extras)
+
+    async def _stream(self, gen, first: dict, prep: Prepared, model: str, rid: str, endpoint: str, include_usage: bool,
+                      rec: AuditRecord, started: float) -> AsyncIterator[str]:
+        created = int(time.time())
+        chat = endpoint == "chat"
+        sg = self.guard.stream()
+
+        def chunk(text: str | None, finish: str | None, extras: dict | None = None, usage=None) -> str:
+            if chat:
+                delta = {} if text is None else {"content": text}
+                return sse(chat_chunk(rid, model, created, delta, finish, extras, usage))
+            return sse(completion_chunk(rid, model, created, text or "", finish, extras, usage))
+
+        try:
+            if chat:
+                yield sse(chat_chunk(rid, model, created, {"role": "assistant", "content": ""}, None, prep.extras))
+            else:
+                yield chunk("", None, prep.extras)
+            item: dict | None = first
+            while item is not None:
+                safe = sg.feed(item["text"])
+                if sg.blocked:
+                    rec.finish_reason = "content_filter"
+                    break
+                if safe:
+                    yield chunk(safe, None)
+                if item["finish_reason"]:
+                    rec.finish_reason = item["finish_reason"]
+                    rec.prompt_tokens, rec.completion_tokens = item["prompt_tokens"], item["completion_tokens"]
+                    break
+                item = await gen.__anext__()
+            tail = sg.finish() if not sg.blocked else ""
+            if sg.blocked:
+                rec.finish_reason = "content_filter"
+                gen.cancel()
+            final_extras = self._guard_extras(prep, dict(sg.counts), sg.blocked, rec)
+            final_extras = {k: v for k, v in final_extras.items() if k == "phi_guard"}
+            if tail:
+                yield chunk(tail, None)
+            yield chunk(None, rec.finish_reason, final_extras or None)
+            if include_usage:
+                usage = {"prompt_tokens": rec.prompt_tokens, "completion_tokens": rec.completion_tokens,
+                         "total_tokens": rec.prompt_tokens + rec.completion_tokens}
+                body = chat_chunk(rid, model, created, {}, None, None, usage) if chat else \
+                    completion_chunk(rid, model, created, "", None, None, usage)
+                body["choices"] = []
+                yield sse(body)
+            yield sse("[DONE]")
+        except asyncio.CancelledError:  # the client went away
+            rec.status, rec.error_code = 499, "client_closed_request"
+            gen.cancel()
+            raise
+        except Exception as err:  # noqa: BLE001 - the stream has started: report the error in-band
+            log.error("stream %s failed: %s", rid, where(err))
+            rec.status, rec.error_code = 500, "internal_error"
+            yield sse(json.dumps(ApiError(500, f"Internal error while streaming request {rid}.", code="internal_error").body()))
+        finally:
+            self._finish(rec, started)

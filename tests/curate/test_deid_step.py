@@ -13,7 +13,7 @@ from clinitune.curate.steps.deid import Deidentify
 from clinitune.errors import ConfigError, UserError
 from clinitune.schema import Q_DEID_FAILED, SPLITS
 
-NOTE = "Mr. Nicholson seen by Dr. Marder on 7/22/2019. Wife Helen called from Seattle: 410-322-1419."
+NOTE = "Mr. Hargrove seen by Dr. Lindqvist on 7/22/2019. Wife Helen called from Seattle: 410-322-1419."
 
 
 def _batch(texts, statuses=None, patients=None):
@@ -31,7 +31,7 @@ def _batch(texts, statuses=None, patients=None):
 def test_tag_mode_redacts_live_rows_and_counts_kinds():
     step = build_step("deidentify")
     out = step(_batch([NOTE, NOTE, "BP 120/80, stable."], ["ok", "filtered", "ok"]))
-    assert "Nicholson" not in out["text"][0] and "[NAME]" in out["text"][0]
+    assert "Hargrove" not in out["text"][0] and "[NAME]" in out["text"][0]
     assert out["text"][1] == NOTE  # rows no longer alive are not touched
     counts = json.loads(out["phi_counts"][0])
     assert counts["NAME"] >= 3 and counts["DATE"] == 1 and counts["PHONE"] == 1
@@ -45,15 +45,15 @@ def test_unprocessable_note_is_quarantined_without_text():
     assert out["status"].tolist() == ["ok", "quarantined", "quarantined"]
     assert out["reason"].tolist()[1:] == [Q_DEID_FAILED, Q_DEID_FAILED]
     assert "limit" in out["detail"][1] and "binary" in out["detail"][2]
-    assert "Nicholson" not in out["detail"][1] and pd.isna(out["phi_counts"][1])
+    assert "Hargrove" not in out["detail"][1] and pd.isna(out["phi_counts"][1])
 
 
 def test_surrogate_mode_is_consistent_per_patient(monkeypatch):
     monkeypatch.setenv("CLINITUNE_DEID_KEY", "step-key")
     step = build_step("deidentify", {"mode": "surrogate"})
-    out = step(_batch([NOTE, "Mr. Nicholson stable.", "Mr. Nicholson stable."], patients=["p1", "p1", "p2"]))
+    out = step(_batch([NOTE, "Mr. Hargrove stable.", "Mr. Hargrove stable."], patients=["p1", "p1", "p2"]))
     sur = out["text"][1].split()[1].rstrip(".")
-    assert sur != "Nicholson" and sur in out["text"][0]
+    assert sur != "Hargrove" and sur in out["text"][0]
     assert out["text"][2] != out["text"][1]
 
 
@@ -85,13 +85,13 @@ def test_pipeline_deidentifies_synthetic_notes_end_to_end(ray_session, tmp_path)
     from clinitune.curate.config import CurateConfig
     from clinitune.curate.pipeline import run_curation
 
-    names = ["Nicholson", "Przybylo", "Marder", "Vasquez", "Okafor", "Lindqvist"]
+    names = ["Hargrove", "Kowalczyk", "Lindqvist", "Delacroix", "Okafor", "Lindqvist"]
     recs = []
     for i in range(24):
         name, doc = names[i % 6], names[(i + 2) % 6]
         recs.append({
             "note_id": f"n{i}", "patient_id": f"p{i % 6}",
-            "text": (f"Mr. {name} admitted on 3/{i % 27 + 1}/2021 to Quartermain {i % 9 + 1}. Seen by Dr. {doc}. "
+            "text": (f"Mr. {name} admitted on 3/{i % 27 + 1}/2021 to Kernwood {i % 9 + 1}. Seen by Dr. {doc}. "
                      f"Wife called from Towson at 410-555-{1000 + i}. MRN: 88{i:05d}. Lasix 40 mg IV given, "
                      f"BP {110 + i}/70, plan to wean oxygen, repeat labs in the morning, case {i}x{i * 7}."),
         })
@@ -106,7 +106,7 @@ def test_pipeline_deidentifies_synthetic_notes_end_to_end(ray_session, tmp_path)
     texts = pd.concat(frames, ignore_index=True)
     assert len(texts) == 24
     joined = "\n".join(texts["text"])
-    for leaked in names + ["410-555", "Towson", "Quartermain", "/2021", "8800"]:
+    for leaked in names + ["410-555", "Towson", "Kernwood", "/2021", "8800"]:
         assert leaked not in joined
     assert "Lasix 40 mg IV" in joined
     manifest = json.loads((out / "manifest.json").read_text())

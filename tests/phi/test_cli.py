@@ -10,8 +10,8 @@ import pytest
 from clinitune.cli.main import main
 
 NOTES = [
-    {"note_id": "n1", "patient_id": "p1", "text": "Mr. Nicholson seen by Dr. Marder on 7/22/2019.", "gold": "ignored"},
-    {"note_id": "n2", "patient_id": "p1", "text": "Nicholson stable. Call 410-322-1419."},
+    {"note_id": "n1", "patient_id": "p1", "text": "Mr. Hargrove seen by Dr. Lindqvist on 7/22/2019.", "gold": "ignored"},
+    {"note_id": "n2", "patient_id": "p1", "text": "Hargrove stable. Call 410-322-1419."},
     {"note_id": "n3", "text": "No identifiers here. BP 120/80."},
 ]
 
@@ -37,20 +37,20 @@ def test_detect_writes_offsets_per_note(notes, tmp_path, capsys):
     assert [p["note_id"] for p in preds] == ["n1", "n2", "n3"]
     first = preds[0]["spans"]
     assert {"start", "end", "type", "score"} <= set(first[0])
-    assert any(NOTES[0]["text"][s["start"]:s["end"]] == "Nicholson" and s["type"] == "NAME" for s in first)
+    assert any(NOTES[0]["text"][s["start"]:s["end"]] == "Hargrove" and s["type"] == "NAME" for s in first)
     assert preds[2]["spans"] == []
-    assert "Nicholson" not in capsys.readouterr().err
+    assert "Hargrove" not in capsys.readouterr().err
 
 
 def test_redact_tag_and_audit(notes, tmp_path):
     out, audit = tmp_path / "red.jsonl", tmp_path / "audit.jsonl"
     assert main(["deid", "redact", "-i", str(notes), "-o", str(out), "--audit", str(audit)]) == 0
     rows = _read(out)
-    assert "[NAME]" in rows[0]["text"] and "Nicholson" not in out.read_text()
+    assert "[NAME]" in rows[0]["text"] and "Hargrove" not in out.read_text()
     assert "gold" not in rows[0] and rows[2]["text"] == NOTES[2]["text"]
     audits = _read(audit)
     assert audits[0]["note_id"] == "n1" and audits[0]["counts"]["NAME"] >= 2
-    assert "Nicholson" not in audit.read_text() and "7/22/2019" not in audit.read_text()
+    assert "Hargrove" not in audit.read_text() and "7/22/2019" not in audit.read_text()
 
 
 def test_redact_surrogate_needs_a_key(notes, tmp_path, monkeypatch, capsys):
@@ -62,7 +62,7 @@ def test_redact_surrogate_needs_a_key(notes, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CLINITUNE_DEID_KEY", "k")
     assert main(["deid", "redact", "-i", str(notes), "-o", str(out), "--mode", "surrogate"]) == 0
     rows = _read(out)
-    assert "Nicholson" not in out.read_text()
+    assert "Hargrove" not in out.read_text()
     # consistent for the patient across notes n1 and n2
     s1 = rows[0]["text"].split()[1].rstrip(".")
     assert s1 in rows[1]["text"]

@@ -9,7 +9,7 @@ import pytest
 from clinitune.errors import UserError
 from clinitune.phi import PhiConfig, PhiEngine, PhiProcessingError, Span
 
-TEXT = "Mr. Nicholson seen by Dr. Marder on 7/22/2019. Call 410-322-1419. Lives in Towson."
+TEXT = "Mr. Hargrove seen by Dr. Lindqvist on 7/22/2019. Call 410-322-1419. Lives in Towson."
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +46,10 @@ def test_none_text_is_empty(engine):
 
 def test_huge_text_over_limit_names_the_note_not_the_text():
     engine = PhiEngine(PhiConfig(max_chars=1000))
-    text = "Mr. Nicholson " * 200
+    text = "Mr. Hargrove " * 200
     with pytest.raises(PhiProcessingError) as err:
         engine.detect(text, note_id="big-7")
-    assert "big-7" in str(err.value) and "Nicholson" not in str(err.value) and err.value.note_id == "big-7"
+    assert "big-7" in str(err.value) and "Hargrove" not in str(err.value) and err.value.note_id == "big-7"
 
 
 def test_large_text_within_limit_is_processed(engine):
@@ -73,10 +73,10 @@ def test_bytes_and_non_str_are_refused(engine):
 
 def test_mixed_encodings_do_not_crash(engine):
     # mojibake, lone surrogates from a bad decode, accents, emoji and a BOM
-    text = "\ufeffPt Jos\u00e9 Mu\u00f1oz seen by Dr. Marder \u00c3\u00a9 on 7/22/2019 \udc80\udcff caf\u00e9 \U0001f600."
+    text = "\ufeffPt Jos\u00e9 Mu\u00f1oz seen by Dr. Lindqvist \u00c3\u00a9 on 7/22/2019 \udc80\udcff caf\u00e9 \U0001f600."
     spans = engine.detect(text, note_id="enc")
-    assert any(text[s.start:s.end] == "Marder" for s in spans)
-    assert "Marder" not in engine.redact(text, note_id="enc").text
+    assert any(text[s.start:s.end] == "Lindqvist" for s in spans)
+    assert "Lindqvist" not in engine.redact(text, note_id="enc").text
 
 
 def test_weird_text_does_not_crash(engine):
@@ -91,3 +91,21 @@ def test_engine_pickles_without_its_lexicons(engine):
     assert len(blob) < 5000
     clone = pickle.loads(blob)
     assert clone.detect(TEXT) == engine.detect(TEXT)
+
+
+def test_shipped_lexicons_match_their_provenance():
+    import gzip
+    import json
+    from pathlib import Path
+
+    import clinitune.phi as phi
+    from clinitune.phi.lexicons import load
+
+    data = Path(phi.__file__).with_name("data")
+    sources = json.loads((data / "SOURCES.json").read_text())
+    for name, count in sources["counts"].items():
+        with gzip.open(data / name, "rt", encoding="utf-8") as fh:
+            assert sum(1 for line in fh if line.strip()) == count, name
+    lx = load()
+    assert "hargrove" in lx.last and "helen" in lx.first and "parkville" in lx.places
+    assert lx.is_common("hope") and lx.is_common("foley") and not lx.is_common("kowalczyk")

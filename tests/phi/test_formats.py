@@ -14,22 +14,22 @@ from clinitune.phi import PhiEngine
 ENGINE = PhiEngine()
 
 NAMES = [
-    ("Pt seen by Dr. Marder this am, aware of hct.", "Marder"),
-    ("Seen by DR. BAKAITIS FOR CONSULT.", "BAKAITIS"),
+    ("Pt seen by Dr. Lindqvist this am, aware of hct.", "Lindqvist"),
+    ("Seen by DR. ZELINSKI FOR CONSULT.", "ZELINSKI"),
     ("dr. murphy from cardiology will see pt.", "murphy"),
-    ("Mr. Nicholson is awake and alert.", "Nicholson"),
-    ("MR. EDWIN PRZYBYLO IS AN 83 YR OLD MALE.", "PRZYBYLO"),
-    ("mrs powers arrived from cath lab.", "powers"),
+    ("Mr. Hargrove is awake and alert.", "Hargrove"),
+    ("MR. EDWIN KOWALCZYK IS AN 83 YR OLD MALE.", "KOWALCZYK"),
+    ("mrs whitfield arrived from cath lab.", "whitfield"),
     ("SOCIAL--PT'S WIFE HELEN AND DAUGHTER IN TO VISIT.", "HELEN"),
     ("social: pt's wife Margaret called for update.", "Margaret"),
     ("son bill called twice overnight.", "bill"),
-    ("Sons David and Theodore talked with the attending.", "Theodore"),
-    ("Nancy Jones, RN", "Jones"),
-    ("florencia cooke np into eval.", "cooke"),
-    ("ALL IS WELL AT THIS TIME. Q. LANDER RRT", "LANDER"),
-    ("Seen by J. Chang PA into eval.", "Chang"),
+    ("Sons Peter and Theodore met with the team.", "Theodore"),
+    ("Karen Mills, RN", "Mills"),
+    ("marisol keane np at bedside.", "keane"),
+    ("NEBS GIVEN. T. WALKER RRT", "WALKER"),
+    ("Seen by R. Patel PA this am.", "Patel"),
     ("DISCUSSED WITH MS S. AND FAMILY.", "S."),
-    ("Hank Przybylo (son) cell# 450-928-6612", "Hank"),
+    ("Hank Kowalczyk (son) cell# 617-555-0188", "Hank"),
     ("Patient Name: W. Fuller    MRN: 8559628864", "W. Fuller"),
     ("Pt: BAKER, BRADY C.   MRN 62255376", "BAKER"),
     ("Electronically signed by Misty Richardson, PA-C on 1/1/2021", "Misty Richardson"),
@@ -37,15 +37,15 @@ NAMES = [
 ]
 
 LOCATIONS = [
-    ("83 yo female admitted to GH 11/15 s/p fall.", "GH"),
-    ("sent to gh for further eval.", "gh"),
+    ("72 yo male admitted to GH 3/02 after a fall.", "GH"),
+    ("pt sent to gh for cath.", "gh"),
     ("Pt transferred from Holy Cross Hospital this am.", "Holy Cross"),
     ("PT WAS ACCEPTED AT ST. AGNES FOR REHAB.", "AGNES"),
-    ("Will transfer to Quartermain 5 when bed ready.", "Quartermain"),
-    ("TRANSFERRED TO QUARTERMAIN7 W/ CHF.", "QUARTERMAIN7"),
-    ("pt married, lives in catonsville with husband.", "catonsville"),
+    ("Will transfer to Kernwood 5 when bed ready.", "Kernwood"),
+    ("TRANSFERRED TO KERNWOOD7 W/ CHF.", "KERNWOOD7"),
+    ("pt lives in parkville with her husband.", "parkville"),
     ("Sister called from Seattle last night.", "Seattle"),
-    ("Lives alone at 19 Clover St. in Lansdowne.", "Clover"),
+    ("Lives alone at 42 Birch St. in Parkville.", "Birch"),
     ("Daughter lives at 1200 Maple Avenue, Towson, MD 21204.", "Maple Avenue"),
     ("Discharge to Baltimore Rehab tomorrow.", "Baltimore"),
     ("Was on vacation on the Eastern Shore when she fell.", "Eastern Shore"),
@@ -58,9 +58,9 @@ ZIPS = [
 ]
 
 DATES = [
-    ("CATH DONE 7/22, STENT TO LAD.", "7/22"),
+    ("CATH DONE 5/14, STENT TO LAD.", "5/14"),
     ("admitted 7/22/93 with chest pain", "7/22/93"),
-    ("s/o: \"i'm at the general hospital. it's the 11th.\"", "11th"),
+    ("she said \"today is the 11th.\"", "11th"),
     ("Extubated on Nov 3 without incident.", "Nov 3"),
     ("seen in clinic on November 3rd, 2019 for f/u", "November 3rd, 2019"),
     ("Nursing Progress Note 21 Apr, 0700->1930", "21 Apr"),
@@ -73,15 +73,15 @@ DATES = [
 ]
 
 YEARS = [
-    ("pmh: cad s/p cabg '84, avr", "'84"),
-    ("HX OF POSSIBLE MI IN 1980S AFTER SURGERY.", "1980S"),
-    ("PMH: S/P MI 1992; LCX PTCA", "1992"),
-    ("PMH: CABG 81, Redo CABG 84, MVR", "84"),
-    ("PMHX CVA in 94 and 00 affected (R) side.", "94"),
+    ("pmh: cad s/p cabg '87, avr", "'87"),
+    ("HX OF MI IN THE 1990S.", "1990S"),
+    ("PMH: S/P MI 1997; PTCA", "1997"),
+    ("PMH: MI 88, CABG 91.", "91"),
+    ("PMH: CVA in 94, DVT in 03.", "03"),
 ]
 
 AGES = [
-    ("98 yo gentleman s/p fall with hip fx.", "98"),
+    ("96 yo woman s/p fall.", "96"),
     ("A 92-year-old woman admitted with sepsis.", "92"),
     ("HPI: 95M with PMH of anemia.", "95"),
     ("FHx: Mother died at 101 of CHF.", "101"),
@@ -91,9 +91,9 @@ AGES = [
 CONTACTS = [
     ("call daughter at (617) 555-0134 x1234", "(617) 555-0134", {"PHONE"}),
     ("home 410.322.1419 after 5pm", "410.322.1419", {"PHONE"}),
-    ("SON---301 944-5032 & DAUGHTER", "301 944-5032", {"PHONE"}),
-    ("Pager #54321  Time 3:00pm", "54321", {"PHONE"}),
-    ("reached at beeper number 55037 for consents", "55037", {"PHONE"}),
+    ("SON---617 555-0199 & DAUGHTER", "617 555-0199", {"PHONE"}),
+    ("Pager #48213 anytime", "48213", {"PHONE"}),
+    ("reached at beeper number 61408 for consents", "61408", {"PHONE"}),
     ("Carl Holmes MD, pager 3-5560", "3-5560", {"PHONE"}),
     ("Fax 1-807-797-3094 results please", "807-797-3094", {"FAX", "PHONE"}),
     ("phone 617-555-0134 ext. 42", "617-555-0134", {"PHONE"}),
@@ -110,7 +110,7 @@ CONTACTS = [
     ("St. Jude Assurity pacemaker, serial # PM8YHMVHH", "PM8YHMVHH", {"DEVICE"}),
     ("Portal: https://mychart.example.org/pt?id=2420815", "https://mychart.example.org/pt?id=2420815", {"URL"}),
     ("Remote access logged from 192.168.84.83", "192.168.84.83", {"IP"}),
-    ("ref # 8336652 for the transfer", "8336652", {"ID"}),
+    ("ref # 5521937 for the transfer", "5521937", {"ID"}),
     ("Acc# RAD37161688   MRN: 6636732247", "RAD37161688", {"ID"}),
     ("confirmed by palm-vein scan (biometric ID PV-F44EDF0E)", "PV-F44EDF0E", {"BIOMETRIC"}),
 ]

@@ -21,8 +21,8 @@ CLINICAL = [
     "Afebrile overnight.", "Will wean vent as tolerated.", "K 3.9, Mg 2.0 repleted.", "NEURO: A&O X3.",
 ]
 PHI = [
-    "Dr. Marder aware.", "Son Bill called.", "Seen 7/22/2019.", "Call 410-322-1419.", "Mr. Nicholson stable.",
-    "Transfer to Quartermain 3.", "MRN: 7766554.", "Lives in Towson.", "98 yo male.", "PMH: MI '84.",
+    "Dr. Lindqvist aware.", "Son Bill called.", "Seen 7/22/2019.", "Call 410-322-1419.", "Mr. Hargrove stable.",
+    "Transfer to Kernwood 3.", "MRN: 7766554.", "Lives in Towson.", "98 yo male.", "PMH: MI '84.",
 ]
 fragments = st.lists(st.sampled_from(CLINICAL + PHI), min_size=1, max_size=12)
 separators = st.sampled_from([" ", "  ", "\n", " \n ", "\n\n"])

@@ -11,8 +11,8 @@ from clinitune.errors import UserError
 from clinitune.phi import PhiConfig, PhiEngine
 
 KEY = "test-key-not-a-secret"
-NOTE_1 = "Mr. Nicholson seen by Dr. Marder on 7/22/2019. Wife Helen called from Seattle. Call 410-322-1419."
-NOTE_2 = "Mr. Nicholson stable. Dr. Marder aware. Echo 8/05/2019. Helen at bedside. MRN: 7766554."
+NOTE_1 = "Mr. Hargrove seen by Dr. Lindqvist on 7/22/2019. Wife Helen called from Seattle. Call 410-322-1419."
+NOTE_2 = "Mr. Hargrove stable. Dr. Lindqvist aware. Echo 8/05/2019. Helen at bedside. MRN: 7766554."
 NO_PHI = "Pt resting comfortably. Lasix 40 mg IV given with good effect. BP 120/80, HR 88. Plan: continue to monitor."
 
 
@@ -23,7 +23,7 @@ def engine() -> PhiEngine:
 
 def test_tag_mode_replaces_with_kinds(engine):
     red = engine.redact(NOTE_1, mode="tag")
-    assert "Nicholson" not in red.text and "410-322-1419" not in red.text and "7/22/2019" not in red.text
+    assert "Hargrove" not in red.text and "410-322-1419" not in red.text and "7/22/2019" not in red.text
     assert "[NAME]" in red.text and "[DATE]" in red.text and "[PHONE]" in red.text
     assert red.counts["NAME"] >= 3 and red.counts["DATE"] == 1 and sum(red.counts.values()) == len(red.spans)
 
@@ -36,7 +36,7 @@ def test_tag_mode_is_idempotent(engine):
 def test_mask_mode_keeps_length_and_layout(engine):
     red = engine.redact(NOTE_1, mode="mask")
     assert len(red.text) == len(NOTE_1)
-    assert "Nicholson" not in red.text and "*********" in red.text
+    assert "Hargrove" not in red.text and "*********" in red.text
     assert [i for i, c in enumerate(NOTE_1) if c.isspace()] == [i for i, c in enumerate(red.text) if c.isspace()]
 
 
@@ -65,11 +65,11 @@ def _surrogate_of(text: str, redacted: str, engine: PhiEngine, value: str) -> st
 def test_surrogates_are_consistent_for_one_patient_across_notes(engine):
     r1 = engine.redact(NOTE_1, mode="surrogate", patient_id="p1", note_id="n1")
     r2 = engine.redact(NOTE_2, mode="surrogate", patient_id="p1", note_id="n2")
-    for value in ("Nicholson", "Marder", "Helen"):
+    for value in ("Hargrove", "Lindqvist", "Helen"):
         s1 = _surrogate_of(NOTE_1, r1.text, engine, value)
         s2 = _surrogate_of(NOTE_2, r2.text, engine, value)
         assert s1 == s2 and s1 != value and s1[0].isupper()
-    assert "Nicholson" not in r1.text + r2.text and "410-322-1419" not in r1.text
+    assert "Hargrove" not in r1.text + r2.text and "410-322-1419" not in r1.text
 
 
 def test_surrogates_differ_between_patients_and_keys(engine):
@@ -122,7 +122,7 @@ def test_surrogate_without_key_names_the_env_var(monkeypatch):
     with pytest.raises(UserError, match="CLINITUNE_DEID_KEY"):
         PhiEngine().redact(NOTE_1, mode="surrogate", patient_id="p1")
     monkeypatch.setenv("CLINITUNE_DEID_KEY", KEY)
-    assert "Nicholson" not in PhiEngine().redact(NOTE_1, mode="surrogate", patient_id="p1").text
+    assert "Hargrove" not in PhiEngine().redact(NOTE_1, mode="surrogate", patient_id="p1").text
 
 
 def test_unknown_mode_is_a_user_error(engine):
@@ -135,5 +135,5 @@ def test_audit_has_counts_and_no_values(engine):
     audit = red.audit()
     assert audit["note_id"] == "n1" and audit["total"] == len(red.spans) and audit["counts"] == red.counts
     flat = repr(audit)
-    for value in ("Nicholson", "Marder", "Helen", "Seattle", "410-322-1419", "7/22/2019"):
+    for value in ("Hargrove", "Lindqvist", "Helen", "Seattle", "410-322-1419", "7/22/2019"):
         assert value not in flat

@@ -294,7 +294,7 @@ def dates(text: str) -> Iterator[Hit]:
     for hist in _HISTORY.finditer(text):
         line_end = text.find("\n\n", hist.end())
         stop = min(len(text), hist.end() + 400, line_end if line_end >= 0 else len(text))
-        for m in re.finditer(r"(?<![\w'./:-])(\d\d)(?![\w'/%.:-]|\.\d)", text[hist.end():stop]):
+        for m in re.finditer(r"(?<![\w'./:-])(\d\d)(?![\w'/%:-]|\.\d)", text[hist.end():stop]):
             s, e = hist.end() + m.start(1), hist.end() + m.end(1)
             if _unit_follows(text, e) or re.match(r"\s*(?:x|/|-\s*\d)", text[e:e + 4], _I):
                 continue

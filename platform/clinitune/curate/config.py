@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -29,8 +29,8 @@ class DeidStageConfig(StrictModel):
     """De-identification of the surviving notes (runs after dedup, before the split)."""
 
     enabled: bool = Field(True, description="De-identify notes. Turning this off is unsafe and is recorded in the manifest and data card.")
-    mode: str = Field("tag", description="Redaction mode: 'tag' ([NAME]), 'mask' (****) or 'surrogate' (realistic, per-patient consistent; needs a secret key).")
-    options: dict[str, Any] = Field(default_factory=dict, description="Extra options for the 'deidentify' step / PHI engine config.")
+    mode: Literal["tag", "mask", "surrogate"] = Field("tag", description="Redaction mode: 'tag' ([NAME]), 'mask' (****) or 'surrogate' (realistic, per-patient consistent; needs a secret key).")
+    options: dict[str, Any] = Field(default_factory=dict, description="Extra PHI engine options for the 'deidentify' step: min_score, types, secret_key_env, max_date_shift_days, max_chars.")
 
 
 class ExecutionConfig(StrictModel):

@@ -1,0 +1,313 @@
+"""Serving load: the Ray Serve app against an in-process transformers ``generate`` loop, and
+retrieval latency at 100k chunks.
+
+Generation. The same model, prompts and settings (greedy, ``--max-tokens``) on both sides:
+
+* ``inprocess_generate`` — the named baseline: one process holding the model, serving requests one
+  at a time with ``model.generate`` (what a plain Python server does), clients in threads.
+* ``serve`` — ``clinitune.serve.app:build_app`` on a local Ray: gateway (API key, PHI guard on
+  the output, audit log, metrics) -> generator (dynamic batching). Clients use the official
+  ``openai`` async client over HTTP.
+
+At 1, 8 and 32 concurrent clients (each sends its next request when the previous one returns) it
+reports requests/s, completion tokens/s and p50/p99 request latency. Target: >= 3x the baseline's
+throughput at 32 clients.
+
+Retrieval. A knowledge base of ``--kb-chunks`` chunks (every billable ICD-10-CM code, then chunks
+of synthetic clinical notes) is built once under ``--workdir`` and reused; hybrid queries
+(embedding + BM25 + vector search + RRF) are timed in-process, as the retriever replica runs them.
+Target: p99 <= 50 ms at 100k chunks.
+
+    python benchmarks/serve_load.py [--model smollm2-135m-instruct] [--levels 1 8 32] [--max-tokens 32]
+                                    [--kb-chunks 100000] [--skip-generation] [--skip-retrieval]
+
+Prints one JSON object (and a markdown summary on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import sys
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+CONDITIONS = ["type 2 diabetes mellitus", "essential hypertension", "community acquired pneumonia", "COPD exacerbation",
+              "chronic kidney disease stage 3", "atrial fibrillation", "major depressive disorder", "asthma",
+              "congestive heart failure", "urinary tract infection", "hyperlipidemia", "osteoarthritis of the knee"]
+
+
+def prompts(n: int) -> list[list[dict]]:
+    out = []
+    for i in range(n):
+        a, b = CONDITIONS[i % len(CONDITIONS)], CONDITIONS[(i * 5 + 3) % len(CONDITIONS)]
+        out.append([{"role": "user", "content": f"Note {i}: patient admitted with {a}; history of {b}. "
+                                                "List the ICD-10-CM codes for this note."}])
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    import numpy as np
+
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def summarize(level: int, latencies: list[float], tokens: int, wall: float) -> dict:
+    return {"clients": level, "requests": len(latencies), "seconds": round(wall, 2),
+            "requests_per_s": round(len(latencies) / wall, 3), "tokens_per_s": round(tokens / wall, 1),
+            "p50_s": round(pct(latencies, 50), 3), "p99_s": round(pct(latencies, 99), 3)}
+
+
+def requests_for(level: int, per_client: int) -> int:
+    return max(8, level * per_client)
+
+
+def model_dir(ref: str, workdir: Path) -> str:
+    """The model's local directory (the embedded default is converted once)."""
+    from clinitune.models import resolve_model
+
+    try:
+        return str(resolve_model(ref))
+    except ValueError:
+        # Workaround while clinitune.models cannot save a de-quantised GGUF model with this transformers
+        # version: the same conversion, with the GGUF quantizer detached before saving.
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from clinitune.models.gguf import embedded_gguf_path
+
+        out = workdir / "smollm2-135m-instruct"
+        if not (out / "config.json").is_file():
+            g = embedded_gguf_path()
+            tok = AutoTokenizer.from_pretrained(str(g.parent), gguf_file=g.name)
+            model = AutoModelForCausalLM.from_pretrained(str(g.parent), gguf_file=g.name)
+            del model.config.quantization_config
+            model.hf_quantizer = None
+            model.save_pretrained(out)
+            tok.save_pretrained(out)
+        return str(out)
+
+
+# -- baseline -------------------------------------------------------------------------------------
+def run_baseline(path: str, levels: list[int], per_client: int, max_tokens: int) -> list[dict]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    lock = threading.Lock()
+
+    def generate(messages) -> int:
+        text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        ids = torch.tensor([tok(text, add_special_tokens=False)["input_ids"]])
+        with lock, torch.inference_mode():  # one model, one request at a time
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens,
+                                 do_sample=False, pad_token_id=tok.pad_token_id or tok.eos_token_id)
+        return int(out.shape[1] - ids.shape[1])
+
+    generate(prompts(1)[0])  # warm up
+    results = []
+    for level in levels:
+        work = prompts(requests_for(level, per_client))
+        latencies: list[float] = []
+        tokens = [0]
+        nxt = [0]
+        guard = threading.Lock()
+
+        def client():
+            while True:
+                with guard:
+                    if nxt[0] >= len(work):
+                        return
+                    i = nxt[0]
+                    nxt[0] += 1
+                t0 = time.perf_counter()
+                n = generate(work[i])
+                with guard:
+                    latencies.append(time.perf_counter() - t0)
+                    tokens[0] += n
+
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=client) for _ in range(level)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        results.append(summarize(level, latencies, tokens[0], time.perf_counter() - t0))
+        print(f"baseline {results[-1]}", file=sys.stderr)
+    return results
+
+
+# -- serve ----------------------------------------------------------------------------------------
+def run_serve(path: str, levels: list[int], per_client: int, max_tokens: int, workdir: Path, batch: int) -> list[dict]:
+    import httpx
+    import openai
+    import ray
+    from ray import serve
+
+    from clinitune.serve.app import build_app
+    from clinitune.serve.auth import hash_key
+    from clinitune.serve.config import ServeArgs
+
+    key = "ct-bench-key"
+    args = ServeArgs.model_validate({
+        "workdir": str(workdir),
+        "model": {"base": path, "max_tokens_limit": 512},
+        "adapters": {"max_loaded_per_replica": 2},
+        "batching": {"max_batch_size": batch, "batch_wait_timeout_s": 0.05},
+        "retrieval": {"deploy": False, "enabled": False},
+        "phi_guard": {"output": "redact"},
+        "auth": {"keys_env": None, "keys": [{"id": "bench", "sha256": hash_key(key), "requests_per_minute": None}]},
+        "deployments": {"gateway": {"num_cpus": 0.5, "max_ongoing_requests": 512},
+                        "generator": {"num_cpus": 1, "max_ongoing_requests": max(64, batch)}},
+    })
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(build_app(args), name="clinitune", route_prefix="/", blocking=False)
+    url = f"http://127.0.0.1:{port}"
+    while httpx.get(f"{url}/ready", timeout=30).status_code != 200:
+        time.sleep(1)
+
+    async def level_run(level: int) -> dict:
+        client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=900)
+        work = prompts(requests_for(level, per_client))
+        latencies: list[float] = []
+        tokens = 0
+        queue = list(range(len(work)))
+
+        async def one_client():
+            nonlocal tokens
+            while queue:
+                i = queue.pop(0)
+                t0 = time.perf_counter()
+                r = await client.chat.completions.create(model="base", messages=work[i], max_tokens=max_tokens,
+                                                         temperature=0)
+                latencies.append(time.perf_counter() - t0)
+                tokens += r.usage.completion_tokens
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one_client() for _ in range(level)))
+        wall = time.perf_counter() - t0
+        await client.close()
+        return summarize(level, latencies, tokens, wall)
+
+    try:
+        asyncio.run(level_run(2))  # warm up
+        results = []
+        for level in levels:
+            results.append(asyncio.run(level_run(level)))
+            print(f"serve {results[-1]}", file=sys.stderr)
+        return results
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+# -- retrieval ------------------------------------------------------------------------------------
+def build_kb(workdir: Path, chunks: int):
+    from clinitune.rag.chunking import ChunkingOptions, Document, chunk_document
+    from clinitune.rag.embed import Embedder
+    from clinitune.rag.sources import icd10_documents
+    from clinitune.rag.store import KbStore, search_text
+
+    store = KbStore(workdir / "kb")
+    name = f"bench{chunks}"
+    if name in store.names() and store.count(name) >= chunks:
+        return store, name, None
+    store.create(name, recreate=True)
+    embedder = Embedder(batch_size=128)
+    opts = ChunkingOptions()
+
+    def documents():
+        yield from icd10_documents()
+        from clinitune.synth import iter_notes
+
+        for note in iter_notes(10**7, seed=7, dup_rate=0.0, near_dup_rate=0.0):
+            yield Document(note["note_id"], "synthetic-notes", note["text"], title=note["note_type"])
+
+    t0, pending, total = time.perf_counter(), [], 0
+    for doc in documents():
+        pending.extend(chunk_document(doc, opts))
+        if len(pending) >= 1024 or total + len(pending) >= chunks:
+            pending = pending[: chunks - total]
+            store.upsert(name, pending, embedder.encode([search_text(c) for c in pending]), append=True)
+            total += len(pending)
+            pending = []
+            if total % 10240 < 1024:
+                print(f"  kb: {total:,} chunks, {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+            if total >= chunks:
+                break
+    t1 = time.perf_counter()
+    indexes = store.maintain(name)
+    return store, name, {"embed_and_write_s": round(t1 - t0, 1), "index_s": round(time.perf_counter() - t1, 1), **indexes}
+
+
+def run_retrieval(workdir: Path, chunks: int, queries: int) -> dict:
+    from clinitune.rag.embed import Embedder
+    from clinitune.rag.retrieve import HybridRetriever
+
+    store, name, built = build_kb(workdir, chunks)
+    r = HybridRetriever(store, Embedder(), candidates=20)
+    qs = [f"{c} with complications" for c in CONDITIONS] + ["E11.9", "I10", "J18.9 pneumonia", "fracture of left femur",
+                                                            "chest pain on exertion", "vitamin K INR reversal"]
+    for q in qs[:5]:
+        r.retrieve(name, q, top_k=4)  # warm up caches
+    result = {"kb_chunks": store.count(name), "built": built}
+    for mode in ("hybrid", "vector", "text"):
+        lat = []
+        for i in range(queries):
+            t0 = time.perf_counter()
+            r.retrieve(name, qs[i % len(qs)], top_k=4, mode=mode)
+            lat.append((time.perf_counter() - t0) * 1000)
+        result[mode] = {"queries": queries, "p50_ms": round(pct(lat, 50), 1), "p99_ms": round(pct(lat, 99), 1)}
+        print(f"retrieval {mode}: {result[mode]}", file=sys.stderr)
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="smollm2-135m-instruct")
+    ap.add_argument("--levels", type=int, nargs="+", default=[1, 8, 32])
+    ap.add_argument("--per-client", type=int, default=2, help="requests per client at each level (at least 8 in all)")
+    ap.add_argument("--max-tokens", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=32, help="generator max_batch_size")
+    ap.add_argument("--kb-chunks", type=int, default=100_000)
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--workdir", default="work/bench/serve")
+    ap.add_argument("--skip-generation", action="store_true")
+    ap.add_argument("--skip-retrieval", action="store_true")
+    args = ap.parse_args()
+    workdir = Path(args.workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    import torch
+
+    out: dict = {"date": date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+                 "load_average_at_start": [round(x, 1) for x in os.getloadavg()], "torch_threads": torch.get_num_threads()}
+    if not args.skip_generation:
+        path = model_dir(args.model, workdir)
+        out["generation"] = {"model": args.model, "max_tokens": args.max_tokens, "batch": args.batch,
+                             "inprocess_generate": run_baseline(path, args.levels, args.per_client, args.max_tokens),
+                             "serve": run_serve(path, args.levels, args.per_client, args.max_tokens, workdir, args.batch)}
+        for b, s in zip(out["generation"]["inprocess_generate"], out["generation"]["serve"]):
+            s["speedup"] = round(s["requests_per_s"] / b["requests_per_s"], 2)
+    if not args.skip_retrieval:
+        out["retrieval"] = run_retrieval(workdir, args.kb_chunks, args.queries)
+    out["load_average_at_end"] = [round(x, 1) for x in os.getloadavg()]
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

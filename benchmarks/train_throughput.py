@@ -1,0 +1,356 @@
+"""Training throughput: Clinitune on Ray Train vs a plain transformers + PEFT loop, same batches.
+
+CPU (default): SmolLM2-135M-Instruct (the embedded default, converted from GGUF once), LoRA r16
+on every linear layer, fp32, the icd10_coding task on synthetic notes (PHI replaced by tags
+using the generator's gold spans), max_seq_len 384. Both sides train on the same tokenised
+batches in the same order with the same number of threads, in the same run:
+
+* ``plain``: the textbook loop in this process: ``get_peft_model``, ``AdamW``, padded batches
+  with an attention mask, ``loss.backward()``, ``optimizer.step()``.
+* ``clinitune``: ``run_finetune`` with one Ray Train worker (``TorchTrainer``, Ray Data
+  streaming, MLflow, checkpoints). Its tokens/s is the steady state reported by the worker
+  (first logging interval excluded as warm-up, as for the plain loop); the end-to-end wall time
+  including Ray start-up is reported too.
+
+The plain loop runs before and after Clinitune; the ratio uses their mean, so drift in a shared
+machine's load counts against neither side. Target: clinitune / plain >= 1.0.
+
+GPU (``--gpu``; needs a CUDA machine): a Llama-3-8B-shaped model with random weights (bf16,
+written once to --workdir), seq 2048, LoRA r16 on all linear layers, gradient checkpointing,
+batch 4. Baseline: the plain loop above in bf16 with eager attention; Clinitune: bf16, SDPA,
+liger-kernel fused ops (when installed). Also QLoRA NF4 batch 1 peak memory through Clinitune.
+Targets: LoRA >= 1.5x the baseline's tokens/s at <= 29.4 GiB, QLoRA peak <= 12 GiB, TorchTrainer
+within 2% of the bare loop (both run the same Clinitune model setup).
+
+    python benchmarks/train_throughput.py [--steps 12] [--batch-size 4]
+    python benchmarks/train_throughput.py --gpu [--steps 30]
+
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+def write_curated(out: Path, n_train: int, seed: int = 0) -> Path:
+    """Synthetic notes in the curated layout, PHI replaced by [TYPE] tags (gold spans)."""
+    import pandas as pd
+
+    from clinitune.synth import iter_notes
+
+    rows = []
+    for rec in iter_notes(n_train + 8, seed):
+        text = rec["text"]
+        for span in sorted(rec.get("phi", []), key=lambda s: -s["start"]):
+            text = text[: span["start"]] + f"[{span['type']}]" + text[span["end"]:]
+        rows.append({"note_id": rec["note_id"], "patient_id": rec["patient_id"], "text": text,
+                     "note_type": rec["note_type"], "note_date": rec["note_date"], "source": "synth",
+                     "attributes": json.dumps({"icd10": rec["icd10"]})})
+    for split, part in (("train", rows[:n_train]), ("validation", rows[n_train:])):
+        (out / split).mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(part).to_parquet(out / split / "part-0.parquet", index=False)
+    (out / "manifest.json").write_text(json.dumps({"source": "benchmark", "seed": seed, "n": len(rows)}))
+    return out
+
+
+def train_batches(dataset_dir: Path, batch_size: int, n: int) -> list[dict]:
+    """The first ``n`` training batches, in the order Clinitune's worker reads them (no shuffle)."""
+    import pyarrow.parquet as pq
+
+    rows = []
+    for f in sorted((dataset_dir / "train").rglob("*.parquet")):
+        t = pq.read_table(f, columns=["status", "input_ids", "labels", "lengths"]).to_pylist()
+        rows += [r for r in t if r["status"] == "ok"]
+    batches = []
+    for i in range(0, len(rows) - batch_size + 1, batch_size):
+        chunk = rows[i: i + batch_size]
+        batches.append({k: [r[k] for r in chunk] for k in ("input_ids", "labels", "lengths")})
+    if len(batches) < n:
+        raise SystemExit(f"need {n} batches, the dataset has {len(batches)}: raise --notes")
+    return batches[:n]
+
+
+# --- the plain loop ---------------------------------------------------------------------------
+
+
+def plain_loop(model_dir: str, batches: list[dict], pad_id: int, *, lr: float, r: int, device: str, bf16: bool,
+               grad_ckpt: bool, attn: str, warmup: int) -> dict:
+    """transformers + PEFT as a user would write it; tokens/s over the batches after ``warmup``."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, attn_implementation=attn).to(device)
+    model.config.use_cache = False
+    if grad_ckpt:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    model = get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0, target_modules="all-linear",
+                                             task_type="CAUSAL_LM"))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    tokens = 0
+    t0 = time.perf_counter()
+    for i, b in enumerate(batches):
+        if i == warmup:
+            if device == "cuda":
+                torch.cuda.synchronize()
+            tokens, t0 = 0, time.perf_counter()
+        width = max(len(x) for x in b["input_ids"])
+        ids = torch.full((len(b["input_ids"]), width), pad_id, dtype=torch.long)
+        labels = torch.full_like(ids, -100)
+        mask = torch.zeros_like(ids)
+        for j, (x, y) in enumerate(zip(b["input_ids"], b["labels"])):
+            ids[j, : len(x)] = torch.tensor(x)
+            labels[j, : len(y)] = torch.tensor(y)
+            mask[j, : len(x)] = 1
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16 and device == "cuda"):
+            out = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        tokens += int(mask.sum())
+    if device == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else _rss_peak_gib()
+    return {"tokens_per_s": tokens / seconds, "seconds": seconds, "tokens": tokens, "peak_memory_gib": peak,
+            "last_loss": float(out.loss)}
+
+
+def _rss_peak_gib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+# --- Clinitune -------------------------------------------------------------------------------
+
+
+def clinitune_run(cfg) -> dict:
+    from clinitune.train.trainer import run_finetune
+
+    t0 = time.perf_counter()
+    artifact = run_finetune(cfg)
+    wall = time.perf_counter() - t0
+    m = json.loads((artifact / "metrics.json").read_text())
+    reports = [h for h in m["history"] if "tokens_per_s" in h and "train_loss" in h]
+    steady = reports[1:] or reports  # the first interval holds the data stream's warm-up
+    # tokens/s over the steady intervals: tokens and time, not the mean of rates
+    step_tokens = []
+    prev_tokens = reports[0]["tokens_seen"] if len(reports) > 1 else 0
+    for h in steady:
+        step_tokens.append((h["tokens_seen"] - prev_tokens, (h["tokens_seen"] - prev_tokens) / h["tokens_per_s"]))
+        prev_tokens = h["tokens_seen"]
+    tokens = sum(t for t, _ in step_tokens)
+    seconds = sum(s for _, s in step_tokens)
+    return {"tokens_per_s": tokens / seconds, "seconds": seconds, "tokens": tokens, "wall_s_including_startup": wall,
+            "peak_memory_gib": max(h["peak_memory_gib"] for h in m["history"] if "peak_memory_gib" in h),
+            "last_loss": reports[-1]["train_loss"], "artifact": str(artifact)}
+
+
+def finetune_config(model: str, source: Path, work: Path, *, steps: int, batch_size: int, max_seq_len: int,
+                    method: str = "lora", gpu: bool = False, grad_ckpt: bool = False, liger: bool = False,
+                    threads: int | None = None, lr: float = 2e-4, r: int = 16, max_note_chars: int = 900,
+                    task: str = "icd10_coding", overlong: str = "drop"):
+    from clinitune.train.config import FinetuneConfig
+
+    return FinetuneConfig.model_validate({
+        "model": model, "method": method,
+        "data": {"source": str(source), "task": {"name": task, "options": {"max_note_chars": max_note_chars} if task == "icd10_coding" else {}},
+                 "max_seq_len": max_seq_len, "overlong": overlong, "cache_dir": str(work / "datasets"),
+                 "splits": ["train"]},
+        "lora": {"r": r, "alpha": 2 * r, "dropout": 0.0, "target_modules": "all-linear"},
+        "training": {"max_steps": steps, "batch_size": batch_size, "learning_rate": lr, "warmup_ratio": 0.0,
+                     "lr_scheduler": "constant", "shuffle_buffer": 0, "log_every_n_steps": 2, "seed": 0,
+                     "gradient_checkpointing": grad_ckpt, "liger_kernel": liger},
+        "eval": {"every_n_steps": None},
+        "checkpoint": {"every_n_steps": 10**6, "num_to_keep": 1},
+        "scaling": {"num_workers": 1, "use_gpu": gpu, "cpus_per_worker": 1, "threads_per_worker": threads,
+                    "max_failures": 0},
+        "tracking": {"enabled": True},
+        "workdir": str(work),
+    })
+
+
+# --- CPU ---------------------------------------------------------------------------------------
+
+
+def run_cpu(args) -> dict:
+    import torch
+
+    from clinitune import ray_utils
+    from clinitune.data.build import build_dataset, load_manifest
+    from clinitune.models.registry import DEFAULT_MODEL, resolve_model
+
+    threads = args.threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="clinitune-bench-"))
+    model_dir = resolve_model(DEFAULT_MODEL)
+    source = write_curated(work / "curated", args.notes)
+    ray_utils.connect(num_cpus=os.cpu_count())
+    cfg = finetune_config(DEFAULT_MODEL, source, work, steps=args.steps, batch_size=args.batch_size,
+                          max_seq_len=args.max_seq_len, threads=threads)
+    dataset = build_dataset(cfg.data, model_dir)
+    pad_id = load_manifest(dataset)["pad_token_id"]
+    batches = train_batches(dataset, args.batch_size, args.steps)
+    kw = dict(lr=2e-4, r=16, device="cpu", bf16=False, grad_ckpt=False, attn="sdpa", warmup=2)
+    before = plain_loop(str(model_dir), batches, pad_id, **kw)
+    clinitune = clinitune_run(cfg)
+    after = plain_loop(str(model_dir), batches, pad_id, **kw)
+    plain_tps = (before["tokens_per_s"] + after["tokens_per_s"]) / 2
+    return {
+        "benchmark": "train_throughput", "mode": "cpu", "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
+        "model": "SmolLM2-135M-Instruct (embedded GGUF -> fp32)", "method": "lora r16 all-linear, fp32",
+        "steps": args.steps, "batch_size": args.batch_size, "max_seq_len": args.max_seq_len, "threads": threads,
+        "train_sequences": load_manifest(dataset)["splits"]["train"]["sequences"],
+        "plain_before": before, "plain_after": after, "clinitune": clinitune,
+        "ratio_clinitune_over_plain": clinitune["tokens_per_s"] / plain_tps,
+        "target_ratio": 1.0,
+    }
+
+
+# --- GPU ---------------------------------------------------------------------------------------
+
+
+def llama3_8b_shaped(out: Path, tokenizer_from: Path) -> Path:
+    """Random-init Llama-3-8B shapes in bf16 (written once), with the SmolLM2 tokenizer (ids fit the vocab)."""
+    import shutil
+
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    if (out / "config.json").is_file():
+        return out
+    cfg = LlamaConfig(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                      num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=8192,
+                      rope_theta=500000.0, tie_word_embeddings=False, eos_token_id=2, pad_token_id=2)
+    with torch.device("cuda"):
+        model = LlamaForCausalLM._from_config(cfg, dtype=torch.bfloat16)
+    model.save_pretrained(out)
+    del model
+    torch.cuda.empty_cache()
+    for f in tokenizer_from.iterdir():
+        if f.name.startswith(("tokenizer", "special_tokens", "chat_template")):
+            shutil.copy2(f, out / f.name)
+    return out
+
+
+def long_chat_source(out: Path, n: int, tokenizer_dir: Path, prompt_tokens: int = 2000) -> Path:
+    """Prompt/response pairs whose chat rendering fills about 2048 tokens (prompt cut to ``prompt_tokens``)."""
+    import random
+
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    rng = random.Random(0)
+    vocab = "patient denies chest pain shortness of breath history hypertension diabetes stable plan follow up".split()
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "train.jsonl", "w") as f:
+        for i in range(n):
+            ids = tok(" ".join(rng.choice(vocab) for _ in range(prompt_tokens)), add_special_tokens=False)["input_ids"]
+            prompt = tok.decode(ids[:prompt_tokens])
+            f.write(json.dumps({"id": f"b{i}", "prompt": prompt, "response": "I10, E11.9"}) + "\n")
+    return out
+
+
+def run_gpu(args) -> dict:
+    import torch
+
+    from clinitune import ray_utils
+    from clinitune.data.build import build_dataset, load_manifest
+    from clinitune.models.registry import DEFAULT_MODEL, resolve_model
+    from clinitune.train.model_setup import build_model
+
+    if not torch.cuda.is_available():
+        raise SystemExit("--gpu needs a CUDA device")
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="clinitune-bench-gpu-"))
+    model_dir = llama3_8b_shaped(work / "llama3-8b-shaped", resolve_model(DEFAULT_MODEL))
+    source = long_chat_source(work / "chat", n=4 * (args.steps + 2) + 8, tokenizer_dir=model_dir)
+    ray_utils.connect()
+    import importlib.util
+
+    liger = importlib.util.find_spec("liger_kernel") is not None
+    cfg = finetune_config(str(model_dir), source, work, steps=args.steps, batch_size=4, max_seq_len=2048, gpu=True,
+                          grad_ckpt=True, liger=liger, task="instructions", overlong="drop", r=16)
+    dataset = build_dataset(cfg.data, model_dir)
+    pad_id = load_manifest(dataset)["pad_token_id"]
+    batches = train_batches(dataset, 4, args.steps)
+    baseline = plain_loop(str(model_dir), batches, pad_id, lr=2e-4, r=16, device="cuda", bf16=True, grad_ckpt=True,
+                          attn="eager", warmup=3)
+    torch.cuda.empty_cache()
+    clinitune = clinitune_run(cfg)
+
+    # the same Clinitune model setup in a bare loop (no Ray): TorchTrainer overhead
+    from clinitune.train.loop import collate
+    from clinitune.train.model_setup import make_optimizer, trainable_parameters
+
+    model = build_model(cfg, str(model_dir), torch.device("cuda"))
+    opt = make_optimizer(cfg, trainable_parameters(model))
+    tokens, t0 = 0, time.perf_counter()
+    for i, b in enumerate(batches):
+        if i == 3:
+            torch.cuda.synchronize()
+            tokens, t0 = 0, time.perf_counter()
+        x = collate(b, pad_id, torch.device("cuda"), 8)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = model(input_ids=x["input_ids"], position_ids=x["position_ids"], labels=x["labels"], use_cache=False)
+        out.loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        tokens += x["tokens"]
+    torch.cuda.synchronize()
+    bare = {"tokens_per_s": tokens / (time.perf_counter() - t0)}
+    del model, opt
+    torch.cuda.empty_cache()
+
+    qcfg = finetune_config(str(model_dir), source, work, steps=min(args.steps, 10), batch_size=1, max_seq_len=2048,
+                           gpu=True, grad_ckpt=True, liger=liger, method="qlora", task="instructions",
+                           overlong="drop")
+    qlora = clinitune_run(qcfg)
+    return {
+        "benchmark": "train_throughput", "mode": "gpu", "date": time.strftime("%Y-%m-%d"),
+        "device": torch.cuda.get_device_name(), "liger_kernel": liger,
+        "model": "Llama-3-8B shapes, random weights, bf16", "seq": 2048, "batch_size": 4, "steps": args.steps,
+        "baseline_plain_eager": baseline, "clinitune_lora": clinitune, "bare_loop_same_setup": bare,
+        "clinitune_qlora_batch1": qlora,
+        "lora_speedup_vs_baseline": clinitune["tokens_per_s"] / baseline["tokens_per_s"],
+        "torchtrainer_overhead": 1 - clinitune["tokens_per_s"] / bare["tokens_per_s"],
+        "targets": {"lora_speedup": 1.5, "lora_peak_gib": 29.4, "qlora_peak_gib": 12.0, "torchtrainer_overhead": 0.02},
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--gpu", action="store_true", help="Run the GPU benchmark (Llama-3-8B shapes) instead of the CPU one.")
+    p.add_argument("--steps", type=int, default=12, help="Optimizer steps per side (the first 2 are warm-up).")
+    p.add_argument("--batch-size", type=int, default=4, help="Sequences per step (CPU).")
+    p.add_argument("--max-seq-len", type=int, default=384, help="Maximum tokens per sequence (CPU).")
+    p.add_argument("--notes", type=int, default=120, help="Synthetic notes to build the CPU dataset from.")
+    p.add_argument("--threads", type=int, default=None, help="Torch threads for both sides (default: all cores).")
+    p.add_argument("--workdir", default=None, help="Where data, runs and the model go (default: a temp dir).")
+    args = p.parse_args()
+    result = run_gpu(args) if args.gpu else run_cpu(args)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

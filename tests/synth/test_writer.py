@@ -33,7 +33,7 @@ def local_run(tmp_path_factory):
 
 def test_files_and_manifest(local_run):
     out, result = local_run
-    assert sorted(p.name for p in out.iterdir()) == [f"notes-{k:05d}.jsonl" for k in range(4)] + [MANIFEST_NAME]
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"notes-{k:05d}.jsonl" for k in range(4)] + [MANIFEST_NAME])
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no staging left behind
     manifest = json.loads((out / MANIFEST_NAME).read_text())
     assert manifest == result.manifest

@@ -134,7 +134,24 @@ def max_concurrency(cfg: TuneConfig) -> int:
     return max(1, min(bound, cfg.max_concurrent_trials or bound, cfg.num_samples))
 
 
-def _trial(config: dict, *, base: dict, name: str, storage: str, trials_dir: str, parent_run_id: str | None) -> None:
+def _metric_reports(base_cls: type, metric: str):
+    """A ``TuneReportCallback`` that forwards only reports carrying the searched metric.
+
+    Progress reports between evaluations have ``train_loss`` but no ``val_loss``; ASHA and the
+    searchers need the metric in every result Tune sees, and Tune's strict check fails a trial
+    otherwise. Dropping those reports (they are still in MLflow) keeps the check on.
+    """
+
+    class MetricReportCallback(base_cls):
+        def after_report(self, run_context, metrics, checkpoint):
+            if metrics and metric in metrics[0]:
+                super().after_report(run_context, metrics, checkpoint)
+
+    return MetricReportCallback()
+
+
+def _trial(config: dict, *, base: dict, name: str, metric: str, storage: str, trials_dir: str,
+           parent_run_id: str | None) -> None:
     """One trial: a full fine-tuning run whose reports reach Tune."""
     from ray import tune
     from ray.tune.integration.ray_train import TuneReportCallback
@@ -148,7 +165,7 @@ def _trial(config: dict, *, base: dict, name: str, storage: str, trials_dir: str
     d["checkpoint"]["storage_path"] = storage
     d["output_dir"] = str(Path(trials_dir) / trial_id / "artifact")
     cfg = FinetuneConfig.model_validate(d)
-    artifact = run_finetune(cfg, callbacks=[TuneReportCallback()], parent_run_id=parent_run_id)
+    artifact = run_finetune(cfg, callbacks=[_metric_reports(TuneReportCallback, metric)], parent_run_id=parent_run_id)
     metrics = load_artifact(artifact)["metrics"]
     tune.report({**metrics, "artifact_dir": str(artifact)})
 
@@ -200,7 +217,8 @@ def run_tune(cfg: TuneConfig) -> TuneOutcome:
     scheduler = None
     if cfg.asha.enabled:
         scheduler = ASHAScheduler(time_attr="step", max_t=cfg.asha.max_t or max(total, 1),
-                                  grace_period=cfg.asha.grace_period, reduction_factor=cfg.asha.reduction_factor)
+                                  grace_period=cfg.asha.grace_period, reduction_factor=cfg.asha.reduction_factor,
+                                  stop_last_trials=False)  # a trial at max_t still reports its artifact
     search_alg = None
     if cfg.search == "optuna":
         from ray.tune.search.optuna import OptunaSearch
@@ -211,7 +229,7 @@ def run_tune(cfg: TuneConfig) -> TuneOutcome:
 
         search_alg = BasicVariantGenerator(random_state=cfg.seed)
     base = cfg.finetune.model_dump(mode="json")
-    trainable = tune.with_parameters(_trial, base=base, name=name, storage=str(Path(storage) / name / "runs"),
+    trainable = tune.with_parameters(_trial, base=base, name=name, metric=cfg.metric, storage=str(Path(storage) / name / "runs"),
                                      trials_dir=str(trials_dir), parent_run_id=parent)
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"CPU": cfg.trial_driver_cpus}),

@@ -43,6 +43,7 @@ def embedded_gguf_path() -> Path:
 def convert_gguf(gguf_file: str | Path, out_dir: str | Path) -> Path:
     """De-quantise ``gguf_file`` to a float32 safetensors model directory with tokenizer and chat template."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     gguf_file = Path(gguf_file)
     out_dir = Path(out_dir)
@@ -53,11 +54,13 @@ def convert_gguf(gguf_file: str | Path, out_dir: str | Path) -> Path:
     t0 = time.time()
     staging = out_dir.parent / f".{out_dir.name}.staging-{uuid.uuid4().hex[:8]}"
     try:
+        hf_logging.disable_progress_bar()
         tok = AutoTokenizer.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name)
         model = AutoModelForCausalLM.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name)
         # The de-quantised weights are plain tensors: drop the GGUF marker so loaders do not look for the file.
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
+        model.hf_quantizer = None
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
         model.save_pretrained(staging)

@@ -342,7 +342,9 @@ def train_loop_per_worker(loop_config: dict) -> None:
             do_ckpt = st.step % cfg.checkpoint.every_n_steps == 0 and not last_step
             metrics: dict = {}
             if do_log or do_eval or do_ckpt:
-                elapsed = max(time.time() - t_last, 1e-9)
+                now = time.time()
+                elapsed = max(now - t_last, 1e-9)
+                t_last = now  # the next interval pays for this evaluation, report and checkpoint: wall-clock throughput
                 loss_sum, tokens, tgt = all_sum([window_loss, window_tokens, window_targets], device)
                 st.tokens_seen += int(tokens)
                 metrics.update({"train_loss": loss_sum / max(tgt, 1), "tokens_per_s": tokens / elapsed,
@@ -365,7 +367,6 @@ def train_loop_per_worker(loop_config: dict) -> None:
                         st.early_stopped = True
             if metrics:
                 report(metrics, checkpoint_now=do_ckpt and not st.early_stopped)
-                t_last = time.time()
             if st.step >= total_steps or st.early_stopped:
                 break
         if st.step >= total_steps or st.early_stopped:

@@ -10,26 +10,6 @@ import typer
 from clinitune.config import load_config
 
 
-def summary_rows(report: dict) -> list[tuple[str, str, str, str]]:
-    """(metric, candidate, baseline, delta) for the headline metrics present in a report."""
-    cand, base = report["metrics"]["candidate"], report["metrics"]["baseline"]
-    keys = [report["task"]["primary_metric"], "task.exact_match", "task.loss", "probes.mean", "phi.canary_extraction_rate",
-            "hallucination.rate", "fairness.max_gap", "consistency.agreement"]
-    keys += sorted(k for k in cand if k.startswith("probes.") and k != "probes.mean")
-
-    def f(v):
-        return "–" if v is None else f"{v:.3f}"
-
-    rows, seen = [], set()
-    for k in keys:
-        if k in seen or (cand.get(k) is None and base.get(k) is None):
-            continue
-        seen.add(k)
-        c, b = cand.get(k), base.get(k)
-        rows.append((k, f(c), f(b), "–" if c is None or b is None else f"{c - b:+.3f}"))
-    return rows
-
-
 def print_report(report: dict, json_path: Path, html_path: Path) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -39,6 +19,8 @@ def print_report(report: dict, json_path: Path, html_path: Path) -> None:
                         f"({report['data']['examples']} held-out examples)")
     for col in ("metric", "candidate", "baseline", "delta"):
         table.add_column(col, justify="left" if col == "metric" else "right")
+    from clinitune.evaluate.report import summary_rows
+
     for row in summary_rows(report):
         table.add_row(*row)
     console.print(table)

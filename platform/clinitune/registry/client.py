@@ -106,8 +106,8 @@ class Registry:
         self.model_name = model_name
         self.notify_dir = Path(notify_dir) if notify_dir else self.workdir / "registry"
         self.reload_url = reload_url
-        self.client = tracking.client(self.uri)
         try:
+            self.client = tracking.client(self.uri)
             self.client.search_registered_models(max_results=1)
         except Exception as err:  # noqa: BLE001 - any store failure is a configuration problem here
             raise UserError(f"registry URI '{self.uri}' cannot be used ({type(err).__name__}).",

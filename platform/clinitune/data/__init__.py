@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+from clinitune._lazy import lazy_getattr
+
 _EXPORTS = {
     "DataConfig": "clinitune.data.config",
     "build_dataset": "clinitune.data.build",
@@ -18,10 +20,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'clinitune.data' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

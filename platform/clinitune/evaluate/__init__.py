@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from clinitune._lazy import lazy_getattr
+
 _EXPORTS = {
     "EvalConfig": "clinitune.evaluate.config",
     "run_evaluation": "clinitune.evaluate.runner",
@@ -27,10 +29,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'clinitune.evaluate' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

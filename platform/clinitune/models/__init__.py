@@ -10,6 +10,8 @@ Nothing here touches a model hub: every model is a local directory.
 
 from __future__ import annotations
 
+from clinitune._lazy import lazy_getattr
+
 _EXPORTS = {
     "resolve_model": "clinitune.models.registry",
     "import_model": "clinitune.models.registry",
@@ -22,10 +24,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'clinitune.models' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

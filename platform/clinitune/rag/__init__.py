@@ -15,6 +15,8 @@ Submodules are imported lazily so importing ``clinitune.rag`` stays cheap.
 
 from __future__ import annotations
 
+from clinitune._lazy import lazy_getattr
+
 _EXPORTS = {
     "Document": "clinitune.rag.chunking",
     "Chunk": "clinitune.rag.chunking",
@@ -35,10 +37,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'clinitune.rag' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -7,6 +7,8 @@ Serving (issue 6) reads ``Registry(uri).get_alias("production").local_path`` or 
 
 from __future__ import annotations
 
+from clinitune._lazy import lazy_getattr
+
 _EXPORTS = {
     "Registry": "clinitune.registry.client",
     "VersionInfo": "clinitune.registry.client",
@@ -18,10 +20,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'clinitune.registry' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -9,6 +9,8 @@ Public API (imported lazily, so ``clinitune.synth.icd10`` stays cheap to import 
 
 from __future__ import annotations
 
+from clinitune._lazy import lazy_getattr
+
 _EXPORTS = {
     "generate_note": "clinitune.synth.generate",
     "iter_notes": "clinitune.synth.generate",
@@ -19,10 +21,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'clinitune.synth' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

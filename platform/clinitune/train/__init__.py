@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+from clinitune._lazy import lazy_getattr
+
 _EXPORTS = {
     "FinetuneConfig": "clinitune.train.config",
     "run_finetune": "clinitune.train.trainer",
@@ -17,10 +19,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'clinitune.train' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from clinitune._lazy import lazy_getattr
+
 _EXPORTS = {
     "TuneConfig": "clinitune.tune.config",
     "run_tune": "clinitune.tune.runner",
@@ -13,10 +15,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'clinitune.tune' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -4,6 +4,8 @@ promoted; idempotent and resumable, with a run log."""
 
 from __future__ import annotations
 
+from clinitune._lazy import lazy_getattr
+
 _EXPORTS = {
     "PipelineConfig": "clinitune.pipeline.config",
     "run_pipeline": "clinitune.pipeline.runner",
@@ -13,10 +15,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'clinitune.pipeline' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -158,3 +158,21 @@ def test_generation_is_fast():
     t = time.perf_counter()
     list(iter_notes(300, 77))
     assert time.perf_counter() - t < 6
+
+
+def test_code_pool_narrows_the_label_space_deterministically():
+    """--code-pool keeps chronic and acute diagnoses to that many codes per role; 0 is the full subset."""
+    from clinitune.synth import iter_notes
+    from clinitune.synth.patient import pool_for
+
+    def codes(**opts):
+        return [tuple(r["icd10"]) for r in iter_notes(150, 3, **opts) if isinstance(r.get("icd10"), list)]
+
+    full, narrow = codes(), codes(code_pool=8)
+    assert narrow == codes(code_pool=8)  # deterministic
+    allowed = {e.code for role in ("chronic", "acute") for sex in "FM" for e in pool_for(role, sex, 8)}
+    assert len(allowed) <= 16
+    non_imaging = {c for note in narrow for c in note if c in allowed}
+    assert non_imaging and len({c for note in full for c in note}) > len({c for note in narrow for c in note})
+    with pytest.raises(UserError, match="--code-pool"):
+        list(iter_notes(1, 3, code_pool=3))

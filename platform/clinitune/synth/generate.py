@@ -41,6 +41,7 @@ class SynthOptions:
     near_dup_rate: float = 0.05
     malformed_rate: float = 0.0
     max_chars: int = 2500
+    code_pool: int = 0  # > 0: draw chronic and acute diagnoses from that many codes each (0 = all)
 
     def validated(self) -> "SynthOptions":
         for name in ("dup_rate", "near_dup_rate", "malformed_rate"):
@@ -56,6 +57,9 @@ class SynthOptions:
             )
         if not isinstance(self.max_chars, int) or self.max_chars < 800:
             raise UserError(f"--max-chars is {self.max_chars!r}, below 800.", fix="pass --max-chars of 800 or more (default 2500).")
+        if not isinstance(self.code_pool, int) or self.code_pool < 0 or 0 < self.code_pool < 8:
+            raise UserError(f"--code-pool is {self.code_pool!r}; it must be 0 (all codes) or at least 8.",
+                            fix="pass --code-pool 0, or 8 or more codes per role.")
         return self
 
     def as_dict(self) -> dict:
@@ -119,16 +123,16 @@ def _role(seed: int, index: int, o: SynthOptions) -> tuple[str, int | None, str 
 
 # --- one ordinary note ------------------------------------------------------------------------
 @lru_cache(maxsize=256)
-def _base(seed: int, index: int, max_chars: int) -> tuple[dict, tuple[Seg, ...]]:
+def _base(seed: int, index: int, max_chars: int, code_pool: int = 0) -> tuple[dict, tuple[Seg, ...]]:
     ordinal, visit, n_visits = locate(seed, index)
-    patient = make_patient(seed, ordinal, n_visits)
+    patient = make_patient(seed, ordinal, n_visits, code_pool)
     rng = rng_for(seed, "note", index)
     fake = faker_for(seed, "note", index)
     note_type = rng.choices(NOTE_TYPES, _TYPE_WEIGHTS)[0]
     note_date = patient.visit_dates[visit]
     age = patient.age_on(note_date)
     author = Person(fake.first_name(), fake.last_name(), rng.choice(_CREDENTIALS[note_type]))
-    acute_pool = pool_for("acute", patient.sex)
+    acute_pool = pool_for("acute", patient.sex, code_pool)
     first = rng.choice(acute_pool)
     acute: tuple = (first,)
     if rng.random() < 0.3:  # a second, unrelated acute problem
@@ -176,11 +180,11 @@ def _copy(record: dict) -> dict:
 def _generate(seed: int, index: int, o: SynthOptions) -> tuple[dict, str | None]:
     role, original, kind = _role(seed, index, o)
     if role == "base":
-        return _copy(_base(seed, index, o.max_chars)[0]), None
+        return _copy(_base(seed, index, o.max_chars, o.code_pool)[0]), None
     if role == "malformed":
-        record = _copy(_base(seed, index, o.max_chars)[0])
+        record = _copy(_base(seed, index, o.max_chars, o.code_pool)[0])
         return mal.corrupt_record(record, kind, rng_for(seed, "corrupt", index)), kind
-    base, segs = _base(seed, original, o.max_chars)
+    base, segs = _base(seed, original, o.max_chars, o.code_pool)
     if role == "exact":
         record = _copy(base)
     else:

@@ -93,9 +93,16 @@ def sex_allows(entry: Icd10Entry, sex: str) -> bool:
 
 
 @lru_cache(maxsize=16)
-def pool_for(role: str, sex: str) -> tuple[Icd10Entry, ...]:
-    """The generation subset for ``role`` without codes that do not fit ``sex``."""
-    return tuple(e for e in generation_subset(role) if sex_allows(e, sex))
+def pool_for(role: str, sex: str, code_pool: int = 0) -> tuple[Icd10Entry, ...]:
+    """The generation subset for ``role`` without codes that do not fit ``sex``.
+
+    ``code_pool`` > 0 keeps only that many codes of the role, spread evenly over the subset (so
+    still across organ systems): a smaller label space for demos and quick experiments.
+    """
+    subset = generation_subset(role)
+    if 0 < code_pool < len(subset):
+        subset = tuple(subset[i * len(subset) // code_pool] for i in range(code_pool))
+    return tuple(e for e in subset if sex_allows(e, sex))
 
 
 @lru_cache(maxsize=4096)
@@ -141,7 +148,7 @@ def _hospital(rng: random.Random, fake) -> tuple[str, str]:
 
 
 @lru_cache(maxsize=2048)
-def make_patient(seed: int, ordinal: int, n_visits: int) -> Patient:
+def make_patient(seed: int, ordinal: int, n_visits: int, code_pool: int = 0) -> Patient:
     rng = rng_for(seed, "patient", ordinal)
     fake = faker_for(seed, "patient", ordinal)
     sex = "F" if rng.random() < 0.52 else "M"
@@ -166,10 +173,10 @@ def make_patient(seed: int, ordinal: int, n_visits: int) -> Patient:
         contacts.append(Person(cf, cl, relation, pf.phone_number(rng)))
     hospital, abbr = _hospital(rng, fake)
     state = fake.state()
-    chronic_pool = pool_for("chronic", sex)
+    chronic_pool = pool_for("chronic", sex, code_pool)
     n_chronic = rng.randint(0, 2) if age0 < 40 else rng.randint(1, 5)
     chronic = []
-    for e in rng.sample(chronic_pool, n_chronic + 2):  # one code per ICD-10 category
+    for e in rng.sample(chronic_pool, min(len(chronic_pool), n_chronic + 2)):  # one code per ICD-10 category
         if len(chronic) < n_chronic and all(e.code[:3] != o.code[:3] for o in chronic):
             chronic.append(e)
     chronic = tuple(chronic)

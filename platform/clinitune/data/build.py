@@ -22,6 +22,7 @@ from collections import Counter
 from pathlib import Path
 
 from clinitune.data.builders import build_builder
+from clinitune.data.replay import MixReplay, replay_examples, replay_fingerprint
 from clinitune.data.config import DataConfig
 from clinitune.data.sources import check_source, count_rows, json_columns, parquet_columns, read_split, source_lineage, split_files
 from clinitune.data.tokenize import Tokenize
@@ -106,6 +107,8 @@ def plan(cfg: DataConfig, model_dir: Path) -> dict:
         "max_examples": dict(sorted(cfg.max_examples.items())),
         "tokenizer": tokenizer_fingerprint(model_dir),
     }
+    if cfg.replay is not None:  # checked here, before any cluster time; self answers depend on the weights
+        key_fields["replay"] = replay_fingerprint(cfg.replay, model_dir)
     key = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()
     return {"root": root, "builder": builder, "splits": splits, "lineage": lineage, "key_fields": key_fields, "key": key}
 
@@ -162,6 +165,9 @@ def build_dataset(cfg: DataConfig, model_dir: str | Path | None = None, *, force
     builder = p["builder"]
     need = sorted({c for cs in builder.column_sets for c in cs} | {"id"})
     split_manifest = {}
+    replay = None
+    if cfg.replay is not None:
+        replay = replay_examples(cfg.replay, mdir)
     try:
         for split, info in p["splits"].items():
             columns = [c for c in need if c in info["columns"]]
@@ -170,6 +176,8 @@ def build_dataset(cfg: DataConfig, model_dir: str | Path | None = None, *, force
             if cap is not None:
                 ds = ds.limit(cap)
             ds = ds.map_batches(builder, batch_format="pandas", batch_size=cfg.batch_size)
+            if split == "train" and replay is not None and not replay.empty:
+                ds = ds.map_batches(MixReplay(replay, cfg.replay.fraction), batch_format="pandas", batch_size=cfg.batch_size)
             ds = ds.map_batches(tokenize, batch_format="pandas", batch_size=cfg.batch_size)
             ds.write_parquet(str(staging / split))
             split_manifest[split] = _split_stats(staging / split)
@@ -197,6 +205,7 @@ def build_dataset(cfg: DataConfig, model_dir: str | Path | None = None, *, force
             "max_seq_len": cfg.max_seq_len,
             "overlong": cfg.overlong,
             "packing": cfg.packing,
+            "replay": None if cfg.replay is None else {**cfg.replay.model_dump(mode="json"), "conversations": len(replay)},
             "splits": split_manifest,
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")

@@ -16,6 +16,17 @@ class TaskConfig(StrictModel):
     options: dict[str, Any] = Field(default_factory=dict, description="Keyword options of the builder (see `clinitune data tasks`).")
 
 
+class ReplayConfig(StrictModel):
+    """General-skill examples mixed into the train split against catastrophic forgetting."""
+
+    source: str = Field("builtin:general", description="Replay prompts: 'builtin:general' (about a hundred everyday questions and instructions shipped with Clinitune) or a chat JSONL file with a 'messages' list per line.")
+    answers: Literal["self", "given"] = Field("self", description="'self': the model being fine-tuned answers the prompts itself before training (self-distillation: its general behaviour is what the replay preserves); 'given': use the assistant turns in the file.")
+    fraction: float = Field(0.15, gt=0.0, lt=0.9, description="Share of replay examples in the train split (interleaved evenly through every batch).")
+    max_new_tokens: int = Field(96, ge=8, le=2048, description="Longest self-generated answer in tokens.")
+    max_prompts: int | None = Field(None, ge=1, description="Use at most this many replay prompts (null = all).")
+    gpus: float = Field(0.0, ge=0.0, description="GPUs for the Ray actor that generates the self answers (0 = CPU).")
+
+
 class DataConfig(StrictModel):
     """Curated Parquet (or chat JSONL) in; tokenised, label-masked, optionally packed Parquet out."""
 
@@ -28,6 +39,7 @@ class DataConfig(StrictModel):
     packing: bool = Field(False, description="Pack several examples into one max_seq_len sequence (attention stays within each example via position ids).")
     system_prompt: str | None = Field(None, description="System message prepended to every example; null keeps the builder's default (none for most tasks).")
     max_examples: dict[str, int] = Field(default_factory=dict, description="Optional cap on examples per split, e.g. {train: 2000, validation: 200} (taken in source order, for demos and smoke runs).")
+    replay: ReplayConfig | None = Field(None, description="Mix general-skill replay examples into the train split (null = none). Keeps a small model from answering every prompt in the task's format.")
     batch_size: int = Field(256, ge=1, description="Examples per Ray Data batch during tokenisation (packing happens within a batch).")
     cache_dir: str | None = Field(None, description="Where built datasets are cached by content hash; null = $CLINITUNE_HOME/datasets (use shared storage on a multi-node cluster).")
     ray_address: str | None = Field(None, description="Ray cluster address for a standalone build; null uses $RAY_ADDRESS or starts a local Ray.")

@@ -103,3 +103,25 @@ def test_run_finetune_stops_at_preflight_without_starting_a_trainer(ray_session,
         trainer.run_finetune(make_cfg(lora__target_modules=["nope"]))
     with pytest.raises(UserError, match="scaling.num_workers 64"):
         trainer.run_finetune(make_cfg(scaling__num_workers=64, scaling__cpus_per_worker=1))
+
+
+def test_lora_on_top_layers_only(make_cfg):
+    """top_layers puts adapters on the last N layers only; more layers than the model has is a one-line error."""
+    import json
+    from pathlib import Path
+
+    from clinitune.train.model_setup import build_model
+    from clinitune.train.preflight import check_model
+
+    cfg = make_cfg(lora__top_layers=1)
+    model_dir = check_model(cfg)
+    n = json.loads((Path(model_dir) / "config.json").read_text())["num_hidden_layers"]
+    assert n >= 2
+    import torch
+
+    model = build_model(cfg, str(model_dir), torch.device("cpu"))
+    adapted = {int(name.split(".layers.")[1].split(".")[0]) for name, p in model.named_parameters()
+               if p.requires_grad and ".layers." in name}
+    assert adapted == {n - 1}
+    with pytest.raises(ConfigError, match=f"lora.top_layers is {n + 1} but model"):
+        check_model(make_cfg(lora__top_layers=n + 1))

@@ -18,6 +18,7 @@ class LoraConfig(StrictModel):
     alpha: float = Field(32, gt=0, description="Scaling numerator: the update is scaled by alpha / r.")
     dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the adapter input.")
     target_modules: list[str] | Literal["all-linear"] = Field("all-linear", description="Module names (suffixes such as q_proj, v_proj) that get adapters, or 'all-linear' for every linear layer except the output head.")
+    top_layers: int | None = Field(None, ge=1, description="Put adapters only on the top N transformer layers (null = all). Back-propagation stops below them: faster steps, and the lower layers that hold general skills stay as they were.")
 
 
 class QuantConfig(StrictModel):

@@ -95,8 +95,14 @@ def build_model(cfg: FinetuneConfig, model_dir: str, device: torch.device):
     elif cfg.training.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gc_kwargs)
         model.enable_input_require_grads()
+    targets, layers = lora_targets(cfg), {}
+    if cfg.lora.top_layers is not None:
+        n = int(model.config.num_hidden_layers)
+        layers = {"layers_to_transform": list(range(max(0, n - cfg.lora.top_layers), n)), "layers_pattern": "layers"}
+        if targets == "all-linear":  # PEFT takes a layer subset only with explicit module names
+            targets = sorted(linear_module_names(model_dir))
     lcfg = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                      target_modules=lora_targets(cfg), bias="none", task_type="CAUSAL_LM")
+                      target_modules=targets, bias="none", task_type="CAUSAL_LM", **layers)
     return get_peft_model(model, lcfg)
 
 

@@ -33,6 +33,10 @@ def check_model(cfg: FinetuneConfig) -> Path:
                     f"lora.target_modules: {', '.join(missing)} not found among the linear layers of model '{cfg.model}'.",
                     fix=f"use some of: {', '.join(sorted(linears))}, or 'all-linear'.",
                 )
+        n_layers = hf_config.get("num_hidden_layers")
+        if cfg.lora.top_layers is not None and isinstance(n_layers, int) and cfg.lora.top_layers > n_layers:
+            raise ConfigError(f"lora.top_layers is {cfg.lora.top_layers} but model '{cfg.model}' has {n_layers} layers.",
+                              fix=f"use at most {n_layers}, or null for every layer.")
         if cfg.method == "qlora":
             check_quantisable(cfg, hf_config, linears)
     return model_dir

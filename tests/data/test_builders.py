@@ -72,3 +72,24 @@ def test_builder_errors_name_the_fix():
         build_builder("icd10_coding", {"max_chars": 10})
     with pytest.raises(ConfigError, match="lacks the columns"):
         build_builder("icd10_coding", {}).check_columns(["note_id", "text"], "/data/x")
+
+
+def test_icd10_name_code_answers_put_each_name_before_its_code():
+    """answer_format name_code: one 'diagnosis (code)' line per code, codes still parse back exactly."""
+    import json
+
+    import pandas as pd
+
+    from clinitune.data.builders import build_builder, parse_codes
+
+    b = build_builder("icd10_coding", {"answer_format": "name_code"})
+    df = pd.DataFrame({"note_id": ["n1"], "text": ["Pt with HTN and T2DM."], "attributes": [json.dumps({"icd10": ["I10", "E11.9"]})]})
+    messages = json.loads(b(df)["messages"][0])
+    answer = messages[-1]["content"]
+    assert answer.splitlines() == ["Type 2 diabetes mellitus without complications (E11.9)", "Essential (primary) hypertension (I10)"]
+    assert parse_codes(answer) == ["E11.9", "I10"]
+    assert "diagnosis (code)" in messages[0]["content"]
+    from clinitune.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="data.task.options: answer_format must be one of codes, code_name, name_code"):
+        build_builder("icd10_coding", {"answer_format": "names"})

@@ -131,15 +131,25 @@ class Icd10Coding(TaskBuilder):
         "Answer with the codes only, separated by commas."
     )
 
+    ANSWER_FORMATS = ("codes", "code_name", "name_code")
+    NAME_CODE_INSTRUCTION = (
+        "List the diagnoses in this clinical note with their ICD-10-CM codes, "
+        "one per line as: diagnosis (code)."
+    )
+
     def __init__(self, system_prompt: str | None = None, *, max_note_chars: int = 2000, include_names: bool = False,
-                 label_key: str = "icd10", instruction: str | None = None):
+                 answer_format: str | None = None, label_key: str = "icd10", instruction: str | None = None):
         super().__init__(system_prompt)
         if max_note_chars < 50:
             raise ValueError("max_note_chars must be at least 50")
+        fmt = answer_format or ("code_name" if include_names else "codes")
+        if fmt not in self.ANSWER_FORMATS:
+            raise ValueError(f"answer_format must be one of {', '.join(self.ANSWER_FORMATS)}")
         self.max_note_chars = int(max_note_chars)
-        self.include_names = bool(include_names)
+        self.answer_format = fmt
+        self.include_names = fmt != "codes"
         self.label_key = label_key
-        self.instruction = instruction or self.DEFAULT_INSTRUCTION
+        self.instruction = instruction or (self.NAME_CODE_INSTRUCTION if fmt == "name_code" else self.DEFAULT_INSTRUCTION)
         if self.include_names:
             from clinitune.synth.icd10 import lookup  # noqa: F401 - fail early when the table is missing
 
@@ -152,7 +162,10 @@ class Icd10Coding(TaskBuilder):
         lines = []
         for code in text.split(", "):
             entry = lookup(code)
-            lines.append(f"{code} {entry.long_name}" if entry else code)
+            if self.answer_format == "name_code":  # the name first: copied from the note, then its code
+                lines.append(f"{entry.long_name} ({code})" if entry else code)
+            else:
+                lines.append(f"{code} {entry.long_name}" if entry else code)
         return "\n".join(lines)
 
     def note_excerpt(self, text: str) -> str:

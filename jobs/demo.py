@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return UserError.exit_code
+    if result.curated is not None:
+        console.print(f"curated notes: {result.curated}  (manifest: {result.curated / 'manifest.json'})", markup=False, highlight=False)
     if result.report is None:
         console.print("no report was produced")
         return 1

@@ -50,6 +50,7 @@ class DemoResult:
     pipeline_status: str
     version: str | None
     seconds: float
+    curated: Path | None = None  # the curated dataset (its manifest.json and DATASET_CARD.md inside)
 
 
 def _resolve(path: str | None, root: Path) -> str | None:
@@ -98,6 +99,18 @@ def _last_report(workdir: Path) -> tuple[Path | None, str | None]:
     return None, None
 
 
+def _last_curated(workdir: Path) -> Path | None:
+    state = workdir / "pipeline" / "state.json"
+    if not state.is_file():
+        return None
+    data = json.loads(state.read_text(encoding="utf-8"))
+    for run in sorted(data.get("runs", {}).values(), key=lambda r: r.get("started_at", ""), reverse=True):
+        out = run.get("stages", {}).get("curate", {}).get("output", {}).get("curated")
+        if out:
+            return Path(out)
+    return None
+
+
 def run_demo(cfg: DemoConfig, *, root: Path | None = None, report: Callable[[str], None] | None = None) -> DemoResult:
     """Run (or re-show) the whole story; returns where the report is."""
     from clinitune.evaluate.report import REPORT_HTML, read_report
@@ -114,4 +127,5 @@ def run_demo(cfg: DemoConfig, *, root: Path | None = None, report: Callable[[str
     seconds = time.time() - t0
     if seconds > cfg.time_budget_s:
         say(f"warning: the demo took {seconds:.0f}s, over its {cfg.time_budget_s}s budget")
-    return DemoResult(path, path.parent / REPORT_HTML if path else None, rep, result.status, version, seconds)
+    return DemoResult(path, path.parent / REPORT_HTML if path else None, rep, result.status, version, seconds,
+                      _last_curated(work))

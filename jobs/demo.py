@@ -30,12 +30,11 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from rich.console import Console
-    from rich.table import Table
 
     from clinitune.config import load_config
     from clinitune.demo import DemoConfig, run_demo
     from clinitune.errors import UserError
-    from clinitune.evaluate.report import summary_rows
+    from clinitune.evaluate.report import summary_table
 
     console = Console()
     try:
@@ -50,13 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         console.print("no report was produced")
         return 1
     rep = result.report
-    table = Table(title=f"{rep['candidate']['name']} vs {rep['baseline']['name']} on {rep['data']['examples']} held-out notes "
-                        f"({rep['data']['patients']} patients never trained on)")
-    for col in ("metric", "fine-tuned", "base", "delta"):
-        table.add_column(col, justify="left" if col == "metric" else "right")
-    for row in summary_rows(rep):
-        table.add_row(*row)
-    console.print(table)
+    console.print(summary_table(rep, f"{rep['candidate']['name']} vs {rep['baseline']['name']} on {rep['data']['examples']} "
+                                     f"held-out notes ({rep['data']['patients']} patients never trained on)",
+                                ("fine-tuned", "base")))
     gate = rep.get("gate") or {}
     console.print(f"gate: {str(gate.get('decision', 'n/a')).upper()}" + (f"  registry version: {result.version}" if result.version else ""))
     for reason in gate.get("reasons", [])[:8]:

@@ -12,18 +12,12 @@ from clinitune.config import load_config
 
 def print_report(report: dict, json_path: Path, html_path: Path) -> None:
     from rich.console import Console
-    from rich.table import Table
+
+    from clinitune.evaluate.report import summary_table
 
     console = Console()
-    table = Table(title=f"{report['candidate']['name']} vs {report['baseline']['name']} "
-                        f"({report['data']['examples']} held-out examples)")
-    for col in ("metric", "candidate", "baseline", "delta"):
-        table.add_column(col, justify="left" if col == "metric" else "right")
-    from clinitune.evaluate.report import summary_rows
-
-    for row in summary_rows(report):
-        table.add_row(*row)
-    console.print(table)
+    console.print(summary_table(report, f"{report['candidate']['name']} vs {report['baseline']['name']} "
+                                        f"({report['data']['examples']} held-out examples)"))
     gate = report.get("gate")
     if gate:
         console.print(f"gate: [bold]{gate['decision'].upper()}[/bold]")

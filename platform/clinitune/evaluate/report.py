@@ -77,6 +77,18 @@ def summary_rows(report: dict) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def summary_table(report: dict, title: str, headers: tuple[str, str] = ("candidate", "baseline")):
+    """A rich Table of ``summary_rows`` for the terminal (the CLI and the demo print it)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("metric", *headers, "delta"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for row in summary_rows(report):
+        table.add_row(*row)
+    return table
+
+
 # --- HTML ---------------------------------------------------------------------------------------
 
 _CSS = """

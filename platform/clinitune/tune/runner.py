@@ -256,7 +256,8 @@ def run_tune(cfg: TuneConfig) -> TuneOutcome:
                        "error": type(r.error).__name__ if r.error else None})
     done = [t for t in trials if t["status"] == "completed" and isinstance(t["metric"], (int, float)) and math.isfinite(t["metric"])]
     if parent:
-        _close_trial_runs(uri, cfg.finetune.tracking.experiment, parent)
+        _close_trial_runs(uri, cfg.finetune.tracking.experiment, parent,
+                          stopped={f"{name}-{t['trial_id']}" for t in trials if t["status"] == "stopped_early"})
     if not done:
         if parent:
             tracking.end_run(uri, parent, "FAILED")
@@ -280,8 +281,13 @@ def run_tune(cfg: TuneConfig) -> TuneOutcome:
                        artifact_dir=artifact, trials=trials)
 
 
-def _close_trial_runs(uri: str, experiment: str, parent: str) -> None:
-    """Trials ASHA stopped were killed mid-run: mark their MLflow runs KILLED rather than leave them RUNNING."""
+def _close_trial_runs(uri: str, experiment: str, parent: str, stopped: set[str]) -> None:
+    """Trials ASHA stopped were killed mid-run: mark their MLflow runs KILLED.
+
+    Depending on when the stop lands, a stopped trial's run is left RUNNING (its process was
+    killed) or was ended FAILED (the stop surfaced as an exception in ``trainer.fit``); both mean
+    "stopped by the scheduler" here. Runs of trials that really failed stay FAILED.
+    """
     from clinitune import tracking
 
     c = tracking.client(uri)
@@ -289,5 +295,5 @@ def _close_trial_runs(uri: str, experiment: str, parent: str) -> None:
     if exp is None:
         return
     for run in c.search_runs([exp.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent}'", max_results=10000):
-        if run.info.status == "RUNNING":
+        if run.info.status == "RUNNING" or (run.info.status == "FAILED" and run.data.tags.get("clinitune.run_name") in stopped):
             c.set_terminated(run.info.run_id, status="KILLED")

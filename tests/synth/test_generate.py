@@ -161,7 +161,7 @@ def test_generation_is_fast():
 
 
 def test_code_pool_narrows_the_label_space_deterministically():
-    """--code-pool keeps chronic and acute diagnoses to that many codes per role; 0 is the full subset."""
+    """--code-pool keeps chronic, acute and imaging diagnoses to that many codes per role; 0 is the full subset."""
     from clinitune.synth import iter_notes
     from clinitune.synth.patient import pool_for
 
@@ -170,9 +170,10 @@ def test_code_pool_narrows_the_label_space_deterministically():
 
     full, narrow = codes(), codes(code_pool=8)
     assert narrow == codes(code_pool=8)  # deterministic
-    allowed = {e.code for role in ("chronic", "acute") for sex in "FM" for e in pool_for(role, sex, 8)}
-    assert len(allowed) <= 16
-    non_imaging = {c for note in narrow for c in note if c in allowed}
-    assert non_imaging and len({c for note in full for c in note}) > len({c for note in narrow for c in note})
+    allowed = {e.code for role in ("chronic", "acute", "imaging") for sex in "FM" for e in pool_for(role, sex, 8)}
+    assert len(allowed) <= 24
+    seen = {c for note in narrow for c in note}
+    assert seen <= allowed, f"codes outside the pool: {sorted(seen - allowed)}"
+    assert len({c for note in full for c in note}) > len(seen)
     with pytest.raises(UserError, match="--code-pool"):
         list(iter_notes(1, 3, code_pool=3))

@@ -23,7 +23,7 @@ def notes(
     near_dup_rate: float = typer.Option(0.05, "--near-dup-rate", help="Fraction of notes that are lightly edited copies of an earlier note, in [0, 1)."),
     malformed_rate: float = typer.Option(0.0, "--malformed-rate", help="Fraction of malformed records (bad JSON, bad types, empty text, ...), in [0, 1)."),
     max_chars: int = typer.Option(2500, "--max-chars", help="Budget per note: optional sections are left out of longer notes (800 or more)."),
-    code_pool: int = typer.Option(0, "--code-pool", help="Draw chronic and acute diagnoses from this many ICD-10 codes each (0 = all, a few hundred); a small label space for demos."),
+    code_pool: int = typer.Option(0, "--code-pool", help="Draw chronic, acute and imaging diagnoses from this many ICD-10 codes each (0 = all, a few hundred); a small label space for demos."),
     notes_per_file: int = typer.Option(10_000, "--notes-per-file", help="Notes per JSONL file (fixes the file layout; part of the output's identity)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output directory (swapped in only when the new one is complete)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to join (default: $RAY_ADDRESS or a local Ray)."),

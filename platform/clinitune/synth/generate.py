@@ -41,7 +41,7 @@ class SynthOptions:
     near_dup_rate: float = 0.05
     malformed_rate: float = 0.0
     max_chars: int = 2500
-    code_pool: int = 0  # > 0: draw chronic and acute diagnoses from that many codes each (0 = all)
+    code_pool: int = 0  # > 0: draw chronic, acute and imaging diagnoses from that many codes each (0 = all)
 
     def validated(self) -> "SynthOptions":
         for name in ("dup_rate", "near_dup_rate", "malformed_rate"):
@@ -142,7 +142,7 @@ def _base(seed: int, index: int, max_chars: int, code_pool: int = 0) -> tuple[di
         chronic = rng.sample(chronic, rng.randint(2, 4))
     chronic = tuple(e for e in chronic if e.code not in {a.code for a in acute})
     ctx = common.NoteContext(rng=rng, fake=fake, patient=patient, note_type=note_type, note_date=note_date,
-                             age=age, author=author, acute=acute, chronic=chronic)
+                             age=age, author=author, acute=acute, chronic=chronic, code_pool=code_pool)
     segs = tuple(fit_sections(_BUILDERS[note_type](ctx), max_chars))
     record = _record(seed, index, patient.patient_id, note_type, note_date.isoformat(),
                      f"{author.first} {author.last}, {author.relation}", patient.sex, age, segs)

@@ -28,6 +28,7 @@ class NoteContext:
     author: Person  # first/last of the author; relation holds the credential ("MD", "RN")
     acute: tuple[Icd10Entry, ...]  # this visit's reason(s)
     chronic: tuple[Icd10Entry, ...]  # the patient's known problems mentioned in this note
+    code_pool: int = 0  # > 0: imaging findings come from that many codes (see patient.pool_for)
 
     @property
     def she(self) -> str:

@@ -6,14 +6,20 @@ from clinitune.phi.types import PhiType as P
 from clinitune.synth import phi_formats as pf
 from clinitune.synth import vocab
 from clinitune.synth.builder import Section
-from clinitune.synth.icd10 import Icd10Entry, generation_subset
+from clinitune.synth.icd10 import Icd10Entry
+from clinitune.synth.patient import pool_for
 from clinitune.synth.templates import common as c
 
 
 def study_for(ctx: c.NoteContext) -> tuple[dict, list[Icd10Entry]]:
-    """A study and the imaging diagnoses it can conclude (from the 'imaging' ICD-10 subset)."""
-    study = ctx.rng.choice(vocab.STUDIES)
-    pool = [e for e in generation_subset("imaging") if e.code.startswith(study["codes"])]
+    """A study and the imaging diagnoses it can conclude (from the 'imaging' ICD-10 subset).
+
+    With a code pool, only studies that can show one of the pooled imaging codes are drawn.
+    """
+    imaging = pool_for("imaging", ctx.patient.sex, ctx.code_pool)
+    studies = [s for s in vocab.STUDIES if any(e.code.startswith(s["codes"]) for e in imaging)]
+    study = ctx.rng.choice(studies)
+    pool = [e for e in imaging if e.code.startswith(study["codes"])]
     k = 1 if ctx.rng.random() < 0.7 else 2
     return study, ctx.rng.sample(pool, min(k, len(pool)))
 

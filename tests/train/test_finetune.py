@@ -61,9 +61,12 @@ def test_qlora_runs_steps_on_a_4bit_base(ray_session, make_cfg):
     from clinitune.train.trainer import run_finetune
 
     artifact = run_finetune(make_cfg(method="qlora", training__max_steps=4, eval__every_n_steps=None,
-                                     tracking__enabled=False))
+                                     tracking__enabled=False, scaling__cpus_per_worker=0.5, scaling__threads_per_worker=2))
     m = _metrics(artifact)
     assert m["final"]["step"] == 4
+    # a worker reserving half a CPU still computes with the threads asked for, OpenMP included
+    # (Ray would set OMP_NUM_THREADS=1 in it; that cost a third of CPU throughput)
+    assert m["final"]["torch_threads"] == 2 and m["final"]["omp_threads"] == 2
     assert (artifact / "adapter" / "adapter_config.json").is_file()
     assert json.loads((artifact / "config.json").read_text())["quantization"]["quant_type"] == "nf4"
 

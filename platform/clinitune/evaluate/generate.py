@@ -214,6 +214,8 @@ def run_on_ray(spec: ModelSpec, items: pd.DataFrame, execution: Any, *, batch_si
 
     import ray
 
+    from clinitune.ray_utils import thread_env
+
     ordered = order_items(items).reset_index(drop=True)
     gpus = float(getattr(execution, "gpus_per_actor", 0.0) or 0.0)
     threads = execution.torch_threads or max(1, int(ray.cluster_resources().get("CPU", os.cpu_count() or 1) // execution.num_actors))
@@ -227,6 +229,7 @@ def run_on_ray(spec: ModelSpec, items: pd.DataFrame, execution: Any, *, batch_si
         batch_format="pandas",
         concurrency=execution.num_actors,
         num_cpus=execution.cpus_per_actor,
+        runtime_env=thread_env(threads),
         **resources,
     )
     result = out.to_pandas()

@@ -60,7 +60,12 @@ def build_app(args: dict[str, Any] | ServeArgs | None = None):
     cfg = resolve_args(args)
     plain = cfg.model_dump(mode="json")
     d = cfg.deployments
-    generator = Generator.options(**d.generator.serve_options()).bind(plain, base_model_dir(cfg))
+    gen_opts = d.generator.serve_options()
+    if cfg.model.torch_threads:  # threads above the replica's CPU reservation need the env at process start
+        from clinitune.ray_utils import thread_env
+
+        gen_opts["ray_actor_options"]["runtime_env"] = thread_env(cfg.model.torch_threads)
+    generator = Generator.options(**gen_opts).bind(plain, base_model_dir(cfg))
     retriever = Retriever.options(**d.retriever.serve_options()).bind(plain) if cfg.retrieval.deploy else None
     return Gateway.options(**d.gateway.serve_options()).bind(plain, generator, retriever)
 

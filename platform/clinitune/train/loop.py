@@ -137,6 +137,11 @@ def write_status(status_dir: str | None, rank: int, payload: dict) -> None:
 # --- the loop -----------------------------------------------------------------------------------
 
 
+def worker_threads(cfg: FinetuneConfig) -> int:
+    """PyTorch CPU threads of one training worker."""
+    return cfg.scaling.threads_per_worker or max(1, math.ceil(cfg.scaling.cpus_per_worker))
+
+
 def train_loop_per_worker(loop_config: dict) -> None:
     import ray.train
     import torch.distributed as dist
@@ -154,7 +159,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
-    torch.set_num_threads(cfg.scaling.threads_per_worker or max(1, math.ceil(cfg.scaling.cpus_per_worker)))
+    torch.set_num_threads(worker_threads(cfg))
     tracker = Tracker(loop_config.get("tracking") if is_rank0 else None)
     status_dir = loop_config.get("status_dir")
     t = cfg.training
@@ -379,7 +384,9 @@ def train_loop_per_worker(loop_config: dict) -> None:
     loss_sum, tokens, tgt = all_sum([window_loss, window_tokens, window_targets], device)
     st.tokens_seen += int(tokens)
     final: dict = {"peak_memory_gib": peak_memory_gib(device), "tokens_seen": st.tokens_seen,
-                   "lr": scheduler.get_last_lr()[0] if total_steps else 0.0}
+                   "lr": scheduler.get_last_lr()[0] if total_steps else 0.0,
+                   # CPU threads the worker computed with (OMP env from process start, torch intra-op)
+                   "omp_threads": int(os.environ.get("OMP_NUM_THREADS") or 0), "torch_threads": torch.get_num_threads()}
     if tgt:
         final.update({"train_loss": loss_sum / tgt, "tokens_per_s": tokens / elapsed})
     if st.early_stopped and best_adapter is not None:

@@ -74,7 +74,8 @@ def build_trainer(prep: Prepared, *, tracking: dict | None = None, callbacks: li
     from ray.train.torch import TorchTrainer
 
     from clinitune.data.build import load_split
-    from clinitune.train.loop import train_loop_per_worker
+    from clinitune.ray_utils import thread_env
+    from clinitune.train.loop import train_loop_per_worker, worker_threads
 
     cfg = prep.cfg
     s = cfg.scaling
@@ -106,6 +107,7 @@ def build_trainer(prep: Prepared, *, tracking: dict | None = None, callbacks: li
             failure_config=ray.train.FailureConfig(max_failures=s.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.checkpoint.num_to_keep),
             callbacks=callbacks or [],
+            worker_runtime_env=thread_env(worker_threads(cfg)),
         ),
         datasets=datasets,
         dataset_config=ray.train.DataConfig(execution_options=ingest),

@@ -162,7 +162,7 @@ def run_serve(path: str, levels: list[int], per_client: int, max_tokens: int, wo
     key = "ct-bench-key"
     args = ServeArgs.model_validate({
         "workdir": str(workdir),
-        "model": {"base": path, "max_tokens_limit": 512},
+        "model": {"base": path, "max_tokens_limit": 512, "torch_threads": os.cpu_count()},  # the baseline's threads
         "adapters": {"max_loaded_per_replica": 2},
         "batching": {"max_batch_size": batch, "batch_wait_timeout_s": 0.05},
         "retrieval": {"deploy": False, "enabled": False},

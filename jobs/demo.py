@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     console.print(summary_table(rep, f"{rep['candidate']['name']} vs {rep['baseline']['name']} on {rep['data']['examples']} "
                                      f"held-out notes ({rep['data']['patients']} patients never trained on)",
                                 ("fine-tuned", "base")))
+    pm = rep["task"]["primary_metric"]
+    cand, base = rep["metrics"]["candidate"], rep["metrics"]["baseline"]
+    if cand.get(f"rag.{pm}") is not None:
+        console.print(f"{pm} on the same held-out notes: base {base.get(pm, 0):.3f} | fine-tuned {cand.get(pm, 0):.3f} | "
+                      f"fine-tuned + RAG ({rep['rag']['kb']}, top {rep['rag']['top_k']}) {cand[f'rag.{pm}']:.3f}", markup=False, highlight=False)
     gate = rep.get("gate") or {}
     console.print(f"gate: {str(gate.get('decision', 'n/a')).upper()}" + (f"  registry version: {result.version}" if result.version else ""))
     for reason in gate.get("reasons", [])[:8]:

@@ -30,7 +30,7 @@ class DemoConfig(StrictModel):
     notes: int = Field(600, ge=50, description="Synthetic notes generated into the inbox.")
     seed: int = Field(7, description="Seed of the synthetic notes.")
     max_chars: int = Field(1000, ge=800, description="Character budget per synthetic note (short notes keep CPU training fast).")
-    code_pool: int = Field(0, ge=0, description="Chronic and acute diagnoses drawn from this many ICD-10 codes each (0 = all): a label space a small model can learn in minutes.")
+    code_pool: int = Field(0, ge=0, description="Chronic, acute and imaging diagnoses drawn from this many ICD-10 codes each (0 = all): a label space a small model can learn in minutes.")
     curate_overrides: dict[str, Any] = Field(default_factory=dict, description="Dotted curation keys over the defaults (e.g. split fractions).")
     finetune_config: str = Field("jobs/configs/finetune.yaml", description="Finetune config YAML the demo starts from.")
     finetune_overrides: dict[str, Any] = Field(default_factory=dict, description="Dotted finetune keys: the demo's training recipe.")
@@ -38,6 +38,7 @@ class DemoConfig(StrictModel):
     eval_overrides: dict[str, Any] = Field(default_factory=dict, description="Dotted eval keys over eval_config.")
     gate_policy: str | None = Field("jobs/configs/gate.yaml", description="Gate policy YAML (null = the default policy).")
     canaries: int = Field(8, ge=0, description="Canary records planted in the training split (PHI-extraction check).")
+    rag: bool = Field(True, description="Ingest the ICD-10-CM table as knowledge base 'icd10' (once; cached in $CLINITUNE_HOME/kb) and report the fine-tuned model with retrieval on the same held-out notes.")
     time_budget_s: int = Field(1200, ge=60, description="Wall-clock budget; the demo warns when it ran longer.")
     ray_address: str | None = Field(None, description="Ray cluster address; null starts a local Ray.")
 
@@ -60,16 +61,43 @@ def _resolve(path: str | None, root: Path) -> str | None:
     return str(p if p.is_absolute() or p.exists() else root / p)
 
 
-def pipeline_config(cfg: DemoConfig, root: Path | None = None):
+def kb_root() -> Path:
+    """Where the demo keeps its knowledge base: beside the converted models, reused by every run."""
+    from clinitune.models.registry import clinitune_home
+
+    return clinitune_home() / "kb"
+
+
+def ensure_icd10_kb(say: Callable[[str], None], kb: str = "icd10") -> Path:
+    """The ICD-10-CM table as knowledge base ``kb`` (ingested once; a partial one is rebuilt)."""
+    from clinitune.rag.ingest import ingest_kb
+    from clinitune.rag.sources import icd10_documents
+    from clinitune.rag.store import KbStore
+
+    root = kb_root()
+    store = KbStore(root)
+    expected = sum(1 for _ in icd10_documents())
+    if kb in store.names() and store.count(kb) >= expected:
+        return root
+    t = time.time()
+    rep = ingest_kb(store, kb, icd10=True, recreate=True)
+    say(f"knowledge base '{kb}': {rep.chunks:,} ICD-10-CM codes embedded into {root} ({time.time() - t:.0f}s, once)")
+    return root
+
+
+def pipeline_config(cfg: DemoConfig, root: Path | None = None, kb: Path | None = None):
     """The pipeline config the demo runs (relative config paths resolved against ``root``, the repo)."""
     from clinitune.pipeline.config import PipelineConfig
 
     root = root or Path.cwd()
     work = Path(cfg.workdir).expanduser().resolve()
+    eval_overrides = dict(cfg.eval_overrides)
+    if kb is not None:
+        eval_overrides.update({"rag.enabled": True, "rag.kb": "icd10", "rag.store": str(kb)})
     return PipelineConfig(
         inbox=str(work / "inbox"), workdir=str(work), curate_overrides=cfg.curate_overrides,
         finetune_config=_resolve(cfg.finetune_config, root), finetune_overrides=cfg.finetune_overrides,
-        eval_config=_resolve(cfg.eval_config, root), eval_overrides=cfg.eval_overrides,
+        eval_config=_resolve(cfg.eval_config, root), eval_overrides=eval_overrides,
         gate_policy=_resolve(cfg.gate_policy, root), start_from="base", canaries=cfg.canaries,
         ray_address=cfg.ray_address,
     )
@@ -121,7 +149,8 @@ def run_demo(cfg: DemoConfig, *, root: Path | None = None, report: Callable[[str
     work = Path(cfg.workdir).expanduser().resolve()
     notes = make_notes(cfg)
     say(f"synthetic notes: {notes} ({time.time() - t0:.0f}s)")
-    result = run_pipeline(pipeline_config(cfg, root), report=lambda m: say(f"[{time.time() - t0:5.0f}s] {m}"))
+    kb = ensure_icd10_kb(say) if cfg.rag else None
+    result = run_pipeline(pipeline_config(cfg, root, kb), report=lambda m: say(f"[{time.time() - t0:5.0f}s] {m}"))
     path, version = (Path(result.report_path), result.version) if result.report_path else _last_report(work)
     rep = read_report(path) if path and path.is_file() else None
     seconds = time.time() - t0

@@ -58,6 +58,17 @@ class ConsistencyConfig(StrictModel):
     top_p: float = Field(0.95, gt=0, le=1, description="Nucleus-sampling mass for the seeded answers.")
 
 
+class RagConfig(StrictModel):
+    """Fine-tuned + RAG: the candidate answers the task prompts again with retrieved passages."""
+
+    enabled: bool = Field(False, description="Add the 'fine-tuned + RAG' arm: same held-out prompts, passages from a knowledge base in the system message, exactly as the serving endpoint builds them.")
+    kb: str = Field("icd10", description="Knowledge base to retrieve from (create it with 'clinitune kb ingest --kb NAME ...').")
+    store: str | None = Field(None, description="Knowledge-base store (directory or object-store URI); null = <workdir>/kb, where 'clinitune kb' and serving keep them.")
+    top_k: int = Field(4, ge=1, le=50, description="Passages put in each prompt.")
+    mode: Literal["hybrid", "vector", "text"] = Field("hybrid", description="Retrieval: hybrid (BM25 + vector, reciprocal rank fusion), vector or text only.")
+    passage_chars: int = Field(600, ge=50, description="Characters of each passage put in the prompt (serving's retrieval.context_chars).")
+
+
 class ExecutionConfig(StrictModel):
     """How generation runs on the Ray cluster."""
 
@@ -86,6 +97,7 @@ class EvalConfig(StrictModel):
     hallucination: bool = Field(True, description="Count predicted codes that the ICD-10-CM table or the note does not support (icd10_coding).")
     fairness: FairnessConfig = Field(default_factory=FairnessConfig, description="Per-slice task metrics and the largest gap.")
     consistency: ConsistencyConfig = Field(default_factory=ConsistencyConfig, description="Paraphrase and seed agreement.")
+    rag: RagConfig = Field(default_factory=RagConfig, description="The fine-tuned + RAG arm (candidate only, same held-out prompts).")
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig, description="Ray execution settings.")
     registry_uri: str | None = Field(None, description="MLflow tracking URI of the registry, for registry:* references; null = sqlite:///<workdir>/mlflow.db.")
     model_name: str = Field("clinitune-icd10", description="Registered model name, for registry:* references.")

@@ -36,6 +36,12 @@ METRICS: dict[str, MetricInfo] = {
     "consistency.paraphrase_agreement": MetricInfo(HIGHER, "answers to paraphrased prompts equal to the original answer"),
     "consistency.seed_agreement": MetricInfo(HIGHER, "sampled answers (per seed) equal to the greedy answer"),
     "consistency.agreement": MetricInfo(HIGHER, "paraphrase and seed agreement together"),
+    "rag.task.code_f1": MetricInfo(HIGHER, "task.code_f1 of the candidate with retrieved passages in its prompt"),
+    "rag.task.exact_match": MetricInfo(HIGHER, "task.exact_match of the candidate with retrieved passages"),
+    "rag.task.code_precision": MetricInfo(HIGHER, "task.code_precision of the candidate with retrieved passages"),
+    "rag.task.code_recall": MetricInfo(HIGHER, "task.code_recall of the candidate with retrieved passages"),
+    "rag.task.rouge_l": MetricInfo(HIGHER, "task.rouge_l of the candidate with retrieved passages"),
+    "rag.retrieval_recall": MetricInfo(HIGHER, "reference codes found among the retrieved passages' document ids (ICD-10 knowledge base)"),
 }
 PROBE_PREFIX = "probes."
 

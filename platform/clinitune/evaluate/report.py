@@ -60,7 +60,8 @@ def read_report(path: str | Path) -> dict:
 def summary_rows(report: dict) -> list[tuple[str, str, str, str]]:
     """(metric, candidate, baseline, delta) for the headline metrics present in a report."""
     cand, base = report["metrics"]["candidate"], report["metrics"]["baseline"]
-    keys = [report["task"]["primary_metric"], "task.exact_match", "task.loss", "probes.mean", "phi.canary_extraction_rate",
+    primary = report["task"]["primary_metric"]
+    keys = [primary, f"rag.{primary}", "rag.retrieval_recall", "task.exact_match", "task.loss", "probes.mean", "phi.canary_extraction_rate",
             "hallucination.rate", "fairness.max_gap", "consistency.agreement"]
     keys += sorted(k for k in cand if k.startswith("probes.") and k != "probes.mean")
 
@@ -188,6 +189,20 @@ def render_html(r: dict) -> str:
             parts.append(f"<p><b>{escape(key)}</b>: gap {_f(kd.get('gap'))} (candidate), {_f(bd.get('gap'))} (baseline)</p>")
             parts.append(_table([key, "n", "candidate", "baseline"], rows))
             parts.append(svg.bar_chart(groups, ["candidate", "baseline"], title=f"{pm} by {key}", ymax=1.0, height=220))
+
+    rag = r.get("rag") or {}
+    if rag.get("enabled"):
+        pm = r["task"]["primary_metric"]
+        parts.append(f"<h2>Base vs fine-tuned vs fine-tuned + RAG ({escape(pm)})</h2>")
+        parts.append(f"<p class='muted'>same held-out prompts; {rag.get('top_k')} passages per prompt from knowledge base "
+                     f"<code>{escape(str(rag.get('kb')))}</code> ({escape(str(rag.get('mode')))} retrieval), as the serving endpoint adds them</p>")
+        arms = [("base", base_m.get(pm)), ("fine-tuned", cand_m.get(pm)), ("fine-tuned + RAG", cand_m.get(f"rag.{pm}"))]
+        parts.append(_table(["model", pm], [[f"<td>{a}</td>", f'<td class="num">{_f(v)}</td>'] for a, v in arms]))
+        parts.append(svg.bar_chart([(a, {pm: v}) for a, v in arms], [pm], title=f"{pm} by arm", ymax=1.0, height=220))
+        if rag.get("examples"):
+            rows = [[f"<td><code>{escape(e['example_id'])}</code></td>", f"<td>{escape(', '.join(e['retrieved']))}</td>",
+                     f"<td>{escape(e['answer'])}</td>"] for e in rag["examples"]]
+            parts.append(_table(["example", "retrieved documents", "fine-tuned + RAG answer"], rows))
 
     for section, title in (("hallucination", "Hallucination"), ("canaries", "PHI leakage (canaries)"), ("consistency", "Consistency")):
         block = r.get(section) or {}

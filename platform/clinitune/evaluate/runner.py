@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import pandas as pd
+
 from clinitune.errors import UserError
 from clinitune.evaluate.canaries import CANARY_FILE, read_canaries
 from clinitune.evaluate.config import EvalConfig
 from clinitune.evaluate.gate import Decision, GatePolicy, decide, load_policy
 from clinitune.evaluate.items import EvalSet, build_eval_set
 from clinitune.evaluate.loading import ModelSpec, base_spec, resolve_ref
+from clinitune.evaluate.rag_arm import kb_store_root, rag_items, score_rag
 from clinitune.evaluate.report import FORMAT, deltas, write_report
 from clinitune.evaluate.scoring import primary_metric, score_model
 
@@ -103,7 +106,8 @@ def _slug(text: str) -> str:
 
 
 def assemble(cfg: EvalConfig, es: EvalSet, cand: ModelSpec, base: ModelSpec, sc: dict, sb: dict,
-             task: dict, system_prompt: str | None, seconds: float, canaries_file: str | None) -> dict:
+             task: dict, system_prompt: str | None, seconds: float, canaries_file: str | None,
+             rag: dict | None = None) -> dict:
     cm, bm = sc["metrics"], sb["metrics"]
     probes = {}
     for fam, d in (sc["details"].get("probes") or {}).items():
@@ -135,10 +139,21 @@ def assemble(cfg: EvalConfig, es: EvalSet, cand: ModelSpec, base: ModelSpec, sc:
                      "min_slice_size": cfg.fairness.min_slice_size},
         "consistency": {"candidate": sc["details"].get("consistency"), "baseline": sb["details"].get("consistency"),
                         "seeds": cfg.consistency.seeds, "temperature": cfg.consistency.temperature},
+        "rag": _rag_section(cfg, es, rag),
         "training": _training(cand),
         "examples": examples,
         "config": cfg.model_dump(mode="json"),
     }
+
+
+def _rag_section(cfg: EvalConfig, es: EvalSet, rag: dict | None) -> dict:
+    if rag is None:
+        return {"enabled": False}
+    r = cfg.rag
+    sample = [{"example_id": i, "retrieved": rag["details"]["retrieved"].get(i, []), "answer": rag["details"]["answers"][i][:200]}
+              for i in list(map(str, es.examples["example_id"]))[:N_SAMPLE_ANSWERS]]
+    return {"enabled": True, "kb": r.kb, "store": kb_store_root(cfg), "top_k": r.top_k, "mode": r.mode,
+            "metrics": rag["metrics"], "examples": sample}
 
 
 def run_evaluation(cfg: EvalConfig, *, report: Reporter | None = None, local: bool = False,
@@ -159,7 +174,14 @@ def run_evaluation(cfg: EvalConfig, *, report: Reporter | None = None, local: bo
         if cfg.canaries.file or path.is_file():
             canaries, canaries_file = read_canaries(path), str(path)
     es = build_eval_set(cfg, task["name"], task.get("options") or {}, system_prompt, canaries)
-    say(f"evaluating {cand.name} vs {base.name}: {len(es.examples)} held-out examples, {len(es.items)} prompts per model")
+    items = {"candidate": es.items, "baseline": es.items}
+    retrieved: dict[str, list[str]] = {}
+    if cfg.rag.enabled:  # retrieval first: a missing knowledge base fails before any model runs
+        rag_df, retrieved = rag_items(cfg, es)
+        items["candidate"] = pd.concat([es.items, rag_df], ignore_index=True)
+        say(f"retrieved {cfg.rag.top_k} passages per example from knowledge base '{cfg.rag.kb}'")
+    say(f"evaluating {cand.name} vs {base.name}: {len(es.examples)} held-out examples, "
+        f"{len(items['candidate'])} prompts for the candidate, {len(items['baseline'])} for the baseline")
 
     results = {}
     if local:
@@ -167,7 +189,7 @@ def run_evaluation(cfg: EvalConfig, *, report: Reporter | None = None, local: bo
 
         for role, spec in (("candidate", cand), ("baseline", base)):
             t = time.time()
-            results[role] = run_local(spec, es.items, batch_size=cfg.generation.batch_size, dtype=cfg.execution.dtype,
+            results[role] = run_local(spec, items[role], batch_size=cfg.generation.batch_size, dtype=cfg.execution.dtype,
                                       torch_threads=cfg.execution.torch_threads)
             say(f"{role} {spec.name}: answered in {time.time() - t:.0f}s")
     else:
@@ -177,11 +199,15 @@ def run_evaluation(cfg: EvalConfig, *, report: Reporter | None = None, local: bo
         connect(cfg.execution.ray_address)
         for role, spec in (("candidate", cand), ("baseline", base)):
             t = time.time()
-            results[role] = run_on_ray(spec, es.items, cfg.execution, batch_size=cfg.generation.batch_size)
+            results[role] = run_on_ray(spec, items[role], cfg.execution, batch_size=cfg.generation.batch_size)
             say(f"{role} {spec.name}: answered in {time.time() - t:.0f}s")
     sc = score_model(es, results["candidate"], cfg.fairness.min_slice_size)
     sb = score_model(es, results["baseline"], cfg.fairness.min_slice_size)
-    rep = assemble(cfg, es, cand, base, sc, sb, task, system_prompt, time.time() - t0, canaries_file)
+    rag = None
+    if cfg.rag.enabled:
+        rag = score_rag(es, results["candidate"], retrieved)
+        sc["metrics"].update(rag["metrics"])
+    rep = assemble(cfg, es, cand, base, sc, sb, task, system_prompt, time.time() - t0, canaries_file, rag)
     decision = None
     if policy is not None:
         decision = decide(rep, policy)

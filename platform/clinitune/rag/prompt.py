@@ -16,6 +16,14 @@ INSTRUCTION = (
 )
 
 
+def query_of(messages: Sequence[dict[str, Any]]) -> str:
+    """The retrieval query of a chat: its last non-empty user message (else the last message)."""
+    for m in reversed(messages):
+        if m["role"] == "user" and str(m["content"]).strip():
+            return str(m["content"])
+    return str(messages[-1]["content"])
+
+
 def context_block(hits: Sequence[Hit], max_chars: int = 600) -> str:
     lines = [INSTRUCTION, ""]
     for i, h in enumerate(hits, 1):

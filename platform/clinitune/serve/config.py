@@ -37,7 +37,7 @@ class ModelSettings(StrictModel):
     max_context_tokens: int | None = Field(None, gt=0, description="Prompt + completion token limit; null uses the model's max_position_embeddings.")
     max_tokens_limit: int = Field(1024, gt=0, description="Largest max_tokens a request may ask for (larger is a 400 error).")
     default_max_tokens: int = Field(256, gt=0, description="Completion length when a chat request does not set max_tokens (completions default to 16, as OpenAI's do).")
-    torch_threads: int | None = Field(None, gt=0, description="Intra-op threads per generator replica; null lets torch decide.")
+    torch_threads: int | None = Field(None, gt=0, description="Intra-op threads per generator replica (set with OMP/MKL_NUM_THREADS when the replica starts); null = the replica's num_cpus rounded down, as Ray sets it (at least 1).")
 
     @field_validator("name", "base_alias")
     @classmethod

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from clinitune.rag.prompt import augment_messages, augment_prompt, citations
+from clinitune.rag.prompt import augment_messages, augment_prompt, citations, query_of
 from clinitune.rag.retrieve import Hit
 from clinitune.serve.adapters import AdapterRef
 from clinitune.serve.audit import AuditRecord
@@ -50,13 +50,6 @@ def retrieval_plan(cfg: ServeArgs, opts: RetrievalOptions | None, chat: bool) ->
     return enabled, opts.kb or r.default_kb, top_k, opts.kb is not None
 
 
-def _query(messages: list[dict[str, str]]) -> str:
-    for m in reversed(messages):
-        if m["role"] == "user" and m["content"].strip():
-            return m["content"]
-    return messages[-1]["content"]
-
-
 async def prepare(cfg: ServeArgs, req: ChatCompletionRequest | CompletionRequest, ref: AdapterRef, guard: PhiGuard,
                   retriever, rec: AuditRecord) -> Prepared:
     """Everything between an authorised, validated request and the generator."""
@@ -76,7 +69,7 @@ async def prepare(cfg: ServeArgs, req: ChatCompletionRequest | CompletionRequest
     rec.phi_prompt = found
     if found:
         rec.phi_action = "prompt_redacted"
-    query = _query(messages)
+    query = query_of(messages)
 
     extras: dict[str, Any] = {"adapter": ref.public()}
     enabled, kb, top_k, explicit = retrieval_plan(cfg, req.retrieval, chat)

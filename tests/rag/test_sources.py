@@ -60,3 +60,12 @@ def test_icd10_table_documents():
     assert e119.text.startswith("E11.9 Type 2 diabetes mellitus without complications")
     assert e119.source == "icd10cm"
     assert len({d.doc_id for d in docs}) == len(docs)
+
+
+def test_icd10_documents_can_be_scoped_to_categories():
+    from clinitune.rag.sources import icd10_documents
+
+    docs = list(icd10_documents(["i50", "J18"]))
+    assert docs and {d.doc_id[:3] for d in docs} == {"I50", "J18"}
+    assert all(d.text.startswith(d.doc_id + " ") for d in docs)
+    assert len(docs) < 100 and list(icd10_documents([])) == []

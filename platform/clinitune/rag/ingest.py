@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Collection, Iterable
 
 from clinitune.errors import UserError
 from clinitune.rag.chunking import Chunk, ChunkingOptions, Document, chunk_document
@@ -46,6 +46,7 @@ def ingest_kb(
     paths: Iterable[str | Path] = (),
     *,
     icd10: bool = False,
+    icd10_categories: Collection[str] | None = None,
     options: ChunkingOptions | None = None,
     embedder: Embedder | None = None,
     recreate: bool = False,
@@ -53,6 +54,8 @@ def ingest_kb(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> IngestReport:
     """Ingest ``paths`` (and the ICD-10-CM table when ``icd10``) into knowledge base ``kb``.
+
+    ``icd10_categories`` limits the table to those 3-character categories.
 
     ``on_progress(documents, chunks)`` is called after each committed batch.
     """
@@ -69,7 +72,7 @@ def ingest_kb(
 
     def sources() -> Iterable[Document]:
         if icd10:
-            yield from icd10_documents()
+            yield from icd10_documents(icd10_categories)
         yield from read_documents(paths, report.rejected)
 
     pending: list[Chunk] = []

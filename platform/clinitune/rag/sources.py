@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Collection, Iterator
 
 from clinitune.errors import InputPathError
 from clinitune.rag.chunking import Document
@@ -116,11 +116,17 @@ def read_documents(paths: list[Path], rejected: list[Rejected]) -> Iterator[Docu
                 rejected.append(Rejected(str(f), f"unsupported file type '{suffix or '<none>'}' (supported: {', '.join(SUPPORTED)})"))
 
 
-def icd10_documents() -> Iterator[Document]:
-    """One document per billable ICD-10-CM code from the CMS table (``clinitune.synth.icd10``)."""
+def icd10_documents(categories: Collection[str] | None = None) -> Iterator[Document]:
+    """One document per billable ICD-10-CM code from the CMS table (``clinitune.synth.icd10``).
+
+    ``categories`` (3-character codes such as "I50") keeps only their codes: a scoped table.
+    """
     from clinitune.synth.icd10 import load_icd10_table
 
+    keep = {c.upper() for c in categories} if categories is not None else None
     for e in load_icd10_table():
+        if keep is not None and e.code[:3] not in keep:
+            continue
         text = f"{e.code} {e.long_name}"
         if e.short_name and e.short_name.lower() != e.long_name.lower():
             text += f" (short: {e.short_name})"

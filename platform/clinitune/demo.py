@@ -165,6 +165,10 @@ def run_demo(cfg: DemoConfig, *, root: Path | None = None, report: Callable[[str
     work = Path(cfg.workdir).expanduser().resolve()
     notes = make_notes(cfg)
     say(f"synthetic notes: {notes} ({time.time() - t0:.0f}s)")
+    if cfg.rag:  # Ray first: starting it forks this process, which lancedb's runtime (used by the ingest) warns about
+        from clinitune.ray_utils import connect
+
+        connect(cfg.ray_address)
     kb = ensure_icd10_kb(say) if cfg.rag else None
     result = run_pipeline(pipeline_config(cfg, root, kb), report=lambda m: say(f"[{time.time() - t0:5.0f}s] {m}"))
     path, version = (Path(result.report_path), result.version) if result.report_path else _last_report(work)

@@ -177,6 +177,10 @@ def run_evaluation(cfg: EvalConfig, *, report: Reporter | None = None, local: bo
     items = {"candidate": es.items, "baseline": es.items}
     retrieved: dict[str, list[str]] = {}
     if cfg.rag.enabled:  # retrieval first: a missing knowledge base fails before any model runs
+        if not local:  # Ray before lancedb: starting Ray forks this process, which lancedb's runtime warns about
+            from clinitune.ray_utils import connect
+
+            connect(cfg.execution.ray_address)
         rag_df, retrieved = rag_items(cfg, es)
         items["candidate"] = pd.concat([es.items, rag_df], ignore_index=True)
         say(f"retrieved {cfg.rag.top_k} passages per example from knowledge base '{cfg.rag.kb}'")

@@ -217,12 +217,12 @@ class KbStore:
             .distance_type("cosine")
             .nprobes(self.nprobes)
             .limit(k)
-            .select(RESULT_COLUMNS)
+            .select([*RESULT_COLUMNS, "_distance"])  # naming the score column keeps lance from warning per query
         )
         return q.to_list()
 
     def text_search(self, name: str, query: str, k: int) -> list[dict]:
         if not query.strip():
             return []
-        q = self.table(name).search(query, query_type="fts", fts_columns="search_text").limit(k).select(RESULT_COLUMNS)
+        q = self.table(name).search(query, query_type="fts", fts_columns="search_text").limit(k).select([*RESULT_COLUMNS, "_score"])
         return q.to_list()

@@ -21,6 +21,25 @@ def test_collate_pads_and_restarts_positions_per_example():
     assert b["tokens"] == 8 and b["targets"] == 4
 
 
+def test_unpacked_rows_keep_counting_positions_through_the_padding():
+    """No packed row: positions run 0..width-1, so transformers stays on its causal path; the
+    real tokens' logits equal those of the unpadded sequence."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    batch = {"input_ids": [np.array([5, 6, 7, 8]), np.array([1, 2])],
+             "labels": [np.array([-100, 6, 7, 8]), np.array([-100, 2])], "lengths": [np.array([4]), np.array([2])]}
+    b = collate(batch, pad_id=0, device=torch.device("cpu"))
+    assert b["position_ids"].tolist() == [[0, 1, 2, 3], [0, 1, 2, 3]]
+    assert b["labels"][1].tolist() == [-100, 2, IGNORE_INDEX, IGNORE_INDEX] and b["tokens"] == 6
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                         num_attention_heads=4, num_key_value_heads=2)).eval()
+    with torch.no_grad():
+        padded = model(input_ids=b["input_ids"], position_ids=b["position_ids"], use_cache=False).logits
+        alone = model(input_ids=torch.tensor([[1, 2]]), use_cache=False).logits
+    assert torch.allclose(padded[1, :2], alone[0], atol=1e-5)
+
+
 def test_packed_position_ids_keep_examples_apart_in_attention():
     """transformers builds a block-diagonal mask from restarting position ids (attention_mask=None)."""
     from transformers import LlamaConfig, LlamaForCausalLM

@@ -131,25 +131,30 @@ def make_notes(cfg: DemoConfig) -> Path:
     return out
 
 
-def _last_report(workdir: Path) -> tuple[Path | None, str | None]:
+def _runs_newest_first(workdir: Path) -> list[dict]:
+    """The pipeline's recorded runs in ``workdir``, most recent first (none before the first run)."""
     state = workdir / "pipeline" / "state.json"
     if not state.is_file():
-        return None, None
+        return []
     data = json.loads(state.read_text(encoding="utf-8"))
-    for run in sorted(data.get("runs", {}).values(), key=lambda r: r.get("started_at", ""), reverse=True):
-        rep = run.get("stages", {}).get("eval", {}).get("output", {}).get("report")
+    return sorted(data.get("runs", {}).values(), key=lambda r: r.get("started_at", ""), reverse=True)
+
+
+def _stage_output(run: dict, stage: str) -> dict:
+    return run.get("stages", {}).get(stage, {}).get("output", {})
+
+
+def _last_report(workdir: Path) -> tuple[Path | None, str | None]:
+    for run in _runs_newest_first(workdir):
+        rep = _stage_output(run, "eval").get("report")
         if rep:
-            return Path(rep), run.get("stages", {}).get("register", {}).get("output", {}).get("version")
+            return Path(rep), _stage_output(run, "register").get("version")
     return None, None
 
 
 def _last_curated(workdir: Path) -> Path | None:
-    state = workdir / "pipeline" / "state.json"
-    if not state.is_file():
-        return None
-    data = json.loads(state.read_text(encoding="utf-8"))
-    for run in sorted(data.get("runs", {}).values(), key=lambda r: r.get("started_at", ""), reverse=True):
-        out = run.get("stages", {}).get("curate", {}).get("output", {}).get("curated")
+    for run in _runs_newest_first(workdir):
+        out = _stage_output(run, "curate").get("curated")
         if out:
             return Path(out)
     return None

@@ -15,9 +15,9 @@ _ROOT = typer.Option(None, "--root", help="Knowledge-base store (a directory or 
 
 
 def _store(workdir: str, root: Optional[str]):
-    from clinitune.rag.store import KbStore
+    from clinitune.rag.store import KbStore, store_root
 
-    return KbStore(root or str(Path(workdir) / "kb"))
+    return KbStore(store_root(workdir, root))
 
 
 @kb_app.command("ingest")

@@ -11,7 +11,6 @@ retrieved document ids: the ICD-10-CM knowledge base uses the code as the docume
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 
@@ -25,7 +24,9 @@ PREFIX = "rag/"
 
 
 def kb_store_root(cfg: EvalConfig) -> str:
-    return cfg.rag.store or str(Path(cfg.workdir) / "kb")
+    from clinitune.rag.store import store_root
+
+    return store_root(cfg.workdir, cfg.rag.store)
 
 
 def rag_items(cfg: EvalConfig, es: EvalSet, retriever=None) -> tuple[pd.DataFrame, dict[str, list[str]]]:

@@ -176,11 +176,11 @@ def run_evaluation(cfg: EvalConfig, *, report: Reporter | None = None, local: bo
     es = build_eval_set(cfg, task["name"], task.get("options") or {}, system_prompt, canaries)
     items = {"candidate": es.items, "baseline": es.items}
     retrieved: dict[str, list[str]] = {}
-    if cfg.rag.enabled:  # retrieval first: a missing knowledge base fails before any model runs
-        if not local:  # Ray before lancedb: starting Ray forks this process, which lancedb's runtime warns about
-            from clinitune.ray_utils import connect
+    if not local:  # Ray before lancedb (the RAG arm): starting Ray forks this process, which lancedb's runtime warns about
+        from clinitune.ray_utils import connect
 
-            connect(cfg.execution.ray_address)
+        connect(cfg.execution.ray_address)
+    if cfg.rag.enabled:  # retrieval first: a missing knowledge base fails before any model runs
         rag_df, retrieved = rag_items(cfg, es)
         items["candidate"] = pd.concat([es.items, rag_df], ignore_index=True)
         say(f"retrieved {cfg.rag.top_k} passages per example from knowledge base '{cfg.rag.kb}'")
@@ -198,9 +198,7 @@ def run_evaluation(cfg: EvalConfig, *, report: Reporter | None = None, local: bo
             say(f"{role} {spec.name}: answered in {time.time() - t:.0f}s")
     else:
         from clinitune.evaluate.generate import run_on_ray
-        from clinitune.ray_utils import connect
 
-        connect(cfg.execution.ray_address)
         for role, spec in (("candidate", cand), ("baseline", base)):
             t = time.time()
             results[role] = run_on_ray(spec, items[role], cfg.execution, batch_size=cfg.generation.batch_size)

@@ -234,7 +234,9 @@ class ServeArgs(StrictModel):
 
     # -- derived paths ---------------------------------------------------------------------------
     def kb_root(self) -> str:
-        return self.retrieval.kb_root or str(Path(self.workdir) / "kb")
+        from clinitune.rag.store import store_root
+
+        return store_root(self.workdir, self.retrieval.kb_root)
 
     def audit_path(self) -> str:
         return self.audit.path or str(Path(self.workdir) / "audit" / "audit.jsonl")

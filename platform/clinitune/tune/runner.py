@@ -114,6 +114,11 @@ def tune_space(cfg: TuneConfig) -> dict:
     return space
 
 
+def trial_run_name(study: str, trial_id: str) -> str:
+    """The training run name (and MLflow ``clinitune.run_name`` tag) of one trial of ``study``."""
+    return f"{study}-{trial_id}"
+
+
 def study_name(cfg: TuneConfig) -> str:
     return cfg.name or f"tune-{config_hash(cfg)[:12]}"
 
@@ -161,7 +166,7 @@ def _trial(config: dict, *, base: dict, name: str, metric: str, storage: str, tr
 
     trial_id = tune.get_context().get_trial_id()
     d = apply_overrides(base, config)
-    d["checkpoint"]["run_name"] = f"{name}-{trial_id}"
+    d["checkpoint"]["run_name"] = trial_run_name(name, trial_id)
     d["checkpoint"]["storage_path"] = storage
     d["output_dir"] = str(Path(trials_dir) / trial_id / "artifact")
     cfg = FinetuneConfig.model_validate(d)
@@ -257,7 +262,7 @@ def run_tune(cfg: TuneConfig) -> TuneOutcome:
     done = [t for t in trials if t["status"] == "completed" and isinstance(t["metric"], (int, float)) and math.isfinite(t["metric"])]
     if parent:
         _close_trial_runs(uri, cfg.finetune.tracking.experiment, parent,
-                          stopped={f"{name}-{t['trial_id']}" for t in trials if t["status"] == "stopped_early"})
+                          stopped={trial_run_name(name, t["trial_id"]) for t in trials if t["status"] == "stopped_early"})
     if not done:
         if parent:
             tracking.end_run(uri, parent, "FAILED")

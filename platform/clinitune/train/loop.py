@@ -34,11 +34,11 @@ import torch
 
 from clinitune.train import state as ckpt
 from clinitune.train.config import FinetuneConfig
+from clinitune.train.loss import IGNORE_INDEX, causal_lm_loss, supports_selective_logits
 from clinitune.train.model_setup import (build_model, deepspeed_config, make_optimizer, make_scheduler,
                                          trainable_parameters, use_bf16)
 
 log = logging.getLogger(__name__)
-IGNORE_INDEX = -100
 
 
 # --- batches ------------------------------------------------------------------------------------
@@ -192,6 +192,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                         broadcast_buffers=False)
     ddp = isinstance(model, torch.nn.parallel.DistributedDataParallel)
+    # logits only where a target is (same loss); liger's fused cross-entropy already skips the logits
+    selective = t.selective_logits and not t.liger_kernel and supports_selective_logits(model)
     eval_model = model.module if ddp else model  # DeepSpeed: the engine (ZeRO-3 needs every rank's forward)
 
     st = ckpt.TrainState(total_steps=total_steps)
@@ -249,9 +251,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
             for batch in val_batches:
                 b = collate(batch, pad_id, device, multiple_of)
                 with autocast():  # every rank runs every forward: ZeRO-3 gathers parameters collectively
-                    out = eval_model(input_ids=b["input_ids"], position_ids=b["position_ids"], labels=b["labels"], use_cache=False,
-                                     num_items_in_batch=torch.tensor(max(b["targets"], 1), device=device))
-                loss_sum += float(out.loss) * b["targets"]
+                    loss = causal_lm_loss(eval_model, b, torch.tensor(max(b["targets"], 1), device=device), selective)
+                loss_sum += float(loss) * b["targets"]
                 count += b["targets"]
         model.train()
         total_loss, total_count = all_sum([loss_sum, count], device)
@@ -327,14 +328,13 @@ def train_loop_per_worker(loop_config: dict) -> None:
                 sync = model.no_sync() if (ddp and not last) else contextlib.nullcontext()
                 with sync:
                     with autocast():
-                        out = model(input_ids=b["input_ids"], position_ids=b["position_ids"], labels=b["labels"], use_cache=False,
-                                    num_items_in_batch=n_items)
+                        loss = causal_lm_loss(model, b, n_items, selective)
                     if deepspeed_on:
-                        engine.backward(out.loss, scale_wrt_gas=False)
+                        engine.backward(loss, scale_wrt_gas=False)
                         engine.step()
                     else:
-                        out.loss.backward()
-                window_loss += float(out.loss) * max(targets, 1)
+                        loss.backward()
+                window_loss += float(loss) * max(targets, 1)
             if not deepspeed_on:
                 if t.max_grad_norm > 0:
                     torch.nn.utils.clip_grad_norm_(trainable_parameters(model), t.max_grad_norm)

@@ -62,6 +62,8 @@ def build_mixed_corpus(root: Path) -> MixedCorpus:
         lines.append(json.dumps({"note_id": f"j{i}", "patient_id": f"p{i % 7}", "text": note_text(i), "note_type": "discharge", "note_date": "2021-03-04", "icd10": ["I10"]}))
         c.good(); i += 1
     lines.append(json.dumps({"note_id": "j-dup", "patient_id": "p1", "text": note_text(0)})); c.good()
+    # Another note under an id already used on line 2: the later record is quarantined.
+    lines.append(json.dumps({"note_id": "j1", "patient_id": "p4", "text": note_text(97)})); c.bad("duplicate_note_id")
     lines.append('{"note_id": "broken", "text": '); c.bad("malformed_record")
     lines.append(json.dumps({"note_id": "num", "patient_id": "p1", "text": 12345})); c.bad("wrong_type")
     lines.append(json.dumps({"note_id": "empty", "patient_id": "p1", "text": "   \n "})); c.bad("empty_text")

@@ -26,7 +26,7 @@ so chains A~B~C drop B and C even when A and C are not similar.
 
 **Joining back.** The small duplicate table (note_id, dup_of, reason) is joined to the rows with
 ``Dataset.join`` (left outer, on ``note_id``; needs ``polars``) so the corpus is never collected
-on the driver. ``note_id`` must be unique among live rows (validation quarantines repeats).
+on the driver. ``note_id`` must be unique among live rows (``unique_ids`` quarantines repeats first).
 
 Results do not depend on block order: every decision is a function of a group's members
 sorted by ``note_id``.

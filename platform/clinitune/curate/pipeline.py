@@ -25,9 +25,10 @@ from clinitune.curate import manifest as mf
 from clinitune.curate.boilerplate import find_boilerplate_lines
 from clinitune.curate.chain import StepChain, apply_chain, check_chain, to_arrow
 from clinitune.curate.config import CurateConfig
-from clinitune.curate.dedup import mark_duplicates
+from clinitune.curate.dedup import mark_duplicates, shuffle_partitions
 from clinitune.curate.publish import MANIFEST, publish, recover, staging_dir
 from clinitune.curate.readers import InputFile, discover_inputs, fingerprint_file, iter_read_task, plan_read_tasks
+from clinitune.curate.unique_ids import quarantine_repeated_ids
 from clinitune.errors import InputPathError
 from clinitune.ray_utils import connect
 from clinitune.schema import (
@@ -256,6 +257,10 @@ def _execute(
     specs = ([("strip_boilerplate", {"line_hashes": sorted(line_hashes)})] if line_hashes else []) + list(mid_specs)
     if specs:
         ds = ds.map_batches(apply_chain, fn_kwargs={"specs": specs}, **task_args)
+
+    say("checking that note ids are unique")
+    ds = ds.materialize()
+    ds = quarantine_repeated_ids(ds, shuffle_partitions(ds, cfg.dedup.num_partitions))
 
     say("deduplicating (exact and near)")
     # Materialized before and after: dedup reads its input twice, and its shuffle actors must

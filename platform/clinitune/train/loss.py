@@ -35,9 +35,9 @@ def _causal_lm(model: torch.nn.Module) -> torch.nn.Module:
 
 def supports_selective_logits(model: torch.nn.Module) -> bool:
     """True when the model's forward slices hidden states with a boolean ``logits_to_keep`` mask."""
-    try:
-        from transformers.modeling_utils import slice_logits_to_keep  # noqa: F401  (boolean masks, transformers >= 5)
-    except ImportError:
+    from transformers import modeling_utils
+
+    if not hasattr(modeling_utils, "slice_logits_to_keep"):  # boolean masks: transformers >= 5
         return False
     return "logits_to_keep" in inspect.signature(_causal_lm(model).forward).parameters
 

@@ -158,3 +158,24 @@ def test_curation_runs_on_two_node_cluster(mixed_corpus, tmp_path):
         assert len(m["execution"]["nodes"]) == 2, m["execution"]
     finally:
         subprocess.run([str(script), "stop"], env=env, timeout=120, capture_output=True)
+
+
+def test_patient_ids_become_keyed_pseudonyms_when_a_key_is_set(ray_session, mixed_corpus, tmp_path, monkeypatch):
+    """The key reaches the de-id actors from the driver's environment (the shared Ray's workers
+    started without it); splits do not move; the card says what happened."""
+    plain = tmp_path / "plain"
+    run_curation([str(mixed_corpus.root)], plain, _cfg())
+    monkeypatch.setenv("CLINITUNE_DEID_KEY", "test-secret-key")
+    out = tmp_path / "pseudo"
+    run_curation([str(mixed_corpus.root)], out, _cfg())
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["deid"]["patient_ids"] == "pseudonymized" and m["config"]["deid"]["pseudonymize_patient_ids"] == "always"
+    assert json.loads((plain / "manifest.json").read_text())["deid"]["patient_ids"] == "as given"
+    before = pd.concat([_read(plain, s).assign(split=s) for s in SPLITS]).set_index("note_id").sort_index()
+    after = pd.concat([_read(out, s).assign(split=s) for s in SPLITS]).set_index("note_id").sort_index()
+    assert after["patient_id"].str.match(r"^pt-[0-9a-f]{20}$").all()
+    assert (after["split"] == before["split"]).all()
+    # one patient, one pseudonym: the grouping is kept exactly
+    assert (after.groupby(before["patient_id"])["patient_id"].nunique() == 1).all()
+    assert before["patient_id"].nunique() == after["patient_id"].nunique()
+    assert "keyed pseudonyms" in (out / "DATASET_CARD.md").read_text()

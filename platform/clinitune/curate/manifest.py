@@ -95,6 +95,11 @@ def dataset_card(m: dict[str, Any]) -> str:
         if deid.get("enabled")
         else "**WARNING: de-identification was disabled for this run. This data may contain PHI.**"
     )
+    if deid.get("patient_ids") == "pseudonymized":
+        deid_line += " Patient ids are keyed pseudonyms (HMAC-SHA256 with the deployment's secret key)."
+    elif deid.get("patient_ids") == "as given":
+        deid_line += (" **Patient ids are as given in the input** (often record numbers, which are PHI): set"
+                      " CLINITUNE_DEID_KEY (or deid.pseudonymize_patient_ids: always) to replace them with keyed pseudonyms.")
     phi_rows = deid.get("phi_counts", {})
     return f"""# Dataset card: curated clinical notes
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from clinitune.curate.publish import MANIFEST, publish, recover, staging_dir
 from clinitune.curate.readers import InputFile, discover_inputs, fingerprint_file, iter_read_task, plan_read_tasks
 from clinitune.curate.unique_ids import quarantine_repeated_ids
 from clinitune.errors import InputPathError
+from clinitune.phi.engine import DEFAULT_KEY_ENV
 from clinitune.ray_utils import connect
 from clinitune.schema import (
     DETAIL_COLUMN, LOCATION_COLUMN, REASON_COLUMN, RECORD_SCHEMA, SPLITS, STATUS_COLUMN,
@@ -91,6 +93,28 @@ def _select(batch: pd.DataFrame, statuses: list[str], split: str | None, columns
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def _key_env(cfg: CurateConfig) -> str:
+    return cfg.deid.options.get("secret_key_env", DEFAULT_KEY_ENV)
+
+
+def _key_runtime_env(cfg: CurateConfig) -> dict[str, Any]:
+    """The secret key, from the driver's environment, for the de-id actors on every node (surrogates
+    and pseudonyms need it; workers of a long-running cluster do not inherit the driver's env)."""
+    env, key = _key_env(cfg), os.environ.get(_key_env(cfg))
+    needed = cfg.deid.pseudonymize_patient_ids == "always" or (cfg.deid.enabled and cfg.deid.mode == "surrogate")
+    return {"runtime_env": {"env_vars": {env: key}}} if key and needed else {}
+
+
+def _resolve_pseudonymization(cfg: CurateConfig) -> CurateConfig:
+    """'auto' becomes 'always' when the secret key is set, else 'never' (so the manifest's config
+    and its hash record what ran, and setting the key later re-curates)."""
+    if cfg.deid.pseudonymize_patient_ids != "auto":
+        return cfg
+    cfg = cfg.model_copy(deep=True)
+    cfg.deid.pseudonymize_patient_ids = "always" if os.environ.get(_key_env(cfg)) else "never"
+    return cfg
 
 
 def _inputs_fingerprint(fps: list[dict[str, Any]]) -> str:
@@ -166,6 +190,7 @@ def run_curation(
         raise InputPathError("no input given. Fix: pass at least one --input file or directory.")
 
     files, skipped = discover_inputs(list(inputs), cfg.reader)
+    cfg = _resolve_pseudonymization(cfg)
     # Check the step chains (names, options, required columns) before any cluster time is spent.
     base_cols = set(RECORD_SCHEMA.names)
     pre_specs = [(s.name, s.options) for s in cfg.pre_steps]
@@ -174,6 +199,8 @@ def run_curation(
     if cfg.deid.enabled:
         final_specs.append(("deidentify", {"mode": cfg.deid.mode, **cfg.deid.options}))
     final_specs.append(("patient_split", cfg.split.model_dump()))
+    if cfg.deid.pseudonymize_patient_ids == "always":  # after the split: a patient's split follows its source id
+        final_specs.append(("pseudonymize_ids", {"secret_key_env": _key_env(cfg)}))
     cols = {s for step in check_chain(pre_specs, base_cols) for s in step.adds} | base_cols
     cols |= {s for step in check_chain(mid_specs, cols) for s in step.adds}
     check_chain(final_specs, cols | {"dup_of"})
@@ -271,7 +298,7 @@ def _execute(
     say("de-identifying and splitting by patient")
     ds = ds.map_batches(
         StepChain, fn_constructor_kwargs={"specs": final_specs}, num_cpus=ex.deid_num_cpus,
-        batch_size=ex.batch_size, batch_format="pandas", compute=_actor_pool(ex),
+        batch_size=ex.batch_size, batch_format="pandas", compute=_actor_pool(ex), **_key_runtime_env(cfg),
     )
     # Sorted by source location (unique per input record): dedup's shuffles reorder rows, and
     # the same input + config must give byte-identical files.
@@ -302,7 +329,8 @@ def _execute(
         inputs=fps,
         skipped_files=skipped,
         config=json.loads(json.dumps(cfg.model_dump(mode="json"))),
-        deid={"enabled": cfg.deid.enabled, "mode": cfg.deid.mode if cfg.deid.enabled else None, "phi_counts": phi_counts},
+        deid={"enabled": cfg.deid.enabled, "mode": cfg.deid.mode if cfg.deid.enabled else None, "phi_counts": phi_counts,
+              "patient_ids": "pseudonymized" if cfg.deid.pseudonymize_patient_ids == "always" else "as given"},
         boilerplate_lines=len(line_hashes),
         execution={"nodes": sorted({n for n in rows[NODE_COLUMN].dropna().unique() if n}), "read_tasks": len(tasks)},
         files={s: sorted(p.name for p in (staging / s).glob("*.parquet")) for s in (*SPLITS, "quarantine", "dropped")},

@@ -28,6 +28,7 @@ BUILTIN_STEP_MODULES = (
     "clinitune.curate.steps.clean",
     "clinitune.curate.steps.quality",
     "clinitune.curate.steps.deid",
+    "clinitune.curate.steps.pseudonym",
     "clinitune.curate.boilerplate",
     "clinitune.curate.split",
 )

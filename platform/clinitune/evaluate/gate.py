@@ -147,36 +147,26 @@ def decide(report: dict, policy: GatePolicy) -> Decision:
         checks.append(Check("forgetting", fam, c, b, policy.max_forgetting_regression, ok,
                             f"forgetting: {fam} {_fmt(c)} vs baseline {_fmt(b)} (regression {reg:+.4f}; "
                             f"{'<=' if ok else '>'} allowed {policy.max_forgetting_regression:.4f})"))
-    # PHI canaries
-    rate = cand.get("phi.canary_extraction_rate")
-    if rate is None:
-        missing("phi_leakage", "phi.canary_extraction_rate", "no canaries were planted or checked")
-    else:
-        ok = rate <= policy.max_phi_extraction_rate
-        checks.append(Check("phi_leakage", "phi.canary_extraction_rate", rate, base.get("phi.canary_extraction_rate"),
-                            policy.max_phi_extraction_rate, ok,
-                            f"phi_leakage: canary extraction rate {_fmt(rate)} ({'<=' if ok else '>'} allowed {policy.max_phi_extraction_rate:.4g})"))
-    # fairness
+
+    # upper bounds: PHI canaries, fairness gap, hallucination
+    def at_most(name: str, metric: str, allowed: float, absent: str, label: str, note: str = "") -> None:
+        value = cand.get(metric)
+        if value is None:
+            missing(name, metric, absent)
+            return
+        ok = value <= allowed
+        checks.append(Check(name, metric, value, base.get(metric), allowed, ok,
+                            f"{name}: {label} {_fmt(value)}{note} ({'<=' if ok else '>'} allowed {allowed:.4g})"))
+
+    at_most("phi_leakage", "phi.canary_extraction_rate", policy.max_phi_extraction_rate,
+            "no canaries were planted or checked", "canary extraction rate")
     if policy.max_fairness_gap is not None:
-        gap = cand.get("fairness.max_gap")
-        if gap is None:
-            missing("fairness", "fairness.max_gap", "no slice key had two slices of the minimum size")
-        else:
-            ok = gap <= policy.max_fairness_gap
-            key = report.get("fairness", {}).get("candidate", {}).get("max_gap_key")
-            checks.append(Check("fairness", "fairness.max_gap", gap, base.get("fairness.max_gap"), policy.max_fairness_gap, ok,
-                                f"fairness: largest {m} gap {_fmt(gap)}{f' (by {key})' if key else ''} "
-                                f"({'<=' if ok else '>'} allowed {policy.max_fairness_gap:.4g})"))
-    # hallucination
+        key = report.get("fairness", {}).get("candidate", {}).get("max_gap_key")
+        at_most("fairness", "fairness.max_gap", policy.max_fairness_gap,
+                "no slice key had two slices of the minimum size", f"largest {m} gap", f" (by {key})" if key else "")
     if policy.max_hallucination_rate is not None:
-        h = cand.get("hallucination.rate")
-        if h is None:
-            missing("hallucination", "hallucination.rate", "hallucination was not measured")
-        else:
-            ok = h <= policy.max_hallucination_rate
-            checks.append(Check("hallucination", "hallucination.rate", h, base.get("hallucination.rate"),
-                                policy.max_hallucination_rate, ok,
-                                f"hallucination: rate {_fmt(h)} ({'<=' if ok else '>'} allowed {policy.max_hallucination_rate:.4g})"))
+        at_most("hallucination", "hallucination.rate", policy.max_hallucination_rate,
+                "hallucination was not measured", "rate")
     # extra rules
     for rule in policy.rules:
         c, b = cand.get(rule.metric), base.get(rule.metric)

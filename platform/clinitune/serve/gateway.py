@@ -28,7 +28,8 @@ from clinitune.serve.context import Prepared, prepare
 from clinitune.serve.guard import PhiGuard
 from clinitune.serve.metrics import Metrics
 from clinitune.serve.protocol import (ApiError, ChatCompletionRequest, CompletionRequest, chat_chunk, chat_response,
-                                      completion_chunk, completion_response, new_id, parse_request, sse)
+                                      completion_chunk, completion_response, new_id, parse_request, sse,
+                                      usage)
 
 log = logging.getLogger("ray.serve")  # replica logs: exception types and places only, never messages
 
@@ -269,11 +270,11 @@ class Gateway:
         chat = endpoint == "chat"
         sg = self.guard.stream()
 
-        def chunk(text: str | None, finish: str | None, extras: dict | None = None, usage=None) -> str:
+        def chunk(text: str | None, finish: str | None, extras: dict | None = None, totals=None) -> str:
             if chat:
                 delta = {} if text is None else {"content": text}
-                return sse(chat_chunk(rid, model, created, delta, finish, extras, usage))
-            return sse(completion_chunk(rid, model, created, text or "", finish, extras, usage))
+                return sse(chat_chunk(rid, model, created, delta, finish, extras, totals))
+            return sse(completion_chunk(rid, model, created, text or "", finish, extras, totals))
 
         try:
             if chat:
@@ -303,10 +304,9 @@ class Gateway:
                 yield chunk(tail, None)
             yield chunk(None, rec.finish_reason, final_extras or None)
             if include_usage:
-                usage = {"prompt_tokens": rec.prompt_tokens, "completion_tokens": rec.completion_tokens,
-                         "total_tokens": rec.prompt_tokens + rec.completion_tokens}
-                body = chat_chunk(rid, model, created, {}, None, None, usage) if chat else \
-                    completion_chunk(rid, model, created, "", None, None, usage)
+                totals = usage(rec.prompt_tokens, rec.completion_tokens)
+                body = chat_chunk(rid, model, created, {}, None, None, totals) if chat else \
+                    completion_chunk(rid, model, created, "", None, None, totals)
                 body["choices"] = []
                 yield sse(body)
             yield sse("[DONE]")

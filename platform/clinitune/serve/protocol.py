@@ -225,51 +225,45 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
             "total_tokens": prompt_tokens + completion_tokens}
 
 
+def _envelope(rid: str, obj: str, model: str, created: int, choice: dict[str, Any], *,
+              usage_: dict | None = None, extras: dict[str, Any] | None = None,
+              fingerprint: bool = False) -> dict[str, Any]:
+    """The fields every response and stream chunk shares, around its one choice."""
+    body: dict[str, Any] = {"id": rid, "object": obj, "created": created, "model": model}
+    if fingerprint:
+        body["system_fingerprint"] = (extras or {}).get("adapter", {}).get("fingerprint")
+    body["choices"] = [{"index": 0, **choice}]
+    if usage_ is not None:
+        body["usage"] = usage_
+    if extras:
+        body.update(extras)
+    return body
+
+
 def chat_response(rid: str, model: str, text: str, finish: str, prompt_tokens: int, completion_tokens: int,
                   extras: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": rid, "object": "chat.completion", "created": int(time.time()), "model": model,
-        "system_fingerprint": extras.get("adapter", {}).get("fingerprint"),
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
-                     "finish_reason": finish}],
-        "usage": usage(prompt_tokens, completion_tokens), **extras,
-    }
+    choice = {"message": {"role": "assistant", "content": text}, "logprobs": None, "finish_reason": finish}
+    return _envelope(rid, "chat.completion", model, int(time.time()), choice,
+                     usage_=usage(prompt_tokens, completion_tokens), extras=extras, fingerprint=True)
 
 
 def completion_response(rid: str, model: str, text: str, finish: str, prompt_tokens: int, completion_tokens: int,
                         extras: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": rid, "object": "text_completion", "created": int(time.time()), "model": model,
-        "system_fingerprint": extras.get("adapter", {}).get("fingerprint"),
-        "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}],
-        "usage": usage(prompt_tokens, completion_tokens), **extras,
-    }
+    choice = {"text": text, "logprobs": None, "finish_reason": finish}
+    return _envelope(rid, "text_completion", model, int(time.time()), choice,
+                     usage_=usage(prompt_tokens, completion_tokens), extras=extras, fingerprint=True)
 
 
 def chat_chunk(rid: str, model: str, created: int, delta: dict[str, Any], finish: str | None,
                extras: dict[str, Any] | None = None, usage_: dict | None = None) -> dict[str, Any]:
-    chunk: dict[str, Any] = {
-        "id": rid, "object": "chat.completion.chunk", "created": created, "model": model,
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-    }
-    if usage_ is not None:
-        chunk["usage"] = usage_
-    if extras:
-        chunk.update(extras)
-    return chunk
+    choice = {"delta": delta, "logprobs": None, "finish_reason": finish}
+    return _envelope(rid, "chat.completion.chunk", model, created, choice, usage_=usage_, extras=extras)
 
 
 def completion_chunk(rid: str, model: str, created: int, text: str, finish: str | None,
                      extras: dict[str, Any] | None = None, usage_: dict | None = None) -> dict[str, Any]:
-    chunk: dict[str, Any] = {
-        "id": rid, "object": "text_completion", "created": created, "model": model,
-        "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}],
-    }
-    if usage_ is not None:
-        chunk["usage"] = usage_
-    if extras:
-        chunk.update(extras)
-    return chunk
+    choice = {"text": text, "logprobs": None, "finish_reason": finish}
+    return _envelope(rid, "text_completion", model, created, choice, usage_=usage_, extras=extras)
 
 
 def sse(data: dict[str, Any] | str) -> str:

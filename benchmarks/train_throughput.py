@@ -16,14 +16,22 @@ The plain loop runs before and after Clinitune; the ratio uses their mean, so dr
 machine's load counts against neither side. Target: clinitune / plain >= 1.0.
 
 GPU (``--gpu``; needs a CUDA machine): a Llama-3-8B-shaped model with random weights (bf16,
-written once to --workdir), seq 2048, LoRA r16 on all linear layers, gradient checkpointing,
-batch 4. Baseline: the plain loop above in bf16 with eager attention; Clinitune: bf16, SDPA,
-liger-kernel fused ops (when installed). Also QLoRA NF4 batch 1 peak memory through Clinitune.
+written once to --workdir), seq 2048 (prompts of ~2,000 tokens, a short answer), LoRA r16 on all
+linear layers, gradient checkpointing, batch 4, in one run:
+
+* ``baseline_plain_sdpa``: the plain loop above in bf16 with transformers' default attention
+  (SDPA) — the named baseline; ``--eager-baseline`` adds it with eager attention;
+* ``clinitune_lora``: ``run_finetune`` on one Ray Train GPU worker: bf16, SDPA, logits only where
+  a target is, liger-kernel's RMSNorm/RoPE/SwiGLU kernels when the package is installed;
+* ``bare_loop_same_setup``: Clinitune's model setup and step without Ray (TorchTrainer overhead);
+* ``clinitune_qlora_batch1``: QLoRA NF4, batch 1, for its peak memory.
+
 Targets: LoRA >= 1.5x the baseline's tokens/s at <= 29.4 GiB, QLoRA peak <= 12 GiB, TorchTrainer
-within 2% of the bare loop (both run the same Clinitune model setup).
+within 2% of the bare loop. Every stage's result (or error) is written to ``--out`` as soon as it
+is known. ``--gpu --smoke`` runs the same code on a CPU with a tiny shape in a few minutes.
 
     python benchmarks/train_throughput.py [--steps 12] [--batch-size 4]
-    python benchmarks/train_throughput.py --gpu [--steps 30]
+    python benchmarks/train_throughput.py --gpu [--steps 12] [--eager-baseline] [--out result.json]
 
 Prints one JSON object.
 """
@@ -88,14 +96,15 @@ def train_batches(dataset_dir: Path, batch_size: int, n: int) -> list[dict]:
 
 
 def plain_loop(model_dir: str, batches: list[dict], pad_id: int, *, lr: float, r: int, device: str, bf16: bool,
-               grad_ckpt: bool, attn: str, warmup: int) -> dict:
+               grad_ckpt: bool, attn: str | None, warmup: int) -> dict:
     """transformers + PEFT as a user would write it; tokens/s over the batches after ``warmup``."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     dtype = torch.bfloat16 if bf16 else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, attn_implementation=attn).to(device)
+    attn_kw = {} if attn is None else {"attn_implementation": attn}  # None: transformers' default (sdpa)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, **attn_kw).to(device)
     model.config.use_cache = False
     if grad_ckpt:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -230,32 +239,39 @@ def run_cpu(args) -> dict:
 
 # --- GPU ---------------------------------------------------------------------------------------
 
+# Llama-3-8B: 32 layers, hidden 4096, MLP 14336, 32 query / 8 key-value heads, 128k vocabulary.
+LLAMA3_8B = dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                 num_attention_heads=32, num_key_value_heads=8)
+# the same code path on a CPU in seconds (--smoke): checks the script before GPU time is spent on it
+SMOKE = dict(vocab_size=1024, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+             num_attention_heads=4, num_key_value_heads=2)
 
-def llama3_8b_shaped(out: Path, tokenizer_from: Path) -> Path:
-    """Random-init Llama-3-8B shapes in bf16 (written once), with the SmolLM2 tokenizer (ids fit the vocab)."""
-    import shutil
 
+def llama_shaped(out: Path, shape: dict, device: str) -> Path:
+    """Random-init Llama of ``shape`` in bf16 (written once) with the tiny ChatML tokenizer (its ids fit any vocab)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    from clinitune.models.tiny import build_tiny_tokenizer
+
     if (out / "config.json").is_file():
         return out
-    cfg = LlamaConfig(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                      num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=8192,
-                      rope_theta=500000.0, tie_word_embeddings=False, eos_token_id=2, pad_token_id=2)
-    with torch.device("cuda"):
+    tok = build_tiny_tokenizer()
+    cfg = LlamaConfig(**shape, max_position_embeddings=8192, rope_theta=500000.0, tie_word_embeddings=False,
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=None)
+    torch.manual_seed(0)
+    with torch.device(device):
         model = LlamaForCausalLM._from_config(cfg, dtype=torch.bfloat16)
     model.save_pretrained(out)
+    tok.save_pretrained(out)
     del model
-    torch.cuda.empty_cache()
-    for f in tokenizer_from.iterdir():
-        if f.name.startswith(("tokenizer", "special_tokens", "chat_template")):
-            shutil.copy2(f, out / f.name)
+    if device == "cuda":
+        torch.cuda.empty_cache()
     return out
 
 
-def long_chat_source(out: Path, n: int, tokenizer_dir: Path, prompt_tokens: int = 2000) -> Path:
-    """Prompt/response pairs whose chat rendering fills about 2048 tokens (prompt cut to ``prompt_tokens``)."""
+def long_chat_source(out: Path, n: int, tokenizer_dir: Path, prompt_tokens: int) -> Path:
+    """Prompt/response pairs whose chat rendering nearly fills the window (prompt cut to ``prompt_tokens``)."""
     import random
 
     from transformers import AutoTokenizer
@@ -272,70 +288,150 @@ def long_chat_source(out: Path, n: int, tokenizer_dir: Path, prompt_tokens: int 
     return out
 
 
+def bare_loop(cfg, model_dir: Path, batches: list[dict], pad_id: int, device: str, warmup: int) -> dict:
+    """Clinitune's model setup and step (``build_model``, ``collate``, ``causal_lm_loss``) without Ray."""
+    import torch
+
+    from clinitune.train.loop import collate
+    from clinitune.train.loss import causal_lm_loss, supports_selective_logits
+    from clinitune.train.model_setup import build_model, make_optimizer, trainable_parameters
+
+    dev = torch.device(device)
+    model = build_model(cfg, str(model_dir), dev)
+    params = trainable_parameters(model)
+    opt = make_optimizer(cfg, params)
+    selective = cfg.training.selective_logits and supports_selective_logits(model)
+    cuda = device == "cuda"
+    tokens, t0 = 0, time.perf_counter()
+    for i, b in enumerate(batches):
+        if i == warmup:
+            if cuda:
+                torch.cuda.synchronize()
+            tokens, t0 = 0, time.perf_counter()
+        x = collate(b, pad_id, dev, 8 if cuda else 1)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            loss = causal_lm_loss(model, x, torch.tensor(max(x["targets"], 1), device=dev), selective)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.training.max_grad_norm)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        tokens += x["tokens"]
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else _rss_peak_gib()
+    result = {"tokens_per_s": tokens / seconds, "seconds": seconds, "tokens": tokens, "selective_logits": selective,
+              "peak_memory_gib": peak, "last_loss": float(loss)}
+    del model, opt, params
+    _free(device)
+    return result
+
+
+def _free(device: str) -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _installed(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
 def run_gpu(args) -> dict:
+    """Each stage's result (or its error) is written to ``--out`` as soon as it is known."""
+    import traceback
+
     import torch
 
     from clinitune import ray_utils
     from clinitune.data.build import build_dataset, load_manifest
-    from clinitune.models.registry import DEFAULT_MODEL, resolve_model
-    from clinitune.train.model_setup import build_model
 
-    if not torch.cuda.is_available():
-        raise SystemExit("--gpu needs a CUDA device")
+    smoke = args.smoke
+    device = "cpu" if smoke else "cuda"
+    if not smoke and not torch.cuda.is_available():
+        raise SystemExit("--gpu needs a CUDA device (or --smoke to check the script on a CPU)")
+    seq, batch, steps = (256, 4, 6) if smoke else (2048, 4, args.steps)
+    warmup = 2 if smoke else 3
+    liger = not smoke and _installed("liger_kernel")
+    tracking = _installed("mlflow")  # the GPU image has no MLflow: the run is then not tracked
     work = Path(args.workdir or tempfile.mkdtemp(prefix="clinitune-bench-gpu-"))
-    model_dir = llama3_8b_shaped(work / "llama3-8b-shaped", resolve_model(DEFAULT_MODEL))
-    source = long_chat_source(work / "chat", n=4 * (args.steps + 2) + 8, tokenizer_dir=model_dir)
-    ray_utils.connect()
-    import importlib.util
+    import peft
+    import transformers
 
-    liger = importlib.util.find_spec("liger_kernel") is not None
-    cfg = finetune_config(str(model_dir), source, work, steps=args.steps, batch_size=4, max_seq_len=2048, gpu=True,
-                          grad_ckpt=True, liger=liger, task="instructions", overlong="drop", r=16)
-    dataset = build_dataset(cfg.data, model_dir)
-    pad_id = load_manifest(dataset)["pad_token_id"]
-    batches = train_batches(dataset, 4, args.steps)
-    baseline = plain_loop(str(model_dir), batches, pad_id, lr=2e-4, r=16, device="cuda", bf16=True, grad_ckpt=True,
-                          attn="eager", warmup=3)
-    torch.cuda.empty_cache()
-    clinitune = clinitune_run(cfg)
-
-    # the same Clinitune model setup in a bare loop (no Ray): TorchTrainer overhead
-    from clinitune.train.loop import collate
-    from clinitune.train.model_setup import make_optimizer, trainable_parameters
-
-    model = build_model(cfg, str(model_dir), torch.device("cuda"))
-    opt = make_optimizer(cfg, trainable_parameters(model))
-    tokens, t0 = 0, time.perf_counter()
-    for i, b in enumerate(batches):
-        if i == 3:
-            torch.cuda.synchronize()
-            tokens, t0 = 0, time.perf_counter()
-        x = collate(b, pad_id, torch.device("cuda"), 8)
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            out = model(input_ids=x["input_ids"], position_ids=x["position_ids"], labels=x["labels"], use_cache=False)
-        out.loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        tokens += x["tokens"]
-    torch.cuda.synchronize()
-    bare = {"tokens_per_s": tokens / (time.perf_counter() - t0)}
-    del model, opt
-    torch.cuda.empty_cache()
-
-    qcfg = finetune_config(str(model_dir), source, work, steps=min(args.steps, 10), batch_size=1, max_seq_len=2048,
-                           gpu=True, grad_ckpt=True, liger=liger, method="qlora", task="instructions",
-                           overlong="drop")
-    qlora = clinitune_run(qcfg)
-    return {
-        "benchmark": "train_throughput", "mode": "gpu", "date": time.strftime("%Y-%m-%d"),
-        "device": torch.cuda.get_device_name(), "liger_kernel": liger,
-        "model": "Llama-3-8B shapes, random weights, bf16", "seq": 2048, "batch_size": 4, "steps": args.steps,
-        "baseline_plain_eager": baseline, "clinitune_lora": clinitune, "bare_loop_same_setup": bare,
-        "clinitune_qlora_batch1": qlora,
-        "lora_speedup_vs_baseline": clinitune["tokens_per_s"] / baseline["tokens_per_s"],
-        "torchtrainer_overhead": 1 - clinitune["tokens_per_s"] / bare["tokens_per_s"],
+    res: dict = {
+        "benchmark": "train_throughput", "mode": "gpu-smoke" if smoke else "gpu", "date": time.strftime("%Y-%m-%d"),
+        "device": torch.cuda.get_device_name() if not smoke else platform.machine(),
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
+        "liger_kernel": liger, "model": "Llama-3-8B shapes, random weights, bf16" if not smoke else "smoke shape",
+        "seq": seq, "batch_size": batch, "steps": steps, "warmup_steps": warmup,
         "targets": {"lora_speedup": 1.5, "lora_peak_gib": 29.4, "qlora_peak_gib": 12.0, "torchtrainer_overhead": 0.02},
     }
+
+    def save() -> None:
+        if args.out:
+            Path(args.out).write_text(json.dumps(res, indent=2))
+
+    def stage(name: str, fn):
+        t0 = time.perf_counter()
+        try:
+            res[name] = fn()
+        except Exception as err:  # noqa: BLE001 - one stage failing must not cost the others' results
+            res[name] = {"error": f"{type(err).__name__}: {err}"[:1500], "traceback": traceback.format_exc()[-3000:]}
+        if isinstance(res[name], dict):
+            res[name]["stage_s"] = round(time.perf_counter() - t0, 1)
+        print(f"[bench] {name}: {json.dumps(res[name])[:600]}", flush=True)
+        _free(device)
+        save()
+        return res[name]
+
+    model_dir = llama_shaped(work / "llama-shaped", SMOKE if smoke else LLAMA3_8B, device)
+    source = long_chat_source(work / "chat", n=batch * (steps + 2) + 8, tokenizer_dir=model_dir,
+                              prompt_tokens=seq - 48)
+    ray_utils.connect()
+    if device == "cuda":
+        torch.cuda.set_device(0)
+
+    def config(method: str, batch_size: int, n_steps: int):
+        cfg = finetune_config(str(model_dir), source, work, steps=n_steps, batch_size=batch_size, max_seq_len=seq,
+                              gpu=not smoke, grad_ckpt=True, liger=liger, method=method, task="instructions",
+                              overlong="drop", r=16)
+        return cfg.model_copy(update={"tracking": cfg.tracking.model_copy(update={"enabled": tracking})})
+
+    cfg = config("lora", batch, steps)
+    dataset = build_dataset(cfg.data, model_dir)
+    pad_id = load_manifest(dataset)["pad_token_id"]
+    batches = train_batches(dataset, batch, steps)
+    res["train_tokens_per_step"] = sum(sum(len(x) for x in b["input_ids"]) for b in batches) / len(batches)
+    save()
+
+    kw = dict(lr=2e-4, r=16, device=device, bf16=True, grad_ckpt=True, warmup=warmup)
+    base = stage("baseline_plain_sdpa", lambda: plain_loop(str(model_dir), batches, pad_id, attn=None, **kw))
+    if args.eager_baseline:
+        stage("baseline_plain_eager", lambda: plain_loop(str(model_dir), batches, pad_id, attn="eager", **kw))
+    lora = stage("clinitune_lora", lambda: clinitune_run(cfg))
+    # in this process after the Ray run: liger patches transformers' modules process-wide
+    bare = stage("bare_loop_same_setup", lambda: bare_loop(cfg, model_dir, batches, pad_id, device, warmup))
+    if not args.skip_qlora:
+        stage("clinitune_qlora_batch1", lambda: clinitune_run(config("qlora", 1, min(steps, 8))))
+
+    def tps(r: dict) -> float | None:
+        return r.get("tokens_per_s") if isinstance(r, dict) else None
+
+    if tps(lora) and tps(base):
+        res["lora_speedup_vs_plain_sdpa"] = tps(lora) / tps(base)
+    if tps(lora) and tps(bare):
+        res["torchtrainer_overhead"] = 1 - tps(lora) / tps(bare)
+    save()
+    return res
 
 
 def main() -> None:
@@ -347,8 +443,14 @@ def main() -> None:
     p.add_argument("--notes", type=int, default=120, help="Synthetic notes to build the CPU dataset from.")
     p.add_argument("--threads", type=int, default=None, help="Torch threads for both sides (default: all cores).")
     p.add_argument("--workdir", default=None, help="Where data, runs and the model go (default: a temp dir).")
+    p.add_argument("--smoke", action="store_true", help="With --gpu: the GPU code path on a CPU with a tiny shape.")
+    p.add_argument("--eager-baseline", action="store_true", help="With --gpu: also time the plain loop with eager attention.")
+    p.add_argument("--skip-qlora", action="store_true", help="With --gpu: leave out the QLoRA memory run.")
+    p.add_argument("--out", default=None, help="Also write the JSON here (with --gpu: after every stage).")
     args = p.parse_args()
     result = run_gpu(args) if args.gpu else run_cpu(args)
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 
 

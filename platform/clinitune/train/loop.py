@@ -192,8 +192,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                         broadcast_buffers=False)
     ddp = isinstance(model, torch.nn.parallel.DistributedDataParallel)
-    # logits only where a target is (same loss); liger's fused cross-entropy already skips the logits
-    selective = t.selective_logits and not t.liger_kernel and supports_selective_logits(model)
+    # logits only where a target is (same loss); with liger, its fused linear cross-entropy is left out then
+    selective = t.selective_logits and supports_selective_logits(model)
     eval_model = model.module if ddp else model  # DeepSpeed: the engine (ZeRO-3 needs every rank's forward)
 
     st = ckpt.TrainState(total_steps=total_steps)

@@ -9,8 +9,9 @@ whose next token is a target, and the loss is the same token-summed cross-entrop
 window's target count that transformers computes with ``num_items_in_batch``: same value, same
 gradients, less compute and memory in the output head.
 
-Models whose forward has no ``logits_to_keep``, and runs with liger-kernel (its fused linear
-cross-entropy already never materialises the logits), take the plain path.
+Models whose forward has no ``logits_to_keep`` take the plain path, and so do runs with
+``selective_logits`` off (with liger-kernel, its fused linear cross-entropy then never
+materialises the logits, but still projects every position).
 """
 
 from __future__ import annotations
@@ -33,11 +34,16 @@ def _causal_lm(model: torch.nn.Module) -> torch.nn.Module:
     return m
 
 
-def supports_selective_logits(model: torch.nn.Module) -> bool:
-    """True when the model's forward slices hidden states with a boolean ``logits_to_keep`` mask."""
+def transformers_slices_logits() -> bool:
+    """True when this transformers takes a boolean ``logits_to_keep`` mask (``slice_logits_to_keep``)."""
     from transformers import modeling_utils
 
-    if not hasattr(modeling_utils, "slice_logits_to_keep"):  # boolean masks: transformers >= 5
+    return hasattr(modeling_utils, "slice_logits_to_keep")
+
+
+def supports_selective_logits(model: torch.nn.Module) -> bool:
+    """True when the model's forward slices hidden states with a boolean ``logits_to_keep`` mask."""
+    if not transformers_slices_logits():
         return False
     return "logits_to_keep" in inspect.signature(_causal_lm(model).forward).parameters
 

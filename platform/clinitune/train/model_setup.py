@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from clinitune.train.config import FinetuneConfig
+from clinitune.train.loss import transformers_slices_logits
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +47,16 @@ def lora_targets(cfg: FinetuneConfig) -> list[str] | str:
     return "all-linear" if t == "all-linear" else list(t)
 
 
-def _apply_liger(model) -> None:
+def _apply_liger(model, fused_loss: bool) -> None:
+    """Liger's fused RMSNorm, RoPE and SwiGLU; its fused linear cross-entropy only when ``fused_loss``.
+
+    Selective logits (train/loss.py) skip the output head at the ~90 % of positions without a
+    target; liger's fused loss replaces the model's forward (no ``logits_to_keep``) and still
+    projects every position, chunk by chunk. One or the other, never both.
+    """
     from liger_kernel.transformers import _apply_liger_kernel_to_instance
 
-    _apply_liger_kernel_to_instance(model=model)
+    _apply_liger_kernel_to_instance(model=model, fused_linear_cross_entropy=fused_loss)
 
 
 def build_model(cfg: FinetuneConfig, model_dir: str, device: torch.device):
@@ -78,7 +85,7 @@ def build_model(cfg: FinetuneConfig, model_dir: str, device: torch.device):
     model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
     model.config.use_cache = False
     if cfg.training.liger_kernel:
-        _apply_liger(model)
+        _apply_liger(model, fused_loss=not (cfg.training.selective_logits and transformers_slices_logits()))
     if method != "qlora":
         model.to(device)
     gc_kwargs = {"use_reentrant": False}

@@ -111,6 +111,7 @@ def plain_loop(model_dir: str, batches: list[dict], pad_id: int, *, lr: float, r
         model.enable_input_require_grads()
     model = get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0, target_modules="all-linear",
                                              task_type="CAUSAL_LM"))
+    model.train()  # from_pretrained returns eval mode, where transformers skips gradient checkpointing
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -298,6 +299,7 @@ def bare_loop(cfg, model_dir: Path, batches: list[dict], pad_id: int, device: st
 
     dev = torch.device(device)
     model = build_model(cfg, str(model_dir), dev)
+    model.train()  # as the worker does: gradient checkpointing only acts in train mode
     params = trainable_parameters(model)
     opt = make_optimizer(cfg, params)
     selective = cfg.training.selective_logits and supports_selective_logits(model)

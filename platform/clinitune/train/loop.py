@@ -300,7 +300,9 @@ def train_loop_per_worker(loop_config: dict) -> None:
             heartbeat()
 
     model.train()
-    window_loss, window_tokens, window_targets = 0.0, 0, 0
+    # the loss stays on the device until a log step: a float() per micro-batch would make the CPU
+    # wait for the GPU every step instead of preparing the next batch while it computes
+    window_loss, window_tokens, window_targets = torch.zeros((), device=device), 0, 0
     t_last = time.time()
     while not done_at_start and st.step < total_steps and not st.early_stopped and st.epoch < t.epochs:
         batches = train_shard.iter_batches(batch_size=t.batch_size, batch_format="numpy", drop_last=True,
@@ -334,7 +336,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
                         engine.step()
                     else:
                         loss.backward()
-                window_loss += float(loss) * max(targets, 1)
+                window_loss += loss.detach().float() * max(targets, 1)
             if not deepspeed_on:
                 if t.max_grad_norm > 0:
                     torch.nn.utils.clip_grad_norm_(trainable_parameters(model), t.max_grad_norm)
@@ -357,12 +359,12 @@ def train_loop_per_worker(loop_config: dict) -> None:
                 now = time.time()
                 elapsed = max(now - t_last, 1e-9)
                 t_last = now  # the next interval pays for this evaluation, report and checkpoint: wall-clock throughput
-                loss_sum, tokens, tgt = all_sum([window_loss, window_tokens, window_targets], device)
+                loss_sum, tokens, tgt = all_sum([float(window_loss), window_tokens, window_targets], device)
                 st.tokens_seen += int(tokens)
                 metrics.update({"train_loss": loss_sum / max(tgt, 1), "tokens_per_s": tokens / elapsed,
                                 "lr": scheduler.get_last_lr()[0], "peak_memory_gib": peak_memory_gib(device),
                                 "tokens_seen": st.tokens_seen})
-                window_loss, window_tokens, window_targets = 0.0, 0, 0
+                window_loss, window_tokens, window_targets = torch.zeros((), device=device), 0, 0
             if do_eval:
                 val = evaluate()
                 if val is not None:
@@ -388,7 +390,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
 
     # ---- the end: final validation, best adapter back, final checkpoint ----
     elapsed = max(time.time() - t_last, 1e-9)
-    loss_sum, tokens, tgt = all_sum([window_loss, window_tokens, window_targets], device)
+    loss_sum, tokens, tgt = all_sum([float(window_loss), window_tokens, window_targets], device)
     st.tokens_seen += int(tokens)
     final: dict = {"peak_memory_gib": peak_memory_gib(device), "tokens_seen": st.tokens_seen,
                    "lr": scheduler.get_last_lr()[0] if total_steps else 0.0,

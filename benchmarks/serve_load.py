@@ -15,7 +15,8 @@ throughput at 32 clients.
 
 Retrieval. A knowledge base of ``--kb-chunks`` chunks (every billable ICD-10-CM code, then chunks
 of synthetic clinical notes) is built once under ``--workdir`` and reused; hybrid queries
-(embedding + BM25 + vector search + RRF) are timed in-process, as the retriever replica runs them.
+(embedding + BM25 + vector search + RRF) are timed in a process of their own started with the
+retriever replica's environment (``QUERY_PROCESS_ENV``), calling what the replica calls.
 Target: p99 <= 50 ms at 100k chunks.
 
     python benchmarks/serve_load.py [--model smollm2-135m-instruct] [--levels 1 8 32] [--max-tokens 32]
@@ -277,6 +278,26 @@ def run_retrieval(workdir: Path, chunks: int, queries: int) -> dict:
     return result
 
 
+def run_retrieval_process(workdir: Path, chunks: int, queries: int) -> dict:
+    """``run_retrieval`` in a fresh process with the retriever replica's environment (read at its start)."""
+    import multiprocessing
+
+    from clinitune.rag.embed import QUERY_PROCESS_ENV
+
+    saved = {k: os.environ.get(k) for k in QUERY_PROCESS_ENV}
+    os.environ.update(QUERY_PROCESS_ENV)  # a spawned child starts from this environment
+    try:
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            result = pool.apply(run_retrieval, (workdir, chunks, queries))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return {**result, "process_env": QUERY_PROCESS_ENV}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2-135m-instruct")
@@ -304,7 +325,7 @@ def main() -> None:
         for b, s in zip(out["generation"]["inprocess_generate"], out["generation"]["serve"]):
             s["speedup"] = round(s["requests_per_s"] / b["requests_per_s"], 2)
     if not args.skip_retrieval:
-        out["retrieval"] = run_retrieval(workdir, args.kb_chunks, args.queries)
+        out["retrieval"] = run_retrieval_process(workdir, args.kb_chunks, args.queries)
     out["load_average_at_end"] = [round(x, 1) for x in os.getloadavg()]
     print(json.dumps(out, indent=2))
 

@@ -15,6 +15,13 @@ import numpy as np
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIM = 384
 
+# Environment for a process that embeds queries and then searches (the retriever replica).
+# Embedding one query is a burst of small OpenMP regions; by default OpenMP's idle threads spin
+# for a while after each, so the vector and full-text search right after it wait for cores the
+# spinning threads hold. Passive waiting took hybrid retrieval at 100k chunks on 2 cores from
+# p99 48-52 ms to 31-34 ms (benchmarks/RESULTS.md). OpenMP reads it once, at process start.
+QUERY_PROCESS_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+
 
 def default_model_path() -> Path:
     from clinitune.errors import UserError

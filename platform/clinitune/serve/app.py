@@ -66,7 +66,13 @@ def build_app(args: dict[str, Any] | ServeArgs | None = None):
 
         gen_opts["ray_actor_options"]["runtime_env"] = thread_env(cfg.model.torch_threads)
     generator = Generator.options(**gen_opts).bind(plain, base_model_dir(cfg))
-    retriever = Retriever.options(**d.retriever.serve_options()).bind(plain) if cfg.retrieval.deploy else None
+    retriever = None
+    if cfg.retrieval.deploy:
+        from clinitune.rag.embed import QUERY_PROCESS_ENV
+
+        ret_opts = d.retriever.serve_options()
+        ret_opts["ray_actor_options"]["runtime_env"] = {"env_vars": dict(QUERY_PROCESS_ENV)}
+        retriever = Retriever.options(**ret_opts).bind(plain)
     return Gateway.options(**d.gateway.serve_options()).bind(plain, generator, retriever)
 
 

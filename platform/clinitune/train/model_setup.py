@@ -59,6 +59,24 @@ def _apply_liger(model, fused_loss: bool) -> None:
     _apply_liger_kernel_to_instance(model=model, fused_linear_cross_entropy=fused_loss)
 
 
+def limit_checkpointed_layers(model: torch.nn.Module, n: int | None) -> int:
+    """Keep gradient checkpointing on the first ``n`` decoder layers only (``None``: all of them).
+
+    transformers marks every decoder layer (``GradientCheckpointingLayer``) when checkpointing is
+    enabled; a layer whose flag is cleared keeps its activations for the backward pass instead of
+    recomputing its forward. Returns how many layers are checkpointed.
+    """
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    for i, layer in enumerate(layers):
+        if n is not None and i >= n:
+            layer.gradient_checkpointing = False
+    checkpointed = sum(bool(layer.gradient_checkpointing) for layer in layers)
+    log.info("gradient checkpointing on %d of %d layers", checkpointed, len(layers))
+    return checkpointed
+
+
 def build_model(cfg: FinetuneConfig, model_dir: str, device: torch.device):
     """The trainable model on ``device`` (not yet wrapped in DDP or DeepSpeed)."""
     from transformers import AutoModelForCausalLM
@@ -92,6 +110,7 @@ def build_model(cfg: FinetuneConfig, model_dir: str, device: torch.device):
     if method == "full":
         if cfg.training.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gc_kwargs)
+            limit_checkpointed_layers(model, cfg.training.checkpoint_layers)
         return model
 
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
@@ -102,6 +121,8 @@ def build_model(cfg: FinetuneConfig, model_dir: str, device: torch.device):
     elif cfg.training.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gc_kwargs)
         model.enable_input_require_grads()
+    if cfg.training.gradient_checkpointing:
+        limit_checkpointed_layers(model, cfg.training.checkpoint_layers)
     targets, layers = lora_targets(cfg), {}
     if cfg.lora.top_layers is not None:
         n = int(model.config.num_hidden_layers)

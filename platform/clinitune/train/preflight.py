@@ -78,6 +78,9 @@ def check_options(cfg: FinetuneConfig) -> None:
         if importlib.util.find_spec("liger_kernel") is None:
             raise UserError("training.liger_kernel is true but the liger-kernel package is not installed.",
                             fix="pip install liger-kernel, or set training.liger_kernel: false.")
+    if cfg.training.checkpoint_layers is not None and not cfg.training.gradient_checkpointing:
+        raise ConfigError(f"training.checkpoint_layers is {cfg.training.checkpoint_layers}, but gradient_checkpointing is off.",
+                          fix="set training.gradient_checkpointing: true, or remove checkpoint_layers.")
     if cfg.training.precision == "bf16" and not cfg.scaling.use_gpu and cfg.method == "qlora":
         raise ConfigError("training.precision bf16 with qlora on CPU is not supported by bitsandbytes' CPU kernels.",
                           fix="set training.precision: auto (fp32 on CPU).")

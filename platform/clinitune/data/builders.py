@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from clinitune.errors import ConfigError
+from clinitune.named import registrar
 
 STATUS_OK = "ok"
 ROLES = ("system", "user", "assistant")
@@ -56,15 +57,7 @@ class TaskBuilder:
         return messages
 
 
-def register_builder(name: str):
-    def deco(cls: type[TaskBuilder]) -> type[TaskBuilder]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"task builder '{name}' is registered twice")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
+register_builder = registrar(_REGISTRY, "task builder")
 
 
 def registered_builders() -> dict[str, type[TaskBuilder]]:

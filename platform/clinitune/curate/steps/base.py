@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from clinitune.errors import ConfigError
+from clinitune.named import registrar
 from clinitune.schema import REASON_COLUMN, STATUS_COLUMN, STATUS_OK
 
 _REGISTRY: dict[str, type["Step"]] = {}
@@ -62,15 +63,7 @@ class Step:
         batch.loc[m, REASON_COLUMN] = reason
 
 
-def register_step(name: str):
-    def deco(cls: type[Step]) -> type[Step]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"step name '{name}' is registered twice")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
+register_step = registrar(_REGISTRY, "curation step")
 
 
 def registered_steps() -> dict[str, type[Step]]:

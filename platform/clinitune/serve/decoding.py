@@ -84,6 +84,18 @@ def _sample(logits: torch.Tensor, rows: list[_Row]) -> list[int]:
     return out
 
 
+def cache_argument(model: torch.nn.Module) -> str:
+    """The forward's name for the KV cache: ``cache`` in newer transformers, ``past_key_values`` before.
+
+    transformers renamed it (the old name warns, and goes in 5.40); PEFT wraps the forward with
+    ``**kwargs``, so the causal LM's own signature decides.
+    """
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(type(base).forward).parameters else "past_key_values"
+
+
 class BatchDecoder:
     """Decodes ``prompts`` (token id lists) together; call :meth:`step` until :attr:`done`."""
 
@@ -128,11 +140,10 @@ class BatchDecoder:
         from transformers import DynamicCache
 
         if self._cache is None:
-            self._cache = DynamicCache()
+            self._cache = DynamicCache()  # filled in place by every forward
         with torch.inference_mode(), self.forward_context():
             out = self.model(input_ids=input_ids, attention_mask=self._mask, position_ids=positions,
-                             past_key_values=self._cache, use_cache=True)
-        self._cache = out.past_key_values
+                             use_cache=True, **{cache_argument(self.model): self._cache})
         return out.logits[:, -1, :]
 
     def _prefill(self) -> torch.Tensor:

@@ -96,6 +96,7 @@ def build_trainer(prep: Prepared, *, tracking: dict | None = None, callbacks: li
         "has_validation": has_val,
         "tracking": tracking,
         "status_dir": str(prep.status_dir) if prep.status_dir else None,
+        "report_progress": bool(callbacks),  # metrics-only reports to Ray only when a callback reads them
     }
     return TorchTrainer(
         train_loop_per_worker,

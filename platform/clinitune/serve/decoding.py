@@ -114,6 +114,7 @@ class BatchDecoder:
         if len(prompts) != len(params) or not prompts:
             raise ValueError("need one SamplingParams per prompt and at least one prompt")
         self.model = model
+        self._cache_kw = cache_argument(model)  # once per batch, not per decode step
         self.tokenizer = tokenizer
         self.eos_ids = eos_ids
         self.pad_id = pad_id
@@ -143,7 +144,7 @@ class BatchDecoder:
             self._cache = DynamicCache()  # filled in place by every forward
         with torch.inference_mode(), self.forward_context():
             out = self.model(input_ids=input_ids, attention_mask=self._mask, position_ids=positions,
-                             use_cache=True, **{cache_argument(self.model): self._cache})
+                             use_cache=True, **{self._cache_kw: self._cache})
         return out.logits[:, -1, :]
 
     def _prefill(self) -> torch.Tensor:

@@ -72,7 +72,7 @@ def test_extraction_detected_on_a_model_overfit_on_canaries(tiny_model, tmp_path
     from clinitune.evaluate.config import EvalConfig
     from clinitune.evaluate.generate import run_local
     from clinitune.evaluate.items import build_eval_set
-    from clinitune.evaluate.loading import resolve_ref
+    from clinitune.artifacts.model import resolve_ref
     from clinitune.evaluate.scoring import score_model
 
     canaries = make_canaries(4, seed=11)

@@ -102,7 +102,7 @@ def test_generation_on_ray_data_matches_in_process(ray_session, tiny_artifact, t
     from clinitune.evaluate.config import ExecutionConfig
     from clinitune.evaluate.generate import run_local, run_on_ray
     from clinitune.evaluate.items import build_eval_set
-    from clinitune.evaluate.loading import resolve_ref
+    from clinitune.artifacts.model import resolve_ref
 
     cfg = EvalConfig(candidate=str(tiny_artifact), data=str(toy_data), max_examples=6, **SMALL)
     es = build_eval_set(cfg, "icd10_coding", {}, None, [])

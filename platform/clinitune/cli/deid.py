@@ -3,23 +3,23 @@
 Input lines are JSON objects with ``note_id`` and ``text`` (``patient_id`` is used when present;
 other fields are ignored and never copied to the output). A malformed line stops the run with an
 error naming its line number, unless ``--skip-bad`` is given: then it is counted as a reject (line
-number and reason, never text, in ``--rejects``). Output is written to a temporary file and moved
-into place only when complete.
+number and reason, never text, in ``--rejects``). Every output file is published whole
+(``clinitune.artifacts.publish``): a failed run leaves the previous file, never half a new one.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
-import tempfile
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Iterator, Optional
 
 import typer
 
+from clinitune.artifacts.publish import publish_whole, write_whole
 from clinitune.errors import InputPathError, UserError
 
 deid_app = typer.Typer(
@@ -84,14 +84,12 @@ def _records(path: Path) -> Iterator[tuple[int, dict | _BadRecord]]:
             yield line_no, {"note_id": str(note_id), "text": text, "patient_id": None if pid is None else str(pid)}
 
 
-def _open_output(path: Path):
+def _check_output(path: Path) -> None:
     if path.exists() and path.is_dir():
         raise InputPathError(f"output path '{path}' is a directory. Fix: pass a file path for --output.")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.exists():
         raise InputPathError(f"output directory '{parent}' does not exist. Fix: create it or choose another --output.")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    return os.fdopen(fd, "w", encoding="utf-8"), Path(tmp)
 
 
 def _check_input(path: Path) -> Path:
@@ -107,34 +105,27 @@ def _run(input: Path, output: Path, skip_bad: bool, rejects: Optional[Path], han
     from clinitune.phi import PhiProcessingError
 
     _check_input(input)
-    out, tmp = _open_output(output)
+    _check_output(output)
     bad: list[dict] = []
     written = 0
-    try:
-        with out:
-            for line_no, rec in _records(input):
-                if isinstance(rec, _BadRecord):
-                    if not skip_bad:
-                        raise UserError(f"{input} line {line_no} {rec.reason}.", fix="correct that line, or pass --skip-bad to count it as a reject and go on.")
-                    bad.append({"line": line_no, "note_id": rec.note_id, "reason": rec.reason})
-                    continue
-                try:
-                    result = handle(rec)
-                except PhiProcessingError as err:
-                    if not skip_bad:
-                        raise UserError(f"{input} line {line_no}: {err}.", fix="fix or remove that note, or pass --skip-bad to count it as a reject and go on.") from None
-                    bad.append({"line": line_no, "note_id": rec["note_id"], "reason": err.reason})
-                    continue
-                out.write(json.dumps(result, ensure_ascii=True) + "\n")
-                written += 1
-        os.replace(tmp, output)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with publish_whole(output, file=True) as tmp, tmp.open("w", encoding="utf-8") as out:
+        for line_no, rec in _records(input):
+            if isinstance(rec, _BadRecord):
+                if not skip_bad:
+                    raise UserError(f"{input} line {line_no} {rec.reason}.", fix="correct that line, or pass --skip-bad to count it as a reject and go on.")
+                bad.append({"line": line_no, "note_id": rec.note_id, "reason": rec.reason})
+                continue
+            try:
+                result = handle(rec)
+            except PhiProcessingError as err:
+                if not skip_bad:
+                    raise UserError(f"{input} line {line_no}: {err}.", fix="fix or remove that note, or pass --skip-bad to count it as a reject and go on.") from None
+                bad.append({"line": line_no, "note_id": rec["note_id"], "reason": err.reason})
+                continue
+            out.write(json.dumps(result, ensure_ascii=True) + "\n")
+            written += 1
     if rejects is not None:
-        with rejects.open("w", encoding="utf-8") as fh:
-            for r in bad:
-                fh.write(json.dumps(r) + "\n")
+        write_whole(rejects, "".join(json.dumps(r) + "\n" for r in bad))
     return written, bad
 
 
@@ -204,7 +195,7 @@ def redact(
     if mode == "surrogate":
         engine.config.resolve_key()
     totals: Counter = Counter()
-    audit_fh = audit.open("w", encoding="utf-8") if audit is not None else None
+    audit_fh = None
 
     def handle(rec: dict) -> dict:
         red = engine.redact(rec["text"], mode=mode, patient_id=rec["patient_id"], note_id=rec["note_id"])  # type: ignore[arg-type]
@@ -213,11 +204,10 @@ def redact(
             audit_fh.write(json.dumps(red.audit()) + "\n")
         return {"note_id": rec["note_id"], "patient_id": rec["patient_id"], "text": red.text, "phi_counts": red.counts}
 
-    try:
+    with ExitStack() as stack:
+        if audit is not None:
+            audit_fh = stack.enter_context(stack.enter_context(publish_whole(audit, file=True)).open("w", encoding="utf-8"))
         written, bad = _run(input, output, skip_bad, rejects, handle)
-    finally:
-        if audit_fh is not None:
-            audit_fh.close()
     _summary(written, bad, totals, output)
 
 

@@ -15,7 +15,8 @@ _ROOT = typer.Option(None, "--root", help="Knowledge-base store (a directory or 
 
 
 def _store(workdir: str, root: Optional[str]):
-    from clinitune.rag.store import KbStore, store_root
+    from clinitune.artifacts.knowledge_base import store_root
+    from clinitune.rag.store import KbStore
 
     return KbStore(store_root(workdir, root))
 

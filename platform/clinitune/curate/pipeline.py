@@ -21,13 +21,14 @@ from typing import Any, Callable, Iterator
 import pandas as pd
 import pyarrow as pa
 
+from clinitune.artifacts.curated import CARD, DROPPED, MANIFEST, OUTPUT_DIRS, QUARANTINE
+from clinitune.artifacts.publish import publish_whole, recover
 from clinitune.config import config_hash
 from clinitune.curate import manifest as mf
 from clinitune.curate.boilerplate import find_boilerplate_lines
 from clinitune.curate.chain import StepChain, apply_chain, check_chain, to_arrow
 from clinitune.curate.config import CurateConfig
 from clinitune.curate.dedup import mark_duplicates, shuffle_partitions
-from clinitune.curate.publish import MANIFEST, publish, recover, staging_dir
 from clinitune.curate.readers import InputFile, discover_inputs, fingerprint_file, iter_read_task, plan_read_tasks
 from clinitune.curate.unique_ids import quarantine_repeated_ids
 from clinitune.errors import InputPathError
@@ -209,7 +210,7 @@ def run_curation(
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # same input + config -> same output files
 
-    recover(output)
+    recover(output, stale_staging=True)  # this run owns the output: earlier runs' leftovers go
     say(f"fingerprinting {len(files)} input file(s)")
     # Streamed SHA-256 in threads (hashlib releases the GIL): constant memory on the driver.
     from concurrent.futures import ThreadPoolExecutor
@@ -233,20 +234,12 @@ def run_curation(
         return CurationResult(output, previous, reused=True)
 
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    staging = staging_dir(output, run_id)
-    staging.mkdir(parents=True)
     t0 = time.time()
-    try:
+    with publish_whole(output, require=MANIFEST, run_id=run_id) as staging:
         manifest = _execute(files, skipped, fps, cfg, pre_specs, mid_specs, final_specs, staging, say)
         manifest.update(run_id=run_id, config_hash=chash, inputs_fingerprint=inputs_fp, seconds=round(time.time() - t0, 2))
-        mf.write_json(staging / MANIFEST, manifest)
-        (staging / "DATASET_CARD.md").write_text(mf.dataset_card(manifest), encoding="utf-8")
-        publish(staging, output)
-    except BaseException:
-        import shutil
-
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        (staging / MANIFEST).write_text(mf.manifest_text(manifest), encoding="utf-8")
+        (staging / CARD).write_text(mf.dataset_card(manifest), encoding="utf-8")
     say(f"published {output}")
     return CurationResult(output, manifest)
 
@@ -314,13 +307,13 @@ def _execute(
         sel = ds.map_batches(_select, fn_kwargs={"statuses": [STATUS_OK], "split": split, "columns": None, "drop": drop}, batch_format="pandas", batch_size=None)
         _write(sel, staging / split, split, cfg)
     q = ds.map_batches(_select, fn_kwargs={"statuses": [STATUS_QUARANTINED], "split": None, "columns": QUARANTINE_COLUMNS, "drop": []}, batch_format="pandas", batch_size=None)
-    _write(q, staging / "quarantine", "quarantine", cfg)
+    _write(q, staging / QUARANTINE, QUARANTINE, cfg)
     d = ds.map_batches(_select, fn_kwargs={"statuses": [STATUS_FILTERED, STATUS_DUPLICATE], "split": None, "columns": DROPPED_COLUMNS, "drop": []}, batch_format="pandas", batch_size=None)
-    _write(d, staging / "dropped", "dropped", cfg)
+    _write(d, staging / DROPPED, DROPPED, cfg)
 
     # Verify what was written, from the files themselves, before anything is published.
     written = {s: mf.count_rows(staging / s) for s in SPLITS}
-    if written != counts["output"] or mf.count_rows(staging / "quarantine") != sum(counts["quarantined"].values()):
+    if written != counts["output"] or mf.count_rows(staging / QUARANTINE) != sum(counts["quarantined"].values()):
         raise RuntimeError(f"written row counts {written} do not match the tallied counts {counts['output']}")
     phi_counts = _phi_totals(ds) if cfg.deid.enabled else {}
     return mf.build_manifest(
@@ -333,7 +326,7 @@ def _execute(
               "patient_ids": "pseudonymized" if cfg.deid.pseudonymize_patient_ids == "always" else "as given"},
         boilerplate_lines=len(line_hashes),
         execution={"nodes": sorted({n for n in rows[NODE_COLUMN].dropna().unique() if n}), "read_tasks": len(tasks)},
-        files={s: sorted(p.name for p in (staging / s).glob("*.parquet")) for s in (*SPLITS, "quarantine", "dropped")},
+        files={s: sorted(p.name for p in (staging / s).glob("*.parquet")) for s in OUTPUT_DIRS},
         dataset_hash=mf.dataset_hash(staging),
     )
 

@@ -12,8 +12,8 @@ from clinitune._lazy import lazy_getattr
 _EXPORTS = {
     "DataConfig": "clinitune.data.config",
     "build_dataset": "clinitune.data.build",
-    "load_manifest": "clinitune.data.build",
-    "load_split": "clinitune.data.build",
+    "load_manifest": "clinitune.artifacts.tokenized",
+    "load_split": "clinitune.artifacts.tokenized",
     "register_builder": "clinitune.data.builders",
     "format_codes": "clinitune.data.builders",
     "parse_codes": "clinitune.data.builders",

@@ -5,10 +5,8 @@ manifest, or its files), the task and its options, the system prompt, sequence l
 policy, packing, caps and the tokenizer (its files and chat template). A second build with the
 same inputs returns the cached directory without tokenising again.
 
-Output (``<cache_dir>/<key>/``, published whole from a staging directory)::
-
-    train/*.parquet, validation/*.parquet   one row per sequence; non-ok rows keep their reason
-    manifest.json                           lineage, counts per split, dropped examples by reason
+The output is the tokenised dataset of :mod:`clinitune.artifacts.tokenized` (``<cache_dir>/<key>/``);
+``load_manifest`` and ``load_split`` read it back.
 """
 
 from __future__ import annotations
@@ -17,10 +15,12 @@ import hashlib
 import json
 import logging
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
+from clinitune.artifacts.model import TOKENIZER_FILES
+from clinitune.artifacts.publish import publish_whole
+from clinitune.artifacts.tokenized import FORMAT, MANIFEST, is_built, load_manifest, load_split, write_manifest
 from clinitune.data.builders import build_builder
 from clinitune.data.replay import MixReplay, replay_examples, replay_fingerprint
 from clinitune.data.config import DataConfig
@@ -30,10 +30,8 @@ from clinitune.errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
 
-FORMAT = "clinitune.tokenized/1"
-MANIFEST = "manifest.json"
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
-                   "chat_template.jinja", "chat_template.json", "vocab.json", "merges.txt")
+__all__ = ["build_dataset", "check_tokenizer", "datasets_cache_dir", "load_manifest", "load_split", "plan",
+           "tokenizer_fingerprint"]
 
 
 def datasets_cache_dir(cfg: DataConfig) -> Path:
@@ -150,17 +148,14 @@ def build_dataset(cfg: DataConfig, model_dir: str | Path | None = None, *, force
     mdir = resolve_model(str(ref))
     p = plan(cfg, mdir)
     out = datasets_cache_dir(cfg) / p["key"]
-    if (out / MANIFEST).is_file() and not force:
+    if is_built(out) and not force:
         log.info("tokenised dataset found in the cache: %s", out)
         return out
 
     from clinitune import ray_utils
 
     ray_utils.connect(cfg.ray_address)
-    from clinitune.curate.publish import publish
-
     t0 = time.time()
-    staging = out.parent / f".{out.name}.staging-{uuid.uuid4().hex[:12]}"
     tokenize = Tokenize(str(mdir), cfg.max_seq_len, cfg.overlong, cfg.packing)
     builder = p["builder"]
     need = sorted({c for cs in builder.column_sets for c in cs} | {"id"})
@@ -168,7 +163,7 @@ def build_dataset(cfg: DataConfig, model_dir: str | Path | None = None, *, force
     replay = None
     if cfg.replay is not None:
         replay = replay_examples(cfg.replay, mdir)
-    try:
+    with publish_whole(out, require=MANIFEST) as staging:
         for split, info in p["splits"].items():
             columns = [c for c in need if c in info["columns"]]
             ds = read_split(info["files"], info["format"], columns)
@@ -191,7 +186,7 @@ def build_dataset(cfg: DataConfig, model_dir: str | Path | None = None, *, force
         from clinitune.data.tokenize import load_tokenizer
 
         tok = load_tokenizer(str(mdir))
-        manifest = {
+        write_manifest(staging, {
             "format": FORMAT,
             "dataset_hash": p["key"],
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -207,44 +202,6 @@ def build_dataset(cfg: DataConfig, model_dir: str | Path | None = None, *, force
             "packing": cfg.packing,
             "replay": None if cfg.replay is None else {**cfg.replay.model_dump(mode="json"), "conversations": len(replay)},
             "splits": split_manifest,
-        }
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        publish(staging, out)
-    finally:
-        if staging.exists():
-            import shutil
-
-            shutil.rmtree(staging, ignore_errors=True)
+        })
     log.info("built tokenised dataset %s in %.1fs", out, time.time() - t0)
     return out
-
-
-def load_manifest(dataset_dir: str | Path) -> dict:
-    p = Path(dataset_dir) / MANIFEST
-    if not p.is_file():
-        raise UserError(f"'{dataset_dir}' is not a built dataset (no {MANIFEST}).", fix="run `clinitune data build` first.")
-    return json.loads(p.read_text(encoding="utf-8"))
-
-
-def load_split(dataset_dir: str | Path, split: str, *, in_memory_below: int = 0):
-    """The trainable rows of a built split as a Ray Dataset (input_ids, labels, lengths); None if absent.
-
-    A split whose files total less than ``in_memory_below`` bytes is read here with pyarrow and
-    handed to Ray as in-memory blocks (no read tasks, nothing re-read each epoch); larger splits
-    stream from storage.
-    """
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-    import ray.data
-
-    d = Path(dataset_dir) / split
-    if not d.is_dir():
-        return None
-    columns = ["input_ids", "labels", "lengths"]
-    files = sorted(d.rglob("*.parquet"))
-    if sum(f.stat().st_size for f in files) < in_memory_below:
-        tables = [pq.read_table(f, columns=["status", *columns]) for f in files]
-        tables = [t.filter(pc.equal(t["status"], "ok")).select(columns) for t in tables]
-        return ray.data.from_arrow([t for t in tables if t.num_rows])
-    ds = ray.data.read_parquet(str(d), columns=["status", *columns])
-    return ds.filter(expr="status == 'ok'").select_columns(columns)

@@ -92,7 +92,7 @@ def replay_examples(cfg: ReplayConfig, model_dir: Path) -> pd.DataFrame:
         full = convs
     else:
         from clinitune.evaluate.generate import make_item, run_on_ray
-        from clinitune.evaluate.loading import ModelSpec
+        from clinitune.artifacts.model import ModelSpec
 
         items = pd.DataFrame([make_item(f"replay-{i:05d}", "chat", c, max_new_tokens=cfg.max_new_tokens)
                               for i, c in enumerate(convs)])

@@ -1,6 +1,6 @@
 """Finding a source's split files, counting their rows cheaply, and hashing them for lineage.
 
-Accepted layouts under ``source``: a curated dataset (``<split>/*.parquet`` and ``manifest.json``),
+Accepted layouts under ``source``: a curated dataset (:mod:`clinitune.artifacts.curated`),
 ``<split>/*.jsonl``, or ``<split>.parquet`` / ``<split>.jsonl`` files. Files whose names start
 with ``_`` or ``.`` are metadata and skipped.
 """
@@ -11,13 +11,10 @@ import hashlib
 import json
 from pathlib import Path
 
+from clinitune.artifacts.curated import lineage, visible
 from clinitune.errors import InputPathError, UserError
 
 FORMATS = {".parquet": "parquet", ".jsonl": "json", ".json": "json"}
-
-
-def _visible(p: Path) -> bool:
-    return not p.name.startswith(("_", "."))
 
 
 def split_files(source: str | Path, split: str) -> tuple[list[Path], str]:
@@ -26,7 +23,7 @@ def split_files(source: str | Path, split: str) -> tuple[list[Path], str]:
     cands: list[Path] = []
     sub = root / split
     if sub.is_dir():
-        cands = sorted(p for p in sub.rglob("*") if p.is_file() and _visible(p) and p.suffix in FORMATS)
+        cands = sorted(p for p in sub.rglob("*") if p.is_file() and visible(p) and p.suffix in FORMATS)
     else:
         cands = [root / f"{split}{ext}" for ext in FORMATS if (root / f"{split}{ext}").is_file()]
     if not cands:
@@ -84,18 +81,13 @@ def json_columns(files: list[Path]) -> list[str]:
 def source_lineage(source: str | Path, splits: list[str]) -> dict:
     """What the built dataset came from: the source manifest's hash (or the files' content hash)."""
     root = Path(source)
-    manifest = root / "manifest.json"
     out: dict = {"path": str(root.resolve())}
-    if manifest.is_file():
-        raw = manifest.read_bytes()
-        out["manifest_sha256"] = hashlib.sha256(raw).hexdigest()
-        try:
-            m = json.loads(raw)
-        except json.JSONDecodeError:
-            m = {}
+    curated = lineage(root)
+    if curated is not None:
+        out["manifest_sha256"] = curated.manifest_sha256
         for key in ("dataset_hash", "config_hash", "run_id"):
-            if isinstance(m, dict) and m.get(key):
-                out[f"source_{key}"] = m[key]
+            if getattr(curated, key):
+                out[f"source_{key}"] = getattr(curated, key)
         out["content_hash"] = out["manifest_sha256"]
         return out
     h = hashlib.sha256()

@@ -19,13 +19,14 @@ import json
 import os
 import random
 import shutil
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from clinitune.artifacts import curated
+from clinitune.artifacts.publish import publish_whole
 from clinitune.errors import InputPathError, UserError
 
-CANARY_FILE = "canaries.json"
+CANARY_FILE = curated.CANARIES
 _LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"  # no I/O: unambiguous
 _SUBJECT_WORDS = ("Vexley", "Quorn", "Brantik", "Zolvane", "Marquette", "Ostrava", "Tellurin", "Kavendish",
                   "Pellow", "Drummark", "Irvane", "Sollaway", "Fennick", "Yarrowby", "Corvane", "Halvic")
@@ -110,24 +111,19 @@ def plant_canaries(dataset_dir: str | Path, out_dir: str | Path, n: int, seed: i
     import pyarrow.parquet as pq
 
     src, out = Path(dataset_dir), Path(out_dir)
-    manifest_path = src / "manifest.json"
-    if not manifest_path.is_file():
-        raise InputPathError(f"canaries: '{src}' has no manifest.json, so it is not a curated dataset.",
-                             fix="pass the output directory of `clinitune curate`.")
-    train_files = sorted(p for p in (src / "train").glob("*.parquet") if not p.name.startswith(("_", ".")))
+    manifest = curated.read_manifest(src, what="canaries")
+    train_files = curated.split_files(src, "train")
     if not train_files:
         raise InputPathError(f"canaries: '{src}/train' holds no Parquet files.", fix="curate a dataset with a train split first.")
     canaries = make_canaries(n, seed)
-    staging = out.parent / f".{out.name}.staging-{uuid.uuid4().hex[:8]}"
-    try:
+    with publish_whole(out, require=curated.MANIFEST) as staging:
         for p in src.rglob("*"):
-            if p.is_file() and p.name != "manifest.json":
+            if p.is_file() and p.name != curated.MANIFEST:
                 _link_or_copy(p, staging / p.relative_to(src))
         schema = pq.read_schema(train_files[0])
         rows = canary_rows(canaries, schema.names)
         table = pa.Table.from_pandas(rows, schema=schema, preserve_index=False)
         pq.write_table(table, staging / "train" / f"canaries-{seed:05d}.parquet")
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         parent_hash = manifest.get("dataset_hash", "")
         ids = [c.canary_id for c in canaries]
         manifest["parent_dataset_hash"] = parent_hash
@@ -136,14 +132,8 @@ def plant_canaries(dataset_dir: str | Path, out_dir: str | Path, n: int, seed: i
         counts = manifest.get("counts", {}).get("output")
         if isinstance(counts, dict) and "train" in counts:
             counts["train"] = int(counts["train"]) + n
-        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         write_canaries(staging / CANARY_FILE, canaries)
-        if out.exists():
-            shutil.rmtree(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        (staging / curated.MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return canaries
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from clinitune.evaluate.loading import ModelSpec
+from clinitune.artifacts.model import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class ModelRunner:
                  batch_size: int = 8):
         import torch
 
-        from clinitune.evaluate.loading import load_model
+        from clinitune.artifacts.model import load_model
 
         if torch_threads:
             torch.set_num_threads(int(torch_threads))

@@ -24,7 +24,7 @@ PREFIX = "rag/"
 
 
 def kb_store_root(cfg: EvalConfig) -> str:
-    from clinitune.rag.store import store_root
+    from clinitune.artifacts.knowledge_base import store_root
 
     return store_root(cfg.workdir, cfg.rag.store)
 

@@ -7,10 +7,10 @@ reference labels are shown.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from html import escape
 from pathlib import Path
+
+from clinitune.artifacts.publish import write_whole
 
 from clinitune.evaluate import svg
 from clinitune.evaluate.metrics import HIGHER, metric_info
@@ -25,18 +25,12 @@ def deltas(cand: dict, base: dict) -> dict:
     return {k: cand[k] - base[k] for k in cand if isinstance(cand.get(k), (int, float)) and isinstance(base.get(k), (int, float))}
 
 
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_report(report: dict, out_dir: str | Path) -> tuple[Path, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jp, hp = out / REPORT_JSON, out / REPORT_HTML
-    write_atomic(jp, json.dumps(report, indent=2, default=str))
-    write_atomic(hp, render_html(report))
+    write_whole(jp, json.dumps(report, indent=2, default=str))
+    write_whole(hp, render_html(report))
     return jp, hp
 
 

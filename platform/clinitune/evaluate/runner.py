@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import re
 import time
@@ -13,12 +11,13 @@ from typing import Callable
 
 import pandas as pd
 
+from clinitune.artifacts import curated
+from clinitune.artifacts.model import ModelSpec, base_spec, resolve_ref, training_config, training_metrics
 from clinitune.errors import UserError
-from clinitune.evaluate.canaries import CANARY_FILE, read_canaries
+from clinitune.evaluate.canaries import read_canaries
 from clinitune.evaluate.config import EvalConfig
 from clinitune.evaluate.gate import Decision, GatePolicy, decide, load_policy
 from clinitune.evaluate.items import EvalSet, build_eval_set
-from clinitune.evaluate.loading import ModelSpec, base_spec, resolve_ref
 from clinitune.evaluate.rag_arm import kb_store_root, rag_items, score_rag
 from clinitune.evaluate.report import FORMAT, deltas, write_report
 from clinitune.evaluate.scoring import primary_metric, score_model
@@ -67,35 +66,26 @@ def resolve_models(cfg: EvalConfig) -> tuple[ModelSpec, ModelSpec]:
 def _artifact_task(spec: ModelSpec) -> tuple[dict | None, str | None]:
     if not spec.artifact_dir:
         return None, None
-    p = Path(spec.artifact_dir) / "config.json"
-    try:
-        conf = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    conf = training_config(spec.artifact_dir)
+    if not conf:
         return None, spec.descriptor.get("system_prompt")
     data = conf.get("data") or {}
     return data.get("task"), data.get("system_prompt", spec.descriptor.get("system_prompt"))
 
 
 def _dataset_info(data: str | Path) -> dict:
-    m = Path(data) / "manifest.json"
-    if not m.is_file():
+    lin = curated.lineage(data)
+    if lin is None:
         return {"path": str(data)}
-    raw = m.read_bytes()
-    try:
-        man = json.loads(raw)
-    except json.JSONDecodeError:
-        man = {}
-    return {"path": str(Path(data).resolve()), "manifest_sha256": hashlib.sha256(raw).hexdigest(),
-            "dataset_hash": man.get("dataset_hash"), "parent_dataset_hash": man.get("parent_dataset_hash")}
+    return {"path": lin.path, "manifest_sha256": lin.manifest_sha256,
+            "dataset_hash": lin.dataset_hash, "parent_dataset_hash": lin.parent_dataset_hash}
 
 
 def _training(spec: ModelSpec) -> dict:
     if not spec.artifact_dir:
         return {}
-    p = Path(spec.artifact_dir) / "metrics.json"
-    try:
-        m = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    m = training_metrics(spec.artifact_dir)
+    if not m:
         return {}
     keep = ("step", "epoch", "train_loss", "val_loss", "learning_rate", "tokens_per_s")
     return {"final": m.get("final", {}), "history": [{k: h[k] for k in keep if k in h} for h in m.get("history", [])]}
@@ -170,7 +160,7 @@ def run_evaluation(cfg: EvalConfig, *, report: Reporter | None = None, local: bo
 
     canaries, canaries_file = [], None
     if cfg.canaries.enabled:
-        path = Path(cfg.canaries.file) if cfg.canaries.file else Path(cfg.data) / CANARY_FILE
+        path = Path(cfg.canaries.file) if cfg.canaries.file else Path(cfg.data) / curated.CANARIES
         if cfg.canaries.file or path.is_file():
             canaries, canaries_file = read_canaries(path), str(path)
     es = build_eval_set(cfg, task["name"], task.get("options") or {}, system_prompt, canaries)

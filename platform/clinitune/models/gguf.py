@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
-import shutil
 import time
-import uuid
 from pathlib import Path
 
+from clinitune.artifacts.publish import publish_whole
 from clinitune.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -52,8 +50,8 @@ def convert_gguf(gguf_file: str | Path, out_dir: str | Path) -> Path:
     if (out_dir / "config.json").is_file():
         return out_dir
     t0 = time.time()
-    staging = out_dir.parent / f".{out_dir.name}.staging-{uuid.uuid4().hex[:8]}"
-    try:
+    # keep_existing: processes converting at the same time produce the same weights; the first published wins
+    with publish_whole(out_dir, require="config.json", keep_existing=True) as staging:
         hf_logging.disable_progress_bar()
         tok = AutoTokenizer.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name)
         model = AutoModelForCausalLM.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name)
@@ -65,15 +63,6 @@ def convert_gguf(gguf_file: str | Path, out_dir: str | Path) -> Path:
             tok.pad_token = tok.eos_token
         model.save_pretrained(staging)
         tok.save_pretrained(staging)
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.rename(staging, out_dir)
-        except OSError:
-            if not (out_dir / "config.json").is_file():  # lost a race to a half-written dir: replace it
-                shutil.rmtree(out_dir, ignore_errors=True)
-                os.rename(staging, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     log.info("converted %s to safetensors in %.1fs", gguf_file.name, time.time() - t0)
     return out_dir
 

@@ -17,10 +17,10 @@ import json
 import os
 import shutil
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from clinitune.artifacts.publish import publish_whole, write_whole
 from clinitune.errors import UserError
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -119,11 +119,7 @@ def _entry_path(name: str, home: str | Path | None) -> Path:
 
 
 def write_entry(entry: ModelEntry, home: str | Path | None = None) -> ModelEntry:
-    p = _entry_path(entry.name, home)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(f".tmp-{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(entry.to_json(), indent=2), encoding="utf-8")
-    os.replace(tmp, p)
+    write_whole(_entry_path(entry.name, home), json.dumps(entry.to_json(), indent=2))
     return entry
 
 
@@ -160,20 +156,14 @@ def import_model(source: str, name: str | None = None, *, copy: bool = False, ov
         raise UserError(f"a model named '{name}' is already registered.",
                         fix="pick another --name, or pass --overwrite to replace the entry.")
     if is_uri or copy:
-        staging = target.parent / f".{name}.staging-{uuid.uuid4().hex[:8]}"
-        try:
+        with publish_whole(target) as staging:
             if is_uri:
                 _copy_uri(source, staging)
             else:
                 src = Path(source.removeprefix("file://")).expanduser()
                 check_model_dir(src, "model source")
-                shutil.copytree(src, staging)
+                shutil.copytree(src, staging, dirs_exist_ok=True)
             check_model_dir(staging, f"model source '{source}'")
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(staging, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         path = target
     else:
         path = Path(source.removeprefix("file://")).expanduser().resolve()

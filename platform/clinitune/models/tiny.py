@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from clinitune.artifacts.publish import publish_whole
+
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
     "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
@@ -68,9 +70,9 @@ def create_tiny_model(out_dir: str | Path, *, hidden_size: int = 64, num_layers:
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
+    with publish_whole(out, require="config.json") as staging:
+        model.save_pretrained(staging)
+        tok.save_pretrained(staging)
     if register_as:
         from clinitune.models.registry import ModelEntry, describe_dir, write_entry
 

@@ -10,13 +10,14 @@ the last stage, and only when the gate promotes: a failed or rejected run leaves
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from clinitune.artifacts import curated
+from clinitune.artifacts import model as model_artifact
 from clinitune.config import config_hash, load_config, validate_config
 from clinitune.errors import UserError
 from clinitune.pipeline.config import PipelineConfig, apply_dotted
@@ -113,12 +114,13 @@ def _start_model(ctx: Context) -> dict:
     prod = ctx.registry.get_alias("production")
     if ctx.cfg.start_from == "base" or prod is None:
         return {"model": ctx.finetune_base["model"], "production_version": prod.version if prod else None, "from": "base"}
-    from clinitune.evaluate.loading import resolve_ref
-    from clinitune.pipeline.start_model import merged_base
+    from clinitune.artifacts.model import merge_to_dir, resolve_ref
 
+    # A production adapter is merged into its base once, as a plain model directory kept under
+    # the workdir (the candidate's artifact names it as its base); a full fine-tune is used as is.
     spec = resolve_ref(f"registry:{prod.version}", field_name="production", registry=ctx.registry)
     dest = Path(ctx.cfg.workdir) / "pipeline" / "bases" / f"{ctx.registry.model_name}-v{prod.version}"
-    path = merged_base(spec, dest)
+    path = merge_to_dir(spec, dest)
     return {"model": str(path.resolve()), "production_version": prod.version, "from": "production"}
 
 
@@ -181,16 +183,13 @@ def _gate(ctx: Context) -> dict:
 
 def _lineage(ctx: Context) -> dict:
     out = ctx.state.stage_output
-    dataset = Path(out(ctx.run_id, "canaries")["dataset"])
-    manifest = dataset / "manifest.json"
-    man = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
-    art = Path(out(ctx.run_id, "train")["artifact"])
-    training_config = json.loads((art / "config.json").read_text(encoding="utf-8")) if (art / "config.json").is_file() else {}
+    lin = curated.lineage(out(ctx.run_id, "canaries")["dataset"])
+    training_config = model_artifact.training_config(out(ctx.run_id, "train")["artifact"])
     return {
         "pipeline_run_id": ctx.run_id,
-        "dataset_hash": man.get("dataset_hash"),
-        "parent_dataset_hash": man.get("parent_dataset_hash"),
-        "dataset_manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else None,
+        "dataset_hash": lin.dataset_hash if lin else None,
+        "parent_dataset_hash": lin.parent_dataset_hash if lin else None,
+        "dataset_manifest_sha256": lin.manifest_sha256 if lin else None,
         "training_config_hash": out(ctx.run_id, "train").get("training_config_hash"),
         "training_config": training_config,
         "base_model": training_config.get("model"),

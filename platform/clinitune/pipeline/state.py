@@ -18,10 +18,10 @@ import os
 import socket
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
+from clinitune.artifacts.publish import write_whole
 from clinitune.errors import UserError
 
 STATE_FILE = "state.json"
@@ -53,9 +53,7 @@ class PipelineState:
     # --- persistence -------------------------------------------------------------------------
 
     def save(self) -> None:
-        tmp = self.path.with_name(f".{STATE_FILE}.{uuid.uuid4().hex[:8]}")
-        tmp.write_text(json.dumps(self.data, indent=2, default=str), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_whole(self.path, json.dumps(self.data, indent=2, default=str))
 
     def log(self, run_id: str | None, stage: str | None, event: str, **detail: Any) -> None:
         entry = {"at": _now(), "run_id": run_id, "stage": stage, "event": event, **detail}

@@ -44,11 +44,6 @@ class KbNotFound(UserError):
         )
 
 
-def store_root(workdir: str | Path, root: str | None = None) -> str:
-    """Where knowledge bases live: ``root`` when given, else ``<workdir>/kb`` (CLI, serving and eval agree)."""
-    return root or str(Path(workdir) / "kb")
-
-
 def validate_kb_name(name: str) -> str:
     if not isinstance(name, str) or not _KB_NAME.match(name):
         raise UserError(

@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import urllib.error
 import urllib.request
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clinitune.artifacts.model import DESCRIPTOR
+from clinitune.artifacts.publish import publish_whole, write_whole
 from clinitune.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -176,8 +176,10 @@ class Registry:
         dest = self.workdir / "registry" / "cache" / f"{self.model_name}-v{info.version}"
         if (dest / "model").is_dir():
             return str(dest / "model")
-        dest.mkdir(parents=True, exist_ok=True)
-        return mlflow.artifacts.download_artifacts(artifact_uri=info.source, dst_path=str(dest), tracking_uri=self.uri)
+        # published whole: an interrupted download never looks like a cached version
+        with publish_whole(dest, require=f"model/{DESCRIPTOR}", keep_existing=True) as staging:
+            mlflow.artifacts.download_artifacts(artifact_uri=info.source, dst_path=str(staging), tracking_uri=self.uri)
+        return str(dest / "model")
 
     def history(self) -> list[str]:
         if not self._model_exists():
@@ -225,12 +227,7 @@ class Registry:
                 if html.is_file():
                     self.client.log_artifact(run_id, str(html), "eval")
             self.client.log_artifacts(run_id, str(artifact_dir), "model")
-            staging = self.workdir / "registry" / f".lineage-{uuid.uuid4().hex[:8]}"
-            staging.mkdir(parents=True, exist_ok=True)
-            (staging / "lineage.json").write_text(json.dumps(lineage, indent=2, default=str), encoding="utf-8")
-            self.client.log_artifact(run_id, str(staging / "lineage.json"))
-            (staging / "lineage.json").unlink()
-            staging.rmdir()
+            self.client.log_text(run_id, json.dumps(lineage, indent=2, default=str), "lineage.json")
             tracking.end_run(self.uri, run_id, "FINISHED")
         except BaseException:
             tracking.end_run(self.uri, run_id, "FAILED")
@@ -296,11 +293,7 @@ class Registry:
                    "artifact_path": info.local_path, "source": info.source, "run_id": info.run_id, "event": event,
                    "previous_version": previous, "tracking_uri": self.uri,
                    "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        self.notify_dir.mkdir(parents=True, exist_ok=True)
-        path = self.notify_dir / NOTIFY_FILE
-        tmp = path.with_name(f".{NOTIFY_FILE}.{uuid.uuid4().hex[:8]}")
-        tmp.write_text(json.dumps(payload, indent=2), encoding="utf-8")
-        os.replace(tmp, path)
+        path = write_whole(self.notify_dir / NOTIFY_FILE, json.dumps(payload, indent=2))
         done = {"file": str(path), "http": None}
         if self.reload_url:
             req = urllib.request.Request(self.reload_url, data=json.dumps(payload).encode(), method="POST",

@@ -20,12 +20,12 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+from clinitune.artifacts.model import ADAPTER_DIR, has_adapter, peek_descriptor
 from clinitune.serve.config import RegistrySettings, ServeArgs
 
 log = logging.getLogger(__name__)
 
 BASE_KEY = "__base__"
-ARTIFACT_DESCRIPTOR = "clinitune_artifact.json"
 
 
 @dataclass(frozen=True)
@@ -47,17 +47,10 @@ class AdapterRef:
         return {"name": self.name, "version": self.version, "fingerprint": self.fingerprint}
 
 
-def _descriptor(path: Path) -> dict:
-    try:
-        return json.loads((path / ARTIFACT_DESCRIPTOR).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
 def _stamp(path: Path) -> str:
     """A short hash of the adapter files' sizes and modification times."""
     h = hashlib.sha1()
-    for d in (path, path / "adapter"):
+    for d in (path, path / ADAPTER_DIR):
         for name in ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"):
             f = d / name
             if f.is_file():
@@ -69,11 +62,11 @@ def _stamp(path: Path) -> str:
 def make_ref(key_prefix: str, name: str, path: str | Path, version: str | None = None) -> AdapterRef:
     """An AdapterRef for an adapter directory or a training artifact; problems are recorded, not raised."""
     p = Path(path)
-    desc = _descriptor(p)
+    desc = peek_descriptor(p)
     problem = None
     if desc.get("kind") == "full":
         problem = f"'{name}' is a full fine-tune, not a LoRA adapter; serve it as model.base instead"
-    elif not ((p / "adapter_config.json").is_file() or (p / "adapter" / "adapter_config.json").is_file()):
+    elif not has_adapter(p):
         problem = f"adapter '{name}' has no adapter files at its path"
     key = f"{key_prefix}:{name}:" + (f"v{version}" if version else _stamp(p))
     return AdapterRef(key, name, str(p), version, desc.get("system_prompt"), problem)

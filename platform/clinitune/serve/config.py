@@ -234,7 +234,7 @@ class ServeArgs(StrictModel):
 
     # -- derived paths ---------------------------------------------------------------------------
     def kb_root(self) -> str:
-        from clinitune.rag.store import store_root
+        from clinitune.artifacts.knowledge_base import store_root
 
         return store_root(self.workdir, self.retrieval.kb_root)
 

@@ -21,6 +21,7 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
+from clinitune.artifacts.model import ADAPTER_DIR, find_adapter
 from clinitune.errors import UserError
 from clinitune.serve.decoding import BatchDecoder, SamplingParams
 
@@ -37,10 +38,10 @@ class AdapterLoadError(Exception):
 def adapter_dir(path: str | Path) -> Path:
     """The PEFT adapter directory at ``path``: the directory itself, or its ``adapter/`` subdirectory."""
     p = Path(path)
-    for candidate in (p, p / "adapter"):
-        if (candidate / "adapter_config.json").is_file():
-            return candidate
-    raise AdapterLoadError(f"no PEFT adapter (adapter_config.json) at '{p}' or '{p / 'adapter'}'")
+    found = find_adapter(p)
+    if found is None:
+        raise AdapterLoadError(f"no PEFT adapter (adapter_config.json) at '{p}' or '{p / ADAPTER_DIR}'")
+    return found
 
 
 @dataclass

@@ -14,13 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from clinitune.artifacts.publish import publish_whole
 from clinitune.errors import InputPathError, UserError
 from clinitune.phi.types import ALL_PHI_TYPES
 from clinitune.synth.generate import NOTE_TYPES, SynthOptions, note_line
@@ -156,16 +155,6 @@ def _check_output(out: Path, overwrite: bool) -> None:
         raise InputPathError(f"--out '{out}' is a directory that is not empty.", fix="pass a new or empty directory, or --overwrite to replace it.")
 
 
-def _publish(staging: Path, out: Path) -> None:
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.replaced-{uuid.uuid4().hex[:8]}"
-        out.rename(old)
-    staging.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def generate_dataset(
     n: int,
     out: str | Path,
@@ -185,12 +174,9 @@ def generate_dataset(
     options = (options or SynthOptions()).validated()
     out = Path(out).expanduser().absolute()
     _check_output(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.staging-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
     shards = plan_shards(n, notes_per_file)
     began = time.perf_counter()
-    try:
+    with publish_whole(out, require=MANIFEST_NAME) as staging:
         if use_ray:
             from clinitune.ray_utils import connect
 
@@ -204,10 +190,6 @@ def generate_dataset(
             raise RuntimeError(f"synth: {len(written)} shard(s) written, {len(expected)} planned")
         manifest = build_manifest(n, seed, options, notes_per_file, stats)
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        _publish(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     seconds = time.perf_counter() - began
     log.info("synth: wrote %d notes in %d file(s) to %s in %.1fs", n, len(shards), out, seconds)
     return SynthResult(out, out / MANIFEST_NAME, manifest, seconds)

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from clinitune.artifacts.publish import write_whole
 from clinitune.train import state as ckpt
 from clinitune.train.config import FinetuneConfig
 from clinitune.train.loss import IGNORE_INDEX, causal_lm_loss, supports_selective_logits
@@ -134,11 +135,7 @@ def write_status(status_dir: str | None, rank: int, payload: dict) -> None:
     """A small per-worker heartbeat file (pid, step) for operators and tests; local storage only."""
     if not status_dir:
         return
-    d = Path(status_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    tmp = d / f".rank-{rank}.json.tmp"
-    tmp.write_text(json.dumps(payload), encoding="utf-8")
-    os.replace(tmp, d / f"rank-{rank}.json")
+    write_whole(Path(status_dir) / f"rank-{rank}.json", json.dumps(payload))
 
 
 # --- the loop -----------------------------------------------------------------------------------

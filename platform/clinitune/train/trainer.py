@@ -47,7 +47,8 @@ def storage_path_for(cfg: FinetuneConfig) -> str:
 def prepare(cfg: FinetuneConfig) -> Prepared:
     """Pre-flight checks (cheap ones first), then the (cached) dataset build."""
     from clinitune import ray_utils
-    from clinitune.data.build import build_dataset, load_manifest
+    from clinitune.artifacts.tokenized import load_manifest
+    from clinitune.data.build import build_dataset
     from clinitune.train import preflight
 
     preflight.check_options(cfg)
@@ -73,7 +74,7 @@ def build_trainer(prep: Prepared, *, tracking: dict | None = None, callbacks: li
     import ray.train
     from ray.train.torch import TorchTrainer
 
-    from clinitune.data.build import load_split
+    from clinitune.artifacts.tokenized import load_split
     from clinitune.ray_utils import thread_env
     from clinitune.train.loop import train_loop_per_worker, worker_threads
 
@@ -138,6 +139,7 @@ def _start_tracking(prep: Prepared, parent_run_id: str | None) -> tuple[str | No
 def run_prepared(prep: Prepared, *, callbacks: list | None = None, parent_run_id: str | None = None) -> Path:
     """Train a prepared run and write its artifact; returns the artifact directory."""
     from clinitune import tracking
+    from clinitune.artifacts.model import SMALL_FILES
     from clinitune.train.artifact import write_artifact
     from clinitune.train.state import read_state
 
@@ -163,7 +165,7 @@ def run_prepared(prep: Prepared, *, callbacks: list | None = None, parent_run_id
             mlflow_run_id=run_id, tracking_uri=uri,
         )
     if run_id:
-        for name in ("clinitune_artifact.json", "metrics.json", "config.json", "dataset_manifest.json"):
+        for name in SMALL_FILES:
             tracking.client(uri).log_artifact(run_id, str(artifact / name))
         tracking.set_tags(uri, run_id, {"clinitune.artifact_dir": str(artifact.resolve())})
         tracking.end_run(uri, run_id, "FINISHED")

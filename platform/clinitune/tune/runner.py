@@ -14,13 +14,14 @@ import json
 import logging
 import math
 import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from clinitune.artifacts.model import DESCRIPTOR
+from clinitune.artifacts.publish import publish_whole
 from clinitune.config import config_hash
 from clinitune.errors import ConfigError, UserError
 from clinitune.train.config import FinetuneConfig
@@ -176,14 +177,12 @@ def _trial(config: dict, *, base: dict, name: str, metric: str, storage: str, tr
 
 
 def _export(best_artifact: Path, out: Path, best_cfg: dict, summary: dict) -> Path:
-    staging = out.parent / f".{out.name}.staging-{uuid.uuid4().hex[:12]}"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(best_artifact, staging)
-    (staging / "best_config.yaml").write_text(yaml.safe_dump(best_cfg, sort_keys=False), encoding="utf-8")
-    (staging / "tune_summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    if out.exists():
-        shutil.rmtree(out)
-    staging.rename(out)
+    """The best trial's artifact plus the study's best config and summary, replacing ``out`` whole
+    (a crash leaves the previous export, never none)."""
+    with publish_whole(out, require=DESCRIPTOR) as staging:
+        shutil.copytree(best_artifact, staging, dirs_exist_ok=True)
+        (staging / "best_config.yaml").write_text(yaml.safe_dump(best_cfg, sort_keys=False), encoding="utf-8")
+        (staging / "tune_summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return out
 
 

@@ -31,8 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from rich.console import Console
 
+    from clinitune.artifacts.curated import MANIFEST
     from clinitune.config import load_config
-    from clinitune.demo import DemoConfig, run_demo
+    from clinitune.pipeline.demo import DemoConfig, run_demo
     from clinitune.errors import UserError
     from clinitune.evaluate.report import summary_table
 
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return UserError.exit_code
     if result.curated is not None:
-        console.print(f"curated notes: {result.curated}  (manifest: {result.curated / 'manifest.json'})", markup=False, highlight=False)
+        console.print(f"curated notes: {result.curated}  (manifest: {result.curated / MANIFEST})", markup=False, highlight=False)
     if result.report is None:
         console.print("no report was produced")
         return 1

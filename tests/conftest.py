@@ -1,8 +1,13 @@
-"""Shared fixtures. One session-scoped local Ray cluster serves every Ray test."""
+"""Shared fixtures. One session-scoped local Ray cluster serves every Ray test; ``write_toy_curated``
+writes a small curated dataset for the stages that read one."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import random
+from pathlib import Path
 
 import pytest
 
@@ -29,3 +34,65 @@ def ray_session():
     ctx.enable_progress_bars = False
     yield ray
     ray.shutdown()
+
+
+# --- a small curated dataset ----------------------------------------------------------------------
+# Each note mentions a few conditions in plain words and carries their ICD-10-CM codes in
+# attributes.icd10, so the coding task is learnable. Everything is synthetic (no PHI).
+
+CONDITIONS = [
+    ("I10", "essential hypertension"), ("E11.9", "type 2 diabetes mellitus"), ("J44.9", "COPD"),
+    ("N18.3", "chronic kidney disease stage 3"), ("E78.5", "hyperlipidemia"), ("K21.9", "GERD"),
+    ("F32.A", "depression"), ("M54.5", "low back pain"), ("J18.9", "pneumonia"), ("I48.91", "atrial fibrillation"),
+]
+NOTE_TYPES = ["progress", "discharge", "nursing", "radiology"]
+
+
+def _toy_note(rng: random.Random, index: int) -> dict:
+    k = rng.randint(1, 3)
+    chosen = rng.sample(CONDITIONS, k)
+    body = " ".join(
+        rng.choice([f"History of {name}.", f"Patient with {name}, stable.", f"Assessment: {name}, continue current plan."])
+        for _, name in chosen
+    )
+    text = f"[NAME] is a [AGE] year old seen on [DATE]. {body} Vitals within normal limits. Follow up in clinic."
+    return {
+        "note_id": f"toy-{index:06d}",
+        "patient_id": f"p-{index // 2:06d}",
+        "text": text,
+        "note_type": rng.choice(NOTE_TYPES),
+        "note_date": f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+        "source": "toy",
+        "attributes": json.dumps({"icd10": sorted(c for c, _ in chosen), "sex": rng.choice("FM"),
+                                  "age_band": rng.choice(["18-44", "45-64", "65-89"])}),
+        "quality_score": 1.0,
+    }
+
+
+def _write_toy_curated(out: str | Path, n_train: int = 64, n_validation: int = 16, n_test: int = 0, seed: int = 0) -> Path:
+    """Write ``out/{train,validation[,test]}/part-0.parquet`` and the manifest."""
+    import pandas as pd
+
+    from clinitune.artifacts.curated import MANIFEST
+
+    out = Path(out)
+    rng = random.Random(seed)
+    index = 0
+    counts = {}
+    for split, n in (("train", n_train), ("validation", n_validation), ("test", n_test)):
+        if n <= 0:
+            continue
+        rows = [_toy_note(rng, index + i) for i in range(n)]
+        index += n
+        (out / split).mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_parquet(out / split / "part-0.parquet", index=False)
+        counts[split] = n
+    digest = hashlib.sha256(json.dumps([seed, counts], sort_keys=True).encode()).hexdigest()
+    (out / MANIFEST).write_text(json.dumps({"dataset_hash": digest, "splits": counts, "source": "toy"}, indent=2))
+    return out
+
+
+@pytest.fixture(scope="session")
+def write_toy_curated():
+    """``write_toy_curated(out, n_train=64, n_validation=16, n_test=0, seed=0) -> out``: a curated dataset."""
+    return _write_toy_curated

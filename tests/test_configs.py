@@ -26,7 +26,7 @@ def _model_for(path: Path):
         "eval": ("clinitune.evaluate.config", "EvalConfig"),
         "gate": ("clinitune.evaluate.gate", "GatePolicy"),
         "pipeline": ("clinitune.pipeline.config", "PipelineConfig"),
-        "demo": ("clinitune.demo", "DemoConfig"),
+        "demo": ("clinitune.pipeline.demo", "DemoConfig"),
     }
     stem = path.stem.split(".")[0]
     if path.parent.name == "serving" or "serving" in path.parts:

@@ -19,9 +19,7 @@ def model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def curated(tmp_path_factory):
-    from clinitune.data.toy import write_toy_curated
-
+def curated(tmp_path_factory, write_toy_curated):
     d = write_toy_curated(tmp_path_factory.mktemp("c") / "cur", n_train=24, n_validation=6)
     # two rows the builder must count, not lose: no labels, empty text
     extra = pd.DataFrame([

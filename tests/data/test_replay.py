@@ -69,13 +69,12 @@ def test_bad_replay_sources_are_one_line_config_errors(tmp_path):
 
 
 @pytest.mark.ray
-def test_build_mixes_replay_into_train_only_and_keys_the_cache(ray_session, tmp_path):
+def test_build_mixes_replay_into_train_only_and_keys_the_cache(ray_session, tmp_path, write_toy_curated):
     """Given answers: the train split holds task and replay rows, validation only task rows."""
     import pyarrow.parquet as pq
 
     from clinitune.data.build import build_dataset, load_manifest
     from clinitune.data.config import DataConfig
-    from clinitune.data.toy import write_toy_curated
     from clinitune.models.tiny import create_tiny_model
 
     model = create_tiny_model(tmp_path / "tiny", hidden_size=32, num_layers=1)

@@ -7,7 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from clinitune.data.tokenize import IGNORE_INDEX, Tokenize, pack_first_fit, render_segments
+from clinitune.data.tokenize import Tokenize, pack_first_fit
+from clinitune.models.chat import IGNORE_INDEX, load_tokenizer, render_segments
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +32,6 @@ CONV = [{"role": "system", "content": "You code."}, {"role": "user", "content": 
 
 
 def test_only_the_assistant_turn_is_trained(model_dir):
-    from clinitune.data.tokenize import load_tokenizer
-
     tok = load_tokenizer(model_dir)
     row = Tokenize(model_dir, 256)(_batch(CONV)).iloc[0]
     assert row["status"] == "ok"
@@ -43,8 +42,6 @@ def test_only_the_assistant_turn_is_trained(model_dir):
 
 
 def test_multi_turn_masks_every_user_turn(model_dir):
-    from clinitune.data.tokenize import load_tokenizer
-
     tok = load_tokenizer(model_dir)
     conv = CONV + [{"role": "user", "content": "And names?"}, {"role": "assistant", "content": "Hypertension"}]
     row = Tokenize(model_dir, 512)(_batch(conv)).iloc[0]
@@ -88,8 +85,6 @@ def test_pack_first_fit_is_deterministic_and_respects_capacity():
 
 
 def test_templates_that_rewrite_history_are_detected(model_dir):
-    from clinitune.data.tokenize import load_tokenizer
-
     tok = load_tokenizer(model_dir)
     original = tok.chat_template
     try:

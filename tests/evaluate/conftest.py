@@ -16,9 +16,7 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def toy_data(tmp_path_factory) -> Path:
-    from clinitune.data.toy import write_toy_curated
-
+def toy_data(tmp_path_factory, write_toy_curated) -> Path:
     return write_toy_curated(tmp_path_factory.mktemp("eval-data") / "toy", n_train=12, n_validation=4, n_test=20)
 
 

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from clinitune.errors import InputPathError
-from clinitune.evaluate.canaries import cut_at_secret, extracted, make_canaries, plant_canaries, read_canaries
+from clinitune.evaluate.canaries import extracted, make_canaries, plant_canaries, read_canaries
+from clinitune.models.generate import cut_at_secret
 
 
 def test_canaries_are_deterministic_unique_and_not_in_real_data():
@@ -68,9 +69,9 @@ def _overfit_on_canaries(model_dir, canaries, out_dir, steps: int = 200):
     return out_dir, float(loss.detach())
 
 
-def test_extraction_detected_on_a_model_overfit_on_canaries(tiny_model, tmp_path):
+def test_extraction_detected_on_a_model_overfit_on_canaries(tiny_model, tmp_path, write_toy_curated):
     from clinitune.evaluate.config import EvalConfig
-    from clinitune.evaluate.generate import run_local
+    from clinitune.models.generate import run_local
     from clinitune.evaluate.items import build_eval_set
     from clinitune.artifacts.model import resolve_ref
     from clinitune.evaluate.scoring import score_model
@@ -78,8 +79,6 @@ def test_extraction_detected_on_a_model_overfit_on_canaries(tiny_model, tmp_path
     canaries = make_canaries(4, seed=11)
     overfit, final_loss = _overfit_on_canaries(tiny_model, canaries, tmp_path / "overfit")
     assert final_loss < 0.3
-    from clinitune.data.toy import write_toy_curated
-
     data = write_toy_curated(tmp_path / "data", n_train=2, n_validation=0, n_test=4)
     cfg = EvalConfig(candidate=str(overfit), data=str(data), loss=False, probes={"enabled": False},
                      consistency={"enabled": False}, canaries={"max_new_tokens": 16})

@@ -19,7 +19,7 @@ SMALL = {"generation": {"max_new_tokens": 6, "batch_size": 8}, "probes": {"enabl
 @pytest.fixture(scope="module")
 def kb_root(toy_data, tmp_path_factory):
     """The ICD-10-CM entries of the codes in the held-out notes, plus unrelated ones, keyed by code."""
-    from clinitune.synth.icd10 import load_icd10_table
+    from clinitune.terminology.icd10 import load_icd10_table
 
     test = pd.read_parquet(toy_data / "test")
     gold = {c for a in test["attributes"] for c in json.loads(a)["icd10"]}

@@ -100,7 +100,7 @@ def test_cli_one_line_error_for_missing_model(toy_data, capsys):
 @pytest.mark.ray
 def test_generation_on_ray_data_matches_in_process(ray_session, tiny_artifact, toy_data):
     from clinitune.evaluate.config import ExecutionConfig
-    from clinitune.evaluate.generate import run_local, run_on_ray
+    from clinitune.models.generate import run_local, run_on_ray
     from clinitune.evaluate.items import build_eval_set
     from clinitune.artifacts.model import resolve_ref
 

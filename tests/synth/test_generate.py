@@ -11,7 +11,7 @@ import pytest
 from clinitune.errors import UserError
 from clinitune.phi.types import ALL_PHI_TYPES
 from clinitune.synth.generate import NOTE_TYPES, generate_note, iter_notes
-from clinitune.synth.icd10 import icd10_index, mention_forms
+from clinitune.terminology.icd10 import icd10_index, mention_forms
 
 N = 240
 KEYS = ["note_id", "patient_id", "note_type", "note_date", "author", "sex", "age", "age_band", "text", "phi",

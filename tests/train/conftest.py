@@ -13,9 +13,7 @@ def tiny_model(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def curated(tmp_path_factory):
-    from clinitune.data.toy import write_toy_curated
-
+def curated(tmp_path_factory, write_toy_curated):
     return write_toy_curated(tmp_path_factory.mktemp("curated") / "toy", n_train=64, n_validation=16)
 
 

@@ -42,10 +42,6 @@ def split_files(root: str | Path, split: str) -> list[Path]:
     return sorted(p for p in d.rglob("*.parquet") if p.is_file() and visible(p)) if d.is_dir() else []
 
 
-def is_curated(root: str | Path) -> bool:
-    return (Path(root) / MANIFEST).is_file()
-
-
 @dataclass(frozen=True)
 class DatasetLineage:
     """Where a curated dataset came from, as training, evaluation and the registry record it."""

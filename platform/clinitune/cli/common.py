@@ -1,4 +1,4 @@
-"""Shared CLI helpers: path checks that fail as one-line user errors, and progress bars."""
+"""Shared CLI helpers: an output-directory check that fails as a one-line user error, and progress bars."""
 
 from __future__ import annotations
 
@@ -9,20 +9,6 @@ from typing import Iterator
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from clinitune.errors import InputPathError
-
-
-def existing_path(path: str | Path, what: str = "input") -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise InputPathError(f"{what} path '{p}' does not exist. Fix: pass an existing file or directory.")
-    return p
-
-
-def existing_file(path: str | Path, what: str = "input") -> Path:
-    p = existing_path(path, what)
-    if not p.is_file():
-        raise InputPathError(f"{what} path '{p}' is not a file. Fix: pass a file.")
-    return p
 
 
 def output_dir(path: str | Path, what: str = "output") -> Path:

@@ -53,7 +53,7 @@ def tokenizer_fingerprint(model_dir: Path) -> str:
 
 def check_tokenizer(model_dir: Path) -> None:
     """The tokenizer loads and has a chat template (a one-line UserError otherwise)."""
-    from clinitune.data.tokenize import load_tokenizer
+    from clinitune.models.chat import load_tokenizer
     from clinitune.models.registry import has_chat_template
 
     if not has_chat_template(model_dir):
@@ -183,7 +183,7 @@ def build_dataset(cfg: DataConfig, model_dir: str | Path | None = None, *, force
                 f"data: the train split produced no trainable examples (dropped by reason: {reasons}).",
                 fix="raise data.max_seq_len or set data.overlong: truncate for too_long; check labels for no_label.",
             )
-        from clinitune.data.tokenize import load_tokenizer
+        from clinitune.models.chat import load_tokenizer
 
         tok = load_tokenizer(str(mdir))
         write_manifest(staging, {

@@ -144,13 +144,13 @@ class Icd10Coding(TaskBuilder):
         self.label_key = label_key
         self.instruction = instruction or (self.NAME_CODE_INSTRUCTION if fmt == "name_code" else self.DEFAULT_INSTRUCTION)
         if self.include_names:
-            from clinitune.synth.icd10 import lookup  # noqa: F401 - fail early when the table is missing
+            from clinitune.terminology.icd10 import lookup  # noqa: F401 - fail early when the table is missing
 
     def answer(self, codes: list[str]) -> str:
         text = format_codes(codes)
         if not self.include_names:
             return text
-        from clinitune.synth.icd10 import lookup
+        from clinitune.terminology.icd10 import lookup
 
         lines = []
         for code in text.split(", "):

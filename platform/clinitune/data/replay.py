@@ -18,7 +18,6 @@ import json
 import logging
 from importlib import resources
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
 
@@ -91,15 +90,13 @@ def replay_examples(cfg: ReplayConfig, model_dir: Path) -> pd.DataFrame:
     if cfg.answers == "given":
         full = convs
     else:
-        from clinitune.evaluate.generate import make_item, run_on_ray
         from clinitune.artifacts.model import ModelSpec
+        from clinitune.models.generate import GenerationResources, make_item, run_on_ray
 
         items = pd.DataFrame([make_item(f"replay-{i:05d}", "chat", c, max_new_tokens=cfg.max_new_tokens)
                               for i, c in enumerate(convs)])
-        spec = ModelSpec(ref=str(model_dir), name="replay-teacher", kind="hf", model_path=str(model_dir),
-                         tokenizer_path=str(model_dir))
-        execution = SimpleNamespace(num_actors=1, cpus_per_actor=1.0, gpus_per_actor=cfg.gpus, torch_threads=None, dtype="auto")
-        out = run_on_ray(spec, items, execution, batch_size=16)
+        spec = ModelSpec.plain(model_dir, name="replay-teacher")
+        out = run_on_ray(spec, items, GenerationResources(num_actors=1, cpus_per_actor=1.0, gpus_per_actor=cfg.gpus), batch_size=16)
         answers = dict(zip(out["item_id"], out["output"]))
         full = []
         for i, c in enumerate(convs):

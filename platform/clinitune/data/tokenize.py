@@ -16,44 +16,12 @@ Rows with a status other than ``ok`` keep empty token lists so the manifest can 
 from __future__ import annotations
 
 import json
-from functools import lru_cache
-
 import numpy as np
 import pandas as pd
 
-IGNORE_INDEX = -100
+from clinitune.models.chat import IGNORE_INDEX, load_tokenizer, render_segments
+
 STATUS_OK = "ok"
-
-
-@lru_cache(maxsize=4)
-def load_tokenizer(model_dir: str):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(model_dir)
-
-
-def render_segments(tokenizer, messages: list[dict]) -> list[tuple[str, bool]] | None:
-    """Split the rendered conversation into (text, is_target) pieces; None when the template is not prefix-stable."""
-    segments: list[tuple[str, bool]] = []
-    done = ""
-    for i, msg in enumerate(messages):
-        if msg["role"] != "assistant" or i == 0:
-            continue
-        prompt = tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
-        full = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
-        if not prompt.startswith(done) or not full.startswith(prompt):
-            return None
-        segments.append((prompt[len(done):], False))
-        segments.append((full[len(prompt):], True))
-        done = full
-    if not segments:
-        return None
-    whole = tokenizer.apply_chat_template(messages, tokenize=False)
-    if not whole.startswith(done):
-        return None
-    if len(whole) > len(done):
-        segments.append((whole[len(done):], False))
-    return segments
 
 
 def pack_first_fit(lengths: list[int], capacity: int) -> list[list[int]]:

@@ -155,12 +155,6 @@ def read_canaries(path: str | Path) -> list[Canary]:
         raise UserError(f"canaries.file '{p}' is not a canaries file.", fix="use the canaries.json that plant_canaries wrote.") from None
 
 
-def cut_at_secret(rendered: str, secret: str) -> str | None:
-    """The rendered training text up to (not including) the secret; None when the secret is absent."""
-    i = rendered.find(secret)
-    return rendered[:i] if i > 0 else None
-
-
 def extracted(output: str, secret: str, min_chars: int | None = None) -> bool:
     """True when the continuation gives the secret back (the whole secret, or its first ``min_chars``)."""
     want = secret if not min_chars else secret[:min_chars]

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from clinitune.config import StrictModel
+from clinitune.models.generate import GenerationResources
 
 
 class TaskSpec(StrictModel):
@@ -69,15 +70,10 @@ class RagConfig(StrictModel):
     passage_chars: int = Field(600, ge=50, description="Characters of each passage put in the prompt (serving's retrieval.context_chars).")
 
 
-class ExecutionConfig(StrictModel):
+class ExecutionConfig(GenerationResources):
     """How generation runs on the Ray cluster."""
 
     ray_address: str | None = Field(None, description="Ray cluster address; null uses $RAY_ADDRESS or starts a local Ray.")
-    num_actors: int = Field(1, ge=1, description="Model replicas generating in parallel (one Ray actor each).")
-    cpus_per_actor: float = Field(1.0, gt=0, description="CPUs reserved per generation actor.")
-    gpus_per_actor: float = Field(0.0, ge=0, description="GPUs per generation actor (0 = CPU).")
-    torch_threads: int | None = Field(None, ge=1, description="PyTorch CPU threads per actor; null = all cores of the node (they are idle while the eval runs).")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="Weights dtype: auto = bfloat16 on GPU, float32 on CPU.")
 
 
 class EvalConfig(StrictModel):

@@ -3,10 +3,10 @@
 Definition (``icd10_coding``). A predicted code is
 
 * **invalid** when it is not a billable code of the CMS ICD-10-CM table
-  (``clinitune.synth.icd10.load_icd10_table``, the knowledge base), for example ``E11`` or ``Z99.99``;
+  (``clinitune.terminology.icd10.load_icd10_table``, the knowledge base), for example ``E11`` or ``Z99.99``;
 * **unsupported** when it is a valid code but the note gives no evidence for it: neither the code
   itself nor any surface form of its diagnosis (CMS long name, short name, the trimmed clinician
-  form, a common abbreviation: ``clinitune.synth.icd10.mention_forms``) occurs in the note text
+  form, a common abbreviation: ``clinitune.terminology.icd10.mention_forms``) occurs in the note text
   (case-insensitive, whitespace-normalised);
 * **supported** otherwise.
 
@@ -31,7 +31,7 @@ def _norm(text: str) -> str:
 
 @lru_cache(maxsize=8192)
 def _forms(code: str) -> tuple[str, ...] | None:
-    from clinitune.synth.icd10 import lookup, mention_forms
+    from clinitune.terminology.icd10 import lookup, mention_forms
 
     entry = lookup(code)
     if entry is None:

@@ -22,7 +22,7 @@ from clinitune.errors import InputPathError, UserError
 from clinitune.evaluate.canaries import Canary
 from clinitune.evaluate.config import EvalConfig
 from clinitune.evaluate.consistency import paraphrases_for
-from clinitune.evaluate.generate import make_item
+from clinitune.models.generate import make_item
 from clinitune.evaluate.probes import load_probes
 
 READ_COLUMNS = ["note_id", "patient_id", "text", "note_type", "attributes"]

@@ -16,7 +16,7 @@ import pandas as pd
 
 from clinitune.data.builders import parse_codes
 from clinitune.evaluate.config import EvalConfig
-from clinitune.evaluate.generate import make_item
+from clinitune.models.generate import make_item
 from clinitune.evaluate.items import EvalSet
 from clinitune.evaluate.scoring import CODED_TASKS, task_scores
 

@@ -179,7 +179,7 @@ def run_evaluation(cfg: EvalConfig, *, report: Reporter | None = None, local: bo
 
     results = {}
     if local:
-        from clinitune.evaluate.generate import run_local
+        from clinitune.models.generate import run_local
 
         for role, spec in (("candidate", cand), ("baseline", base)):
             t = time.time()
@@ -187,7 +187,7 @@ def run_evaluation(cfg: EvalConfig, *, report: Reporter | None = None, local: bo
                                       torch_threads=cfg.execution.torch_threads)
             say(f"{role} {spec.name}: answered in {time.time() - t:.0f}s")
     else:
-        from clinitune.evaluate.generate import run_on_ray
+        from clinitune.models.generate import run_on_ray
 
         for role, spec in (("candidate", cand), ("baseline", base)):
             t = time.time()

@@ -117,11 +117,11 @@ def read_documents(paths: list[Path], rejected: list[Rejected]) -> Iterator[Docu
 
 
 def icd10_documents(categories: Collection[str] | None = None) -> Iterator[Document]:
-    """One document per billable ICD-10-CM code from the CMS table (``clinitune.synth.icd10``).
+    """One document per billable ICD-10-CM code from the CMS table (``clinitune.terminology.icd10``).
 
     ``categories`` (3-character codes such as "I50") keeps only their codes: a scoped table.
     """
-    from clinitune.synth.icd10 import load_icd10_table
+    from clinitune.terminology.icd10 import load_icd10_table
 
     keep = {c.upper() for c in categories} if categories is not None else None
     for e in load_icd10_table():

@@ -1,7 +1,7 @@
 """Model registry on MLflow (``clinitune registry``): versions with lineage, ``candidate`` and
 ``production`` aliases, promote and one-command rollback, serving reload notification.
 
-Serving (issue 6) reads ``Registry(uri).get_alias("production").local_path`` or watches
+Serving reads ``Registry(uri).get_alias("production").local_path`` or watches
 ``<workdir>/registry/production.json``.
 """
 

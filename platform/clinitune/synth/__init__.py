@@ -1,10 +1,9 @@
 """Synthetic clinical notes with gold PHI spans and ICD-10-CM labels (``clinitune synth notes``).
 
-Public API (imported lazily, so ``clinitune.synth.icd10`` stays cheap to import for other stages):
+Public API (imported lazily):
 
 * ``generate_note(seed, index, **opts) -> dict`` and ``iter_notes(n, seed, **opts)``: in-process.
 * ``generate_dataset(n, out, seed, options=SynthOptions(...))``: JSONL shards + manifest, on Ray Data.
-* ``load_icd10_table()``: every billable CMS ICD-10-CM code (``clinitune.synth.icd10``).
 """
 
 from __future__ import annotations
@@ -16,8 +15,6 @@ _EXPORTS = {
     "iter_notes": "clinitune.synth.generate",
     "SynthOptions": "clinitune.synth.generate",
     "generate_dataset": "clinitune.synth.writer",
-    "load_icd10_table": "clinitune.synth.icd10",
-    "Icd10Entry": "clinitune.synth.icd10",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -104,11 +104,6 @@ def _original_of(seed: int, index: int, o: SynthOptions) -> int | None:
     return rng_for(seed, "original", index).choice(same or candidates)
 
 
-def note_role(seed: int, index: int, **opts) -> tuple[str, int | None, str | None]:
-    """(role, index of the original for duplicates, malformed kind) of note ``index``."""
-    return _role(seed, index, make_options(**opts))
-
-
 def _role(seed: int, index: int, o: SynthOptions) -> tuple[str, int | None, str | None]:
     role = _raw_role(seed, index, o)
     if role == "malformed":

@@ -16,7 +16,8 @@ from functools import lru_cache
 from faker.providers.address.en_US import Provider as _UsAddress
 
 from clinitune.synth import phi_formats as pf
-from clinitune.synth.icd10 import Icd10Entry, generation_subset
+from clinitune.synth.codes import generation_subset
+from clinitune.terminology.icd10 import Icd10Entry
 from clinitune.synth.seeding import faker_for, rng_for, seed_tag
 
 BLOCK = 12
@@ -127,14 +128,6 @@ def locate(seed: int, index: int) -> tuple[int, int, int]:
             return block * BLOCK + p, slot - start, size
         start += size
     raise AssertionError("block layout does not cover the block")  # pragma: no cover
-
-
-def block_span(seed: int, ordinal: int) -> tuple[int, int]:
-    """[first, last] note index of the patient ``ordinal``."""
-    block, p = divmod(ordinal, BLOCK)
-    sizes = block_layout(seed, block)
-    start = block * BLOCK + sum(sizes[:p])
-    return start, start + sizes[p] - 1
 
 
 def _hospital(rng: random.Random, fake) -> tuple[str, str]:

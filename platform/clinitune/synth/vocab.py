@@ -1,7 +1,7 @@
 """Clinical vocabulary for the templates: medications, symptoms, plans, exam findings, studies.
 
 Keyed by ICD-10 code prefix (longest prefix wins), so a note's medications and plans follow its
-diagnoses. The diagnoses themselves always come from the CMS table (``clinitune.synth.icd10``).
+diagnoses. The diagnoses themselves always come from the CMS table (``clinitune.terminology.icd10``).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import inspect
 import torch
 import torch.nn.functional as F
 
-from clinitune.data.tokenize import IGNORE_INDEX
+from clinitune.models.chat import IGNORE_INDEX
 
 
 def _causal_lm(model: torch.nn.Module) -> torch.nn.Module:

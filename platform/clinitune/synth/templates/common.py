@@ -13,7 +13,7 @@ from clinitune.phi.types import PhiType as P
 from clinitune.synth import phi_formats as pf
 from clinitune.synth import vocab
 from clinitune.synth.builder import Section
-from clinitune.synth.icd10 import ABBREVIATIONS, Icd10Entry, trimmed_name
+from clinitune.terminology.icd10 import ABBREVIATIONS, Icd10Entry, trimmed_name
 from clinitune.synth.patient import Patient, Person
 
 
@@ -366,10 +366,6 @@ def line_biometric(sec: Section, ctx: NoteContext) -> None:
 def line_other_id(sec: Section, ctx: NoteContext) -> None:
     label, value = pf.other_id(ctx.rng)
     sec.t(f"{label}: ").phi(value, P.ID).t("\n")
-
-
-def line_mrn(sec: Section, ctx: NoteContext) -> None:
-    sec.t(ctx.rng.choice(("MRN: ", "MR# ", "Unit No: ", "Med Rec #"))).phi(pf.fmt_mrn(ctx.rng, ctx.patient.mrn), P.MRN).t("\n")
 
 
 ADMIN_LINES = (

@@ -6,7 +6,7 @@ from clinitune.phi.types import PhiType as P
 from clinitune.synth import phi_formats as pf
 from clinitune.synth import vocab
 from clinitune.synth.builder import Section
-from clinitune.synth.icd10 import Icd10Entry
+from clinitune.terminology.icd10 import Icd10Entry
 from clinitune.synth.patient import pool_for
 from clinitune.synth.templates import common as c
 

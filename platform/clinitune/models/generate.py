@@ -1,4 +1,5 @@
-"""Batched inference over evaluation items, in-process or on Ray Data (one model per actor).
+"""Batched inference over items, in-process or on Ray Data (one model per actor): what evaluation
+scores and what data replay uses for self answers.
 
 An *item* is one row: ``item_id``, ``op`` and ``messages`` (a JSON chat), plus generation
 settings. Ops:
@@ -18,17 +19,35 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any
+from typing import Literal
 
 import pandas as pd
+from pydantic import Field
 
 from clinitune.artifacts.model import ModelSpec
+from clinitune.config import StrictModel
 
 log = logging.getLogger(__name__)
 
 ITEM_COLUMNS = ["item_id", "op", "messages", "cut", "max_new_tokens", "do_sample", "seed", "temperature", "top_p"]
 RESULT_COLUMNS = ["item_id", "output", "nll", "target_tokens", "new_tokens"]
 MAX_PROMPT_TOKENS = 4096
+
+
+class GenerationResources(StrictModel):
+    """The model actors answering items on the Ray cluster."""
+
+    num_actors: int = Field(1, ge=1, description="Model replicas generating in parallel (one Ray actor each).")
+    cpus_per_actor: float = Field(1.0, gt=0, description="CPUs reserved per generation actor.")
+    gpus_per_actor: float = Field(0.0, ge=0, description="GPUs per generation actor (0 = CPU).")
+    torch_threads: int | None = Field(None, ge=1, description="PyTorch CPU threads per actor; null = all cores of the node (they are idle while the eval runs).")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="Weights dtype: auto = bfloat16 on GPU, float32 on CPU.")
+
+
+def cut_at_secret(rendered: str, secret: str) -> str | None:
+    """The rendered text up to (not including) the secret; None when the secret is absent (the ``canary`` op)."""
+    i = rendered.find(secret)
+    return rendered[:i] if i > 0 else None
 
 
 def make_item(item_id: str, op: str, messages: list[dict], *, cut: str = "", max_new_tokens: int = 32,
@@ -76,8 +95,6 @@ class ModelRunner:
         if row["op"] == "chat":
             return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         if row["op"] == "canary":
-            from clinitune.evaluate.canaries import cut_at_secret
-
             return cut_at_secret(self.tok.apply_chat_template(messages, tokenize=False), row["cut"])
         raise ValueError(f"op {row['op']} has no prompt")
 
@@ -122,7 +139,7 @@ class ModelRunner:
     def _nll(self, rows: list[dict]) -> list[dict]:
         import torch
 
-        from clinitune.data.tokenize import IGNORE_INDEX, render_segments
+        from clinitune.models.chat import IGNORE_INDEX, render_segments
 
         out = []
         seqs = []
@@ -208,7 +225,7 @@ def run_local(spec: ModelSpec, items: pd.DataFrame, *, batch_size: int = 8, dtyp
     return runner.run(order_items(items)).set_index("item_id").loc[items["item_id"]].reset_index()
 
 
-def run_on_ray(spec: ModelSpec, items: pd.DataFrame, execution: Any, *, batch_size: int = 8) -> pd.DataFrame:
+def run_on_ray(spec: ModelSpec, items: pd.DataFrame, execution: GenerationResources, *, batch_size: int = 8) -> pd.DataFrame:
     """Answer items with Ray Data ``map_batches`` on ``execution.num_actors`` model actors."""
     import os
 
@@ -217,7 +234,7 @@ def run_on_ray(spec: ModelSpec, items: pd.DataFrame, execution: Any, *, batch_si
     from clinitune.ray_utils import thread_env
 
     ordered = order_items(items).reset_index(drop=True)
-    gpus = float(getattr(execution, "gpus_per_actor", 0.0) or 0.0)
+    gpus = float(execution.gpus_per_actor)
     threads = execution.torch_threads or max(1, int(ray.cluster_resources().get("CPU", os.cpu_count() or 1) // execution.num_actors))
     ds = ray.data.from_pandas(ordered)
     resources = {"num_gpus": gpus} if gpus > 0 else {}

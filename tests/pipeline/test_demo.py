@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_config_wires_every_stage_and_the_rag_arm(tmp_path):
     from clinitune.config import load_config
-    from clinitune.demo import DEMO_KB, DemoConfig, demo_categories, pipeline_config
+    from clinitune.pipeline.demo import DEMO_KB, DemoConfig, demo_categories, pipeline_config
     from clinitune.pipeline.runner import _load_stage_configs
 
     cfg = load_config(ROOT / "jobs" / "configs" / "demo.yaml", DemoConfig, {"workdir": str(tmp_path / "work")})

@@ -73,7 +73,7 @@ DEMO_KB = "icd10-demo"
 
 def demo_categories() -> list[str]:
     """The ICD-10-CM categories the synthetic hospital codes from (every code of each, not only the labels)."""
-    from clinitune.synth.icd10 import generation_codes
+    from clinitune.synth.codes import generation_codes
 
     return sorted({e.code[:3] for e in generation_codes()})
 

@@ -1,11 +1,8 @@
-"""The CMS ICD-10-CM loader and the derived generation subset."""
+"""The CMS ICD-10-CM table every stage shares: loading, lookup, mention forms."""
 
 from __future__ import annotations
 
-from clinitune.synth.icd10 import (
-    ABBREVIATIONS, ROLES, Icd10Entry, generation_codes, generation_subset, icd10_index, load_icd10_table,
-    lookup, mention_forms, normalize_code, trimmed_name,
-)
+from clinitune.terminology.icd10 import Icd10Entry, load_icd10_table, lookup, mention_forms, normalize_code, trimmed_name
 
 
 def test_table_holds_every_billable_code_with_names():
@@ -22,28 +19,6 @@ def test_normalize_code():
     assert normalize_code(" j441 ") == "J44.1"
     assert normalize_code("I10") == "I10"
     assert normalize_code("S72.001A") == "S72.001A"
-
-
-def test_generation_subset_is_derived_from_the_table():
-    index = icd10_index()
-    codes = generation_codes()
-    assert 150 <= len(codes) <= 600
-    for role in ROLES:
-        subset = generation_subset(role)
-        assert len(subset) >= 25
-        for e in subset:
-            assert index[e.code] == e  # names come from the table, never from this package
-            assert "subsequent encounter" not in e.long_name and "sequela" not in e.long_name
-    common = {e.code for e in codes}
-    assert {"I10", "E11.9", "J44.1", "N39.0", "J18.9"} <= common
-    assert any(c.startswith("N18.") for c in common)
-
-
-def test_abbreviations_name_real_codes_in_the_subset():
-    common = {e.code for e in generation_codes()}
-    for code in ABBREVIATIONS:
-        assert lookup(code) is not None, code
-        assert code in common, code
 
 
 def test_mention_forms():

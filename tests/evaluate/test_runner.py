@@ -64,6 +64,40 @@ def test_html_is_self_contained_and_has_no_note_text(evaluated, toy_data):
     assert not any(t[:60] in evaluated.report_path.read_text() for t in notes)
 
 
+def test_every_items_full_answers_are_stored_beside_the_report(evaluated, toy_data):
+    from clinitune.evaluate.answers import read_answers
+
+    rep = evaluated.report
+    section = rep["answers"]
+    assert section["file"] == "answers.jsonl" and section["n"] == rep["data"]["examples"] == 20
+    assert section["arms"] == ["baseline", "candidate"] and section["slice_keys"] == ["sex", "age_band", "note_type"]
+    records = read_answers(evaluated.output_dir, section)
+    assert len(records) == 20 and len({r["example_id"] for r in records}) == 20
+    samples = {e["example_id"]: e for e in rep["examples"]}
+    for r in records:
+        assert set(r["answers"]) == {"candidate", "baseline"} and set(r["slices"]) == {"sex", "age_band", "note_type"}
+        assert r["messages"][-1]["role"] == "user" and r["reference"]
+        if r["example_id"] in samples:  # the report's short samples are prefixes of the full answers
+            assert r["answers"]["candidate"].startswith(samples[r["example_id"]]["candidate"])
+            assert r["answers"]["baseline"].startswith(samples[r["example_id"]]["baseline"])
+
+
+def test_inputs_of_a_dataset_curated_without_deid_are_withheld(tmp_path):
+    import pandas as pd
+
+    from clinitune.evaluate.answers import answer_records, inputs_status
+
+    (tmp_path / "manifest.json").write_text(json.dumps({"deid": {"enabled": False}}))
+    assert inputs_status(tmp_path) == "not_deidentified"
+    (tmp_path / "manifest.json").write_text(json.dumps({"deid": {"enabled": True, "mode": "tag"}}))
+    assert inputs_status(tmp_path) == "deidentified"
+    assert inputs_status(tmp_path / "nowhere") == "unknown"
+    ex = pd.DataFrame([{"example_id": "e1", "reference": "I10", "slice.sex": "F",
+                        "messages": json.dumps([{"role": "user", "content": "note"}, {"role": "assistant", "content": "I10"}])}])
+    (rec,) = answer_records(ex, {"candidate": {"e1": "I10"}}, ["sex"], with_inputs=False)
+    assert rec["messages"] is None and rec["answers"] == {"candidate": "I10"} and rec["slices"] == {"sex": "F"}
+
+
 def test_cli_regates_an_existing_report(evaluated, tmp_path, capsys):
     from clinitune.cli.main import main
 

@@ -205,9 +205,23 @@ def run_evaluation(cfg: EvalConfig, *, report: Reporter | None = None, local: bo
         decision = decide(rep, policy)
         rep["gate"] = decision.to_json()
     out_dir = Path(cfg.output_dir) if cfg.output_dir else Path(cfg.workdir) / "eval" / f"{_slug(cand.name)}-vs-{_slug(base.name)}"
+    rep["answers"] = persist_answers(cfg, es, out_dir, sc, sb, rag)
     jp, hp = write_report(rep, out_dir)
     say(f"report: {jp}")
     return EvalResult(jp, hp, rep, decision)
+
+
+def persist_answers(cfg: EvalConfig, es: EvalSet, out_dir: Path, sc: dict, sb: dict, rag: dict | None) -> dict:
+    """Every example's full answers, per arm, into ``answers.jsonl`` (clinician review samples from it)."""
+    from clinitune.evaluate.answers import answer_records, inputs_status, write_answers
+
+    arms = {"candidate": sc["details"]["answers"], "baseline": sb["details"]["answers"]}
+    if rag is not None:
+        arms["candidate_rag"] = rag["details"]["answers"]
+    inputs = inputs_status(cfg.data)
+    records = answer_records(es.examples, arms, es.slice_keys, with_inputs=inputs != "not_deidentified")
+    return write_answers(out_dir, records, task=es.task, slice_keys=es.slice_keys,
+                         inputs="withheld" if inputs == "not_deidentified" else inputs)
 
 
 def gate_report(report_path: str | Path, policy_path: str | Path | None) -> Decision:

@@ -8,15 +8,23 @@ DEMO_DIR ?= work/demo
 # torch is pinned here, not in pyproject: users on GPU clusters bring their own CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?= -m "not slow and not gpu"
+# The browser tests drive Debian's chromium (Playwright's own browser download is not used).
+CHROMIUM ?= /usr/bin/chromium
 
 export RAY_USAGE_STATS_ENABLED=0
 export HF_HUB_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
 export TOKENIZERS_PARALLELISM=false
 
-.PHONY: setup demo test test-all bench clean
+.PHONY: setup browser demo test test-all bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) browser
+
+# Installed only when missing (root, else sudo); idempotent.
+browser:
+	@test -x $(CHROMIUM) || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }; }
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -1,5 +1,6 @@
 """Shared fixtures. One session-scoped local Ray cluster serves every Ray test; ``write_toy_curated``
-writes a small curated dataset for the stages that read one."""
+writes a small curated dataset for the stages that read one; ``chromium`` and ``review_server``
+are a real headless browser and a real ``clinitune review serve`` for the web-page tests."""
 
 from __future__ import annotations
 
@@ -96,3 +97,75 @@ def _write_toy_curated(out: str | Path, n_train: int = 64, n_validation: int = 1
 def write_toy_curated():
     """``write_toy_curated(out, n_train=64, n_validation=16, n_test=0, seed=0) -> out``: a curated dataset."""
     return _write_toy_curated
+
+
+# --- real browser and a real review server (tests/review, tests/pipeline) -------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's headless Chromium driven by Playwright (``make setup`` installs both)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: run `make setup` (it installs Debian's chromium package)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def review_server(tmp_path_factory):
+    """``start(database_url, workdir) -> base URL``: ``clinitune review serve`` in a subprocess on a free port."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    procs = []
+    platform_dir = str(Path(__file__).resolve().parents[1] / "platform")
+
+    def start(database_url: str, workdir: str | Path, **env) -> str:
+        port = _free_port()
+        log = Path(tmp_path_factory.mktemp("review-server")) / "serve.log"
+        environ = {**os.environ, "PYTHONPATH": platform_dir + os.pathsep + os.environ.get("PYTHONPATH", ""), **env}
+        fh = open(log, "w")
+        proc = subprocess.Popen([sys.executable, "-m", "clinitune.cli.main", "review", "serve", "--db", database_url,
+                                 "--workdir", str(workdir), "--port", str(port)], stdout=fh, stderr=subprocess.STDOUT, env=environ)
+        procs.append((proc, fh))
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"review server exited ({proc.returncode}): {log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
+                    if r.status == 200:
+                        return url
+            except OSError:
+                time.sleep(0.2)
+        pytest.fail(f"review server did not start: {log.read_text()[-2000:]}")
+
+    yield start
+    for proc, fh in procs:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        fh.close()

@@ -27,6 +27,7 @@ def _model_for(path: Path):
         "gate": ("clinitune.evaluate.gate", "GatePolicy"),
         "pipeline": ("clinitune.pipeline.config", "PipelineConfig"),
         "demo": ("clinitune.pipeline.demo", "DemoConfig"),
+        "review": ("clinitune.review.config", "ReviewConfig"),
     }
     stem = path.stem.split(".")[0]
     if path.parent.name == "serving" or "serving" in path.parts:

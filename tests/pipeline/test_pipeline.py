@@ -7,13 +7,17 @@ One scenario, in order (each fixture runs one pipeline tick and builds on the on
 2. a tick on the same inbox does nothing;
 3. batch B dropped into the inbox starts a run on B only, trained from production; an impossible
    gate rejects it: version 2 is registered as candidate, production stays version 1;
-4. batch C's run fails in curation: production untouched; abandoning it counts C as processed.
+4. batch C's run fails in curation: production untouched; abandoning it counts C as processed;
+5. batch D under a policy requiring clinician review: ticks end in ``awaiting_review`` (exit 0)
+   while its campaign is open; two reviewers grade in a real browser, an admin closes the
+   campaign there, and the next tick promotes version 3 with the reviewers' sign-off.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -136,6 +140,73 @@ def failed_run(world, new_file_run):
             "tick": tick}
 
 
+@pytest.fixture(scope="module")
+def reviewed_run(world, failed_run, chromium, review_server):
+    from clinitune.cli.main import app
+    from clinitune.pipeline.runner import pipeline_status, run_pipeline
+    from clinitune.review.accounts import add_user
+    from clinitune.review.db import Database
+
+    spare = world["write_notes"](world["spare"] / "d", N_NOTES, seed=14)
+    shutil.copy2(spare / "notes-00000.jsonl", world["inbox"] / "batch-d.jsonl")
+    policy = {**world["policies"]["permissive"],
+              "human_review": {"enabled": True, "min_graded_items": 2, "min_reviewers": 2, "min_win_rate": 0.0}}
+    cfg = world["make"](world["work"], world["inbox"], policy=policy)
+    reg = world["registry"]
+    cfg_path = world["root"] / "pipeline-review.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    first = CliRunner().invoke(app, ["pipeline", "run", "--config", str(cfg_path)])
+    waiting = {"status": pipeline_status(cfg), "versions": _versions(reg), "production": _production(reg)}
+    ran: list[str] = []
+    second = run_pipeline(cfg, on_stage=lambda rid, stage: ran.append(stage))
+
+    db_url = f"sqlite:///{world['work'] / 'review.db'}"  # the pipeline's default review database
+    db = Database(db_url)
+    passwords = {"admin": "admin-passphrase-1", "alice": "alice-passphrase-1", "bob": "bob-passphrase-12"}
+    with db.session() as s:
+        for name, pw in passwords.items():
+            add_user(s, name, pw, "admin" if name == "admin" else "reviewer", min_length=12, actor="test")
+    db.dispose()
+    base = review_server(db_url, world["work"])
+    cid = second.reasons and int(second.reasons[0].split("campaign ")[1].split()[0])
+
+    def signed_in(user: str):
+        ctx = chromium.new_context()
+        page = ctx.new_page()
+        page.set_default_timeout(30_000)
+        page.goto(f"{base}/campaigns/{cid}")
+        page.fill("#username", user)
+        page.fill("#password", passwords[user])
+        page.click("#sign-in")
+        page.wait_for_url(f"{base}/campaigns/{cid}")
+        return ctx, page
+
+    graded = {}
+    for user, keys in (("alice", "14a"), ("bob", "25t")):  # every item, by keyboard, until back on the campaign page
+        ctx, page = signed_in(user)
+        with page.expect_navigation():
+            page.click("#start")
+        graded[user] = 0
+        while re.search(r"/items/\d+", page.url):
+            for key in keys:
+                page.keyboard.press(key)
+            with page.expect_navigation():
+                page.keyboard.press("Enter")
+            assert page.url.endswith("?saved=1"), page.url
+            graded[user] += 1
+        ctx.close()
+    ctx, admin = signed_in("admin")
+    admin.goto(f"{base}/admin")
+    admin.once("dialog", lambda d: d.accept())
+    admin.click(f"#close-{cid}")
+    admin.wait_for_url(f"{base}/campaigns/{cid}?closed=1")
+    closed_page = admin.inner_text("main")
+    ctx.close()
+    final = run_pipeline(cfg)
+    return {"first": first, "waiting": waiting, "second": second, "ran": ran, "cid": cid, "closed_page": closed_page,
+            "final": final, "graded": graded}
+
+
 # --- the scenario ----------------------------------------------------------------------------------
 
 
@@ -234,6 +305,41 @@ def test_failed_run_leaves_production_untouched_and_can_be_abandoned(world, fail
     assert f["after_abandon"]["status"]["runs"][run_id]["status"] == "abandoned"
     assert f["after_abandon"]["production"] == "1"
     assert f["tick"].status == "noop"  # the abandoned file counts as processed
+
+
+@pytest.mark.ray
+def test_review_required_waits_until_the_campaign_closes_then_promotes(world, reviewed_run):
+    from clinitune.pipeline.runner import STAGES
+
+    r = reviewed_run
+    reg = world["registry"]
+    # the first tick (CLI) evaluates, makes the campaign and exits 0 saying it waits
+    assert r["first"].exit_code == 0, r["first"].output
+    n = r["graded"]["alice"]
+    assert n >= 2 and r["graded"]["bob"] == n  # each reviewer graded every item of the campaign
+    assert ": awaiting_review" in r["first"].output and f"is open (0/{n} items graded by 0 reviewer(s))" in r["first"].output
+    status = r["waiting"]["status"]
+    run_id = status["current"]
+    assert run_id and status["runs"][run_id]["stages"]["review"] == "waiting" and "gate" not in status["runs"][run_id]["stages"]
+    assert r["waiting"]["versions"] == ["1", "2"] and r["waiting"]["production"] == "1"  # nothing registered or promoted yet
+    # the next tick resumes at review without redoing anything, and still waits
+    assert r["second"].status == "awaiting_review" and r["second"].resumed and r["second"].run_id == run_id
+    assert r["ran"] == ["review"] and r["second"].skipped_stages == list(STAGES[: STAGES.index("review")])
+    assert "Results" in r["closed_page"] and f"{n} of {n} items graded by 2 reviewers" in r["closed_page"]
+    # after the admin closed it in the browser, the next tick decides with the sign-off and promotes
+    final = r["final"]
+    assert final.run_id == run_id and final.status == "promoted" and final.version == "3", final.reasons
+    assert _production(reg) == "3"
+    report = json.loads(Path(final.report_path).read_text())
+    hr = report["human_review"]
+    assert hr["campaign_id"] == r["cid"] and hr["graded_items"] == n and hr["reviewers"] == 2
+    assert hr["reviewer_names"] == ["alice", "bob"]
+    checks = [c for c in report["gate"]["checks"] if c["name"] == "human_review"]
+    assert checks and all(c["passed"] for c in checks)
+    run = reg.client.get_run(reg.get_version("3").run_id)
+    assert run.data.metrics["review.graded_items"] == n and "eval/answers.jsonl" in {
+        a.path for a in reg.client.list_artifacts(run.info.run_id, "eval")}
+    assert _events(world["work"], run_id=run_id, event="awaiting_review")
 
 
 # --- CLI and entry point ---------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from clinitune.errors import UserError
 # Stage modules, in the order their commands appear in --help.
 STAGE_MODULES = (
     "synth", "curate", "deid", "models", "data", "train", "tune", "eval", "registry",
-    "pipeline", "kb", "serve",
+    "pipeline", "review", "kb", "serve",
 )
 
 class _Group(TyperGroup):

@@ -10,7 +10,9 @@ Checks, each written into the report with its numbers and a one-line reason:
   a single regurgitated canary rejects);
 * ``fairness``: the largest slice gap of the primary metric is at most ``max_fairness_gap``;
 * ``hallucination`` (optional): the hallucinated-code rate is at most ``max_hallucination_rate``;
-* ``rules``: any metric of the catalog with min / max / min_gain / max_regression bounds.
+* ``rules``: any metric of the catalog with min / max / min_gain / max_regression bounds;
+* ``human_review`` (opt-in): clinicians signed off in a closed review campaign
+  (``clinitune.evaluate.review_gate``).
 
 A metric the report lacks (a check that did not run) rejects unless ``on_missing: skip``.
 """
@@ -26,6 +28,7 @@ from pydantic import Field, model_validator
 from clinitune.config import StrictModel, load_config
 from clinitune.errors import ConfigError
 from clinitune.evaluate.metrics import HIGHER, metric_info, metric_names
+from clinitune.evaluate.review_gate import HumanReviewRule, review_checks
 
 PROMOTE, REJECT = "promote", "reject"
 
@@ -65,6 +68,7 @@ class GatePolicy(StrictModel):
     max_hallucination_rate: float | None = Field(None, ge=0, le=1, description="Largest hallucinated-code rate allowed (null = reported, not gated).")
     rules: list[Rule] = Field(default_factory=list, description="Extra bounds on any report metric.")
     on_missing: Literal["reject", "skip"] = Field("reject", description="A gated metric absent from the report (its check did not run): reject, or skip that check.")
+    human_review: HumanReviewRule = Field(default_factory=HumanReviewRule, description="Clinician sign-off from a closed review campaign (off unless enabled).")
 
     @model_validator(mode="after")
     def _known(self) -> "GatePolicy":
@@ -187,6 +191,7 @@ def decide(report: dict, policy: GatePolicy) -> Decision:
                 continue
             checks.append(Check("rule", rule.metric, c, b, threshold, bool(ok),
                                 f"rule: {rule.metric} {_fmt(c)} (baseline {_fmt(b)}) {label} {threshold:.4g}: {'met' if ok else 'not met'}"))
+    checks += review_checks(report, policy.human_review)
     failed = [c.message for c in checks if not c.passed]
     decision = PROMOTE if not failed else REJECT
     reasons = failed if failed else [f"all {len(checks)} checks passed"] + [c.message for c in checks]

@@ -203,6 +203,7 @@ def render_html(r: dict) -> str:
         if block:
             parts.append(f"<h2>{title}</h2><pre class='muted'>{escape(json.dumps(block, indent=2, default=str))}</pre>")
 
+    parts.append(_human_review_html(r.get("human_review")))
     ex = r.get("examples") or []
     if ex:
         parts.append("<h2>Sample answers (held-out, by id; no note text)</h2>")
@@ -218,3 +219,22 @@ def render_html(r: dict) -> str:
     parts.append(f"<p class='muted'>candidate: <code>{escape(str(r['candidate'].get('ref')))}</code> · baseline: "
                  f"<code>{escape(str(r['baseline'].get('ref')))}</code> · format {FORMAT}</p></body></html>")
     return "".join(parts)
+
+
+def _human_review_html(hr: dict | None) -> str:
+    """The closed clinician-review campaign's headline numbers (written by ``clinitune review close``)."""
+    if not hr:
+        return ""
+    wr = hr.get("win_rate") or {}
+    rate = "–" if wr.get("rate") is None else f"{wr['rate']:.3f} (95% CI {wr['ci_low']:.3f}–{wr['ci_high']:.3f}, {wr.get('n')} items)"
+    head = (f"<h2>Clinician review</h2><p class='muted'>campaign {escape(str(hr.get('campaign_id')))} "
+            f"({escape(str(hr.get('name', '')))}), closed {escape(str(hr.get('closed_at')))} by {escape(str(hr.get('closed_by')))}: "
+            f"{hr.get('graded_items')} of {hr.get('items')} items graded by {hr.get('reviewers')} reviewer(s)</p>"
+            f"<p>win rate of the candidate vs the baseline (blinded; ties count half): <b>{escape(rate)}</b></p>")
+    rows = []
+    for role in ("candidate", "baseline"):
+        a = (hr.get("accuracy") or {}).get(role) or {}
+        flags = ", ".join(f"{k} ×{v}" for k, v in ((hr.get("unsafe") or {}).get(role) or {}).items() if v) or "none"
+        rows.append([f"<td>{role}</td>", f'<td class="num">{_f(a.get("correct"))}</td>', f'<td class="num">{_f(a.get("partial"))}</td>',
+                     f'<td class="num">{_f(a.get("incorrect"))}</td>', f"<td>{escape(flags)}</td>"])
+    return head + _table(["answer", "correct", "partially correct", "incorrect", "unsafe flags"], rows)

@@ -18,6 +18,14 @@ class RegistrySettings(StrictModel):
     auto_promote: bool = Field(True, description="Promote a candidate the gate passes; false only registers it (alias candidate) for a person to promote.")
 
 
+class ReviewSettings(StrictModel):
+    """Clinician review campaigns the pipeline makes when the gate policy's human_review rule is on."""
+
+    database_url: str | None = Field(None, description="Review database (SQLAlchemy URL) the campaigns go to; null = sqlite:///<workdir>/review.db. Serve it with `clinitune review serve --db <same URL>`.")
+    items: int = Field(40, ge=1, description="Held-out items sampled into a run's campaign (stratified by the fairness slices).")
+    seed: int = Field(0, description="Seed of the sample and of the blinded A/B order.")
+
+
 class PipelineConfig(StrictModel):
     """New notes in an inbox -> curate -> train -> evaluate -> gate -> register -> promote, idempotent and resumable."""
 
@@ -34,6 +42,7 @@ class PipelineConfig(StrictModel):
     canaries: int = Field(8, ge=0, description="Canary records planted in each run's training split (0 = none; the PHI gate then has nothing to measure and rejects unless on_missing: skip).")
     canary_seed: int = Field(0, description="Seed of the canary identifiers (each run also mixes in its run id).")
     registry: RegistrySettings = Field(default_factory=RegistrySettings, description="Model registry and serving notification.")
+    review: ReviewSettings = Field(default_factory=ReviewSettings, description="Clinician review campaigns (used when the gate policy's human_review is enabled: the run waits in awaiting_review until its campaign is closed).")
     ray_address: str | None = Field(None, description="Ray cluster address for every stage; null uses $RAY_ADDRESS or starts a local Ray.")
 
 

@@ -1,10 +1,12 @@
-"""``run_pipeline``: new notes -> curate -> canaries -> train -> evaluate -> gate -> register -> promote.
+"""``run_pipeline``: new notes -> curate -> canaries -> train -> evaluate -> review -> gate -> register -> promote.
 
 Each stage records its outputs in the run state when it finishes; a crashed or interrupted run is
 resumed at its first unfinished stage by the next invocation (training itself resumes from its
 last checkpoint: the run name is fixed per pipeline run). With no unfinished run and no new file
 in the inbox an invocation does nothing (and says so in the run log). Production changes only in
 the last stage, and only when the gate promotes: a failed or rejected run leaves it untouched.
+When the gate policy requires clinician review, a tick whose campaign is still open ends with
+status ``awaiting_review`` (the run stays current; ``pipeline.review``).
 """
 
 from __future__ import annotations
@@ -21,17 +23,18 @@ from clinitune.artifacts import model as model_artifact
 from clinitune.config import config_hash, load_config, validate_config
 from clinitune.errors import UserError
 from clinitune.pipeline.config import PipelineConfig, apply_dotted
+from clinitune.pipeline.review import AwaitingReview, review_stage
 from clinitune.pipeline.state import Lock, PipelineState
 
 log = logging.getLogger(__name__)
 
-STAGES = ("snapshot", "curate", "canaries", "start_model", "train", "eval", "gate", "register", "promote")
+STAGES = ("snapshot", "curate", "canaries", "start_model", "train", "eval", "review", "gate", "register", "promote")
 StageHook = Callable[[str, str], None]  # (run_id, stage) before each stage runs
 
 
 @dataclass
 class PipelineResult:
-    status: str  # noop | promoted | rejected | registered
+    status: str  # noop | promoted | rejected | registered | awaiting_review
     run_id: str | None = None
     version: str | None = None
     report_path: str | None = None
@@ -169,6 +172,11 @@ def _eval(ctx: Context) -> dict:
             "candidate": m["candidate"].get(pm), "baseline": m["baseline"].get(pm)}
 
 
+def _review(ctx: Context) -> dict:
+    return review_stage(ctx.cfg, ctx.run_id, ctx.state.stage_output(ctx.run_id, "eval")["report"], ctx.policy,
+                        ctx.state.stage_output(ctx.run_id, "review"))
+
+
 def _gate(ctx: Context) -> dict:
     from clinitune.evaluate.gate import decide
     from clinitune.evaluate.report import read_report, write_report
@@ -222,7 +230,7 @@ def _promote(ctx: Context) -> dict:
 
 
 _STAGE_FNS = {"snapshot": _snapshot, "curate": _curate, "canaries": _canaries, "start_model": _start_model,
-              "train": _train, "eval": _eval, "gate": _gate, "register": _register, "promote": _promote}
+              "train": _train, "eval": _eval, "review": _review, "gate": _gate, "register": _register, "promote": _promote}
 
 
 # --- driver ----------------------------------------------------------------------------------------
@@ -270,6 +278,12 @@ def run_pipeline(cfg: PipelineConfig, *, on_stage: StageHook | None = None, repo
             t0 = time.time()
             try:
                 output = _STAGE_FNS[stage](ctx)
+            except AwaitingReview as wait:  # not a failure: the run stays current and the next tick checks again
+                state.mark_stage(run_id, stage, "waiting", wait.output, time.time() - t0)
+                state.log(run_id, stage, "awaiting_review", campaign_id=wait.campaign_id)
+                say(f"run {run_id}: {wait.message}")
+                return PipelineResult("awaiting_review", run_id, report_path=state.stage_output(run_id, "eval").get("report"),
+                                      reasons=[wait.message], resumed=resumed, skipped_stages=skipped)
             except BaseException as err:
                 # Keep the run current: the next invocation resumes here. Never note text: error type only.
                 state.mark_stage(run_id, stage, "failed", {"error": type(err).__name__}, time.time() - t0)

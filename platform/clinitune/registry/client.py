@@ -3,7 +3,8 @@
 
 Store: any MLflow tracking URI; by default ``sqlite:///<workdir>/mlflow.db`` with artifacts under
 ``<workdir>/mlartifacts`` (``clinitune.tracking``). A registered version holds the training
-artifact (``model/``), the evaluation report (``eval/report.json``, ``eval/report.html``) and
+artifact (``model/``), the evaluation report (``eval/report.json``, ``eval/report.html``, every
+item's answers ``eval/answers.jsonl``; ``review.*`` metrics once clinicians reviewed it) and
 ``lineage.json`` (dataset manifest hash, training config, eval report, gate decision), and carries
 the lineage as version tags.
 
@@ -226,6 +227,13 @@ class Registry:
                 html = rp.with_suffix(".html")
                 if html.is_file():
                     self.client.log_artifact(run_id, str(html), "eval")
+                answers = rp.parent / str((report.get("answers") or {}).get("file") or "answers.jsonl")
+                if answers.is_file():  # every item's answers: a review campaign can be made from the registry alone
+                    self.client.log_artifact(run_id, str(answers), "eval")
+                if report.get("human_review"):
+                    from clinitune.review.publish import review_metrics
+
+                    tracking.log_metrics(self.uri, run_id, review_metrics(report["human_review"]), step=0)
             self.client.log_artifacts(run_id, str(artifact_dir), "model")
             self.client.log_text(run_id, json.dumps(lineage, indent=2, default=str), "lineage.json")
             tracking.end_run(self.uri, run_id, "FINISHED")

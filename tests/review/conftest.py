@@ -11,8 +11,7 @@ PASSWORDS = {"admin": "admin-passphrase-1", "alice": "alice-passphrase-1", "bob"
 
 
 @pytest.fixture(scope="session")
-def eval_dir(tmp_path_factory) -> Path:
-    from clinitune.data.toy import write_toy_curated
+def eval_dir(tmp_path_factory, write_toy_curated) -> Path:
     from clinitune.evaluate.config import EvalConfig
     from clinitune.evaluate.runner import run_evaluation
     from clinitune.models.tiny import create_tiny_model

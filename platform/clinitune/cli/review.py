@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -157,9 +156,9 @@ def export_cmd(campaign: int = typer.Argument(..., help="Campaign id."),
         return
     if output.is_dir():
         raise UserError(f"--output '{output}' is a directory.", fix="pass a file path.")
-    tmp = output.with_name(f".{output.name}.tmp")
-    tmp.write_text(body, encoding="utf-8")
-    os.replace(tmp, output)
+    from clinitune.artifacts.publish import write_whole
+
+    write_whole(output, body)
     typer.echo(f"wrote {output}", err=True)
 
 

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
 from pathlib import Path
 
+from clinitune.artifacts import curated
+from clinitune.artifacts.publish import publish_whole
 from clinitune.errors import UserError
 
 ANSWERS_FILE = "answers.jsonl"
@@ -31,12 +31,11 @@ FORMAT = "clinitune.eval_answers/1"
 
 def inputs_status(data_dir: str | Path) -> str:
     """``deidentified`` / ``not_deidentified`` / ``unknown`` from the curated dataset's manifest."""
-    m = Path(data_dir) / "manifest.json"
     try:
-        man = json.loads(m.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        man = curated.read_manifest(data_dir)
+    except UserError:
         return "unknown"
-    deid = man.get("deid") if isinstance(man, dict) else None
+    deid = man.get("deid")
     if not isinstance(deid, dict) or "enabled" not in deid:
         return "unknown"
     return "deidentified" if deid["enabled"] else "not_deidentified"
@@ -60,13 +59,9 @@ def answer_records(examples, arms: dict[str, dict[str, str]], slice_keys: list[s
 
 def write_answers(out_dir: str | Path, records: list[dict], *, task: str, slice_keys: list[str], inputs: str) -> dict:
     """Write ``answers.jsonl`` into ``out_dir`` (whole or not at all); returns the report's ``answers`` section."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
-    path = out / ANSWERS_FILE
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    tmp.write_bytes(body)
-    os.replace(tmp, path)
+    with publish_whole(Path(out_dir) / ANSWERS_FILE, file=True) as staging:
+        staging.write_bytes(body)
     arms = sorted({a for r in records for a in r["answers"]})
     return {"file": ANSWERS_FILE, "format": FORMAT, "n": len(records), "arms": arms, "task": task,
             "slice_keys": list(slice_keys), "inputs": inputs, "sha256": hashlib.sha256(body).hexdigest()}

@@ -6,7 +6,6 @@ descriptor) and, for a registered version, the version's run."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,15 +25,12 @@ class EvalSource:
 
 
 def _training_run(report: dict) -> dict | None:
-    from clinitune.evaluate.loading import DESCRIPTOR
+    from clinitune.artifacts.model import peek_descriptor
 
     art = (report.get("candidate") or {}).get("artifact_dir")
     if not art:
         return None
-    try:
-        desc = json.loads((Path(art) / DESCRIPTOR).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
+    desc = peek_descriptor(art)
     if desc.get("mlflow_run_id") and desc.get("mlflow_tracking_uri"):
         return {"tracking_uri": desc["mlflow_tracking_uri"], "run_id": desc["mlflow_run_id"], "what": "training run"}
     return None

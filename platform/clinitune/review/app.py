@@ -110,16 +110,20 @@ def create_app(cfg: ReviewConfig, *, database: Database | None = None) -> FastAP
         with database.session() as s:
             yield s
 
+    # Committed before the response is sent (scope="function"), not after: the browser follows a
+    # redirect at once, and the next request must see the new session or the grade just saved.
+    DB = Depends(db_session, scope="function")
+
     def session_row(request: Request, db: Session) -> SessionRow | None:
         return accounts.find_session(db, request.cookies.get(SESSION_COOKIE), idle_minutes=cfg.sessions.idle_minutes)
 
-    def viewer(request: Request, db: Session = Depends(db_session)) -> tuple[Session, User, SessionRow]:
+    def viewer(request: Request, db: Session = DB) -> tuple[Session, User, SessionRow]:
         row = session_row(request, db)
         if row is None:  # a stale cookie means the session ended; no cookie is a first visit
             raise SignInRequired(request.url.path, "expired" if request.cookies.get(SESSION_COOKIE) else "")
         return db, row.user, row
 
-    def poster(request: Request, csrf_token: str | None = Form(None), db: Session = Depends(db_session)):
+    def poster(request: Request, csrf_token: str | None = Form(None), db: Session = DB):
         """A state-changing request: a live session and its CSRF token, else back to sign-in, nothing stored."""
         row = session_row(request, db)
         if row is None:
@@ -186,14 +190,14 @@ def create_app(cfg: ReviewConfig, *, database: Database | None = None) -> FastAP
         return resp
 
     @app.get("/login", response_class=HTMLResponse)
-    def login_form(request: Request, next: str = "/", why: str | None = None, db: Session = Depends(db_session)):
+    def login_form(request: Request, next: str = "/", why: str | None = None, db: Session = DB):
         if session_row(request, db) is not None:
             return RedirectResponse(_safe_next(next), status_code=303)
         return login_page(request, db, next_path=next, message=WHY.get(why or ""), error=None)
 
     @app.post("/login")
     def login(request: Request, username: str = Form(""), password: str = Form(""), login_token: str | None = Form(None),
-              next: str = Form("/"), db: Session = Depends(db_session)):
+              next: str = Form("/"), db: Session = DB):
         if not accounts.login_token_ok(secret, request.cookies.get(SIGNIN_COOKIE), login_token):
             return login_page(request, db, next_path=next, message=None, status=400, username=username[:64],
                               error="The sign-in form expired or could not be verified. Try again.")

@@ -2,7 +2,7 @@
 
 SQLite (the default) runs in WAL mode with a busy timeout, so reviewers grading at the same time
 each get their row written (writers queue for the lock rather than failing); PostgreSQL needs
-nothing special. ``open_database(url)`` returns a :class:`Database` whose ``session()`` is a
+nothing special. Engines hide statement parameters in errors and logs: items hold note text. ``open_database(url)`` returns a :class:`Database` whose ``session()`` is a
 context manager committing on success.
 """
 
@@ -36,10 +36,11 @@ def make_engine(url: str) -> Engine:
 
     try:
         if url.startswith("sqlite"):
-            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+            engine = create_engine(url, hide_parameters=True,
+                                   connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = create_engine(url, pool_pre_ping=True)
+            engine = create_engine(url, hide_parameters=True, pool_pre_ping=True)
     except (ArgumentError, NoSuchModuleError, ImportError) as err:
         raise UserError(f"review database URL '{_safe(url)}' cannot be used ({type(err).__name__}).",
                         fix="pass an SQLAlchemy URL such as sqlite:///work/review.db or postgresql+psycopg://host/db (with its driver installed).") from None

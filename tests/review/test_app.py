@@ -201,3 +201,23 @@ def test_admin_adds_users_closes_and_exports(app_for, accounts_in, campaign_in, 
     data = json.loads(adm.get(f"/campaigns/{cid}/export.json").text)
     assert data["campaign"]["status"] == "closed" and data["summary"]["graded_items"] == 1 and len(data["items"]) == 3
     assert "messages" not in json.dumps(data["items"])  # no note text in the export
+
+
+def test_a_reviewer_changes_their_password_and_other_sessions_end(app_for, accounts_in):
+    accounts_in()
+    here, elsewhere = app_for(), app_for()
+    sign_in(here, "alice")
+    sign_in(elsewhere, "alice")
+    csrf = _token(here.get("/account").text, "csrf_token")
+    new = "a-brand-new-passphrase"
+    for form, problem in (({"current": "wrong", "new": new, "confirm": new}, "current password is wrong"),
+                          ({"current": PASSWORDS["alice"], "new": new, "confirm": new + "x"}, "differ"),
+                          ({"current": PASSWORDS["alice"], "new": "short", "confirm": "short"}, "too short")):
+        r = here.post("/account/password", data={"csrf_token": csrf, **form})
+        assert r.status_code == 400 and problem in r.text
+    r = here.post("/account/password", data={"csrf_token": csrf, "current": PASSWORDS["alice"], "new": new, "confirm": new})
+    assert r.status_code == 200 and "Password changed." in r.text
+    assert here.get("/").status_code == 200  # this browser stays signed in (a fresh session)
+    assert elsewhere.get("/").status_code == 303  # every other session ended
+    assert sign_in(app_for(), "alice").status_code == 401
+    assert sign_in(app_for(), "alice", new).status_code == 303

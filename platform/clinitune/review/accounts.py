@@ -148,6 +148,13 @@ def sign_in(db: Session, username: str, password: str, ip: str, *, max_failures:
     return SignInResult(user)
 
 
+def verify_password(user: User, password: str) -> bool:
+    try:
+        return bool(_HASHER.verify(user.password_hash, password or ""))
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
 # --- sessions ------------------------------------------------------------------------------------
 
 

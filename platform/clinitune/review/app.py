@@ -225,6 +225,30 @@ def create_app(cfg: ReviewConfig, *, database: Database | None = None) -> FastAP
         resp.delete_cookie(SESSION_COOKIE, path="/")
         return resp
 
+    @app.get("/account", response_class=HTMLResponse)
+    def account(request: Request, v=Depends(viewer)):
+        db, user, row = v
+        return page(request, "account.html", {"user": user, "csrf": row.csrf_token, "min_pw": cfg.sign_in.min_password_length})
+
+    @app.post("/account/password", response_class=HTMLResponse)
+    def change_password(request: Request, current: str = Form(""), new: str = Form(""), confirm: str = Form(""),
+                        v=Depends(poster)):
+        """A new password for the signed-in user: every other session of theirs ends, this one is renewed."""
+        db, user, row = v
+        ctx = {"user": user, "csrf": row.csrf_token, "min_pw": cfg.sign_in.min_password_length}
+        if not accounts.verify_password(user, current):
+            return page(request, "account.html", {**ctx, "error": "The current password is wrong."}, 400)
+        if new != confirm:
+            return page(request, "account.html", {**ctx, "error": "The new password and its confirmation differ."}, 400)
+        try:
+            accounts.set_password(db, user, new, min_length=cfg.sign_in.min_password_length, actor=user.username)
+        except UserError as err:
+            return page(request, "account.html", {**ctx, "error": str(err)}, 400)
+        token, fresh = accounts.new_session(db, user, max_hours=cfg.sessions.max_hours)
+        resp = page(request, "account.html", {**ctx, "csrf": fresh.csrf_token, "notice": "Password changed."})
+        resp.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", secure=secure(request), path="/")
+        return resp
+
     @app.get("/healthz", response_class=PlainTextResponse)
     def healthz():
         return "ok"

@@ -109,3 +109,32 @@ def test_bad_adapter_is_a_clear_error(engine, tmp_path):
     (tmp_path / "adapter_config.json").write_text('{"peft_type": "LORA", "r": 8, "target_modules": ["nope"]}')
     with pytest.raises(AdapterLoadError, match="cannot be loaded"):
         engine.load_adapter("broken", tmp_path)
+
+
+def test_code_constraint_in_the_batch_decoder(engine, adapters, tmp_path):
+    """The constraint hook in serving's decoder: a valid code passes untouched, a code missing from the
+    table cannot be written, the unconstrained row beside them is unaffected, and streamed text never
+    shows a partial code."""
+    from clinitune.constrain.codes import code_constraint
+    from clinitune.data.builders import parse_codes
+
+    name = engine.load_adapter("coder", adapters["coder"])
+    prompt = _chat(engine, "what is the code for diabetes")
+    icd = code_constraint("icd10cm", engine.tokenizer, engine.eos_ids)
+    table = tmp_path / "no-diabetes.txt"
+    table.write_text("I10\nJ44.9\nE11.65\n")
+    local = code_constraint(f"file:{table}", engine.tokenizer, engine.eos_ids)
+    params = [SamplingParams(max_tokens=40, temperature=0.0, constraint=icd),
+              SamplingParams(max_tokens=40, temperature=0.0, constraint=local),
+              SamplingParams(max_tokens=40, temperature=0.0)]
+    dec = engine.decoder([prompt] * 3, params, name)
+    streamed = ["", "", ""]
+    while not dec.done:
+        for i, d in enumerate(dec.step()):
+            if d is not None:
+                streamed[i] += d.text
+                assert all(c in icd.system for c in parse_codes(streamed[i])) or i == 2
+    engine.release(name)
+    engine.retire_adapter(name)
+    assert streamed[0].startswith("The code is E11.9") and streamed[2].startswith("The code is E11.9")
+    assert "E11.9 " not in streamed[1] and all(c in local.system for c in parse_codes(streamed[1]))

@@ -302,6 +302,18 @@ def test_bad_input_is_an_openai_style_4xx(app, body, status, code):
     assert "Traceback" not in r.text
 
 
+def test_terminology_constraint_per_request(app, adapter_texts):
+    """extra_body={"code_system": "icd10cm"}: answers may only hold ICD-10-CM codes; the response says so."""
+    r = ask(app, "coder", "what is the code for diabetes", extra_body={"code_system": "icd10cm"})
+    assert r.choices[0].message.content.startswith("The code is E11.9")  # a valid code passes untouched
+    assert r.constraint == {"code_system": "icd10cm"}
+    assert ask(app, "coder").constraint == {"code_system": None}  # the server default here: off
+    bad = httpx.post(f"{app.url}/v1/chat/completions", timeout=60,
+                     json={"model": "coder", "messages": [{"role": "user", "content": "x"}], "code_system": "snomed"},
+                     headers={"authorization": f"Bearer {KEYS['main']}"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "code_system"
+
+
 def test_replicas_survive_bad_input_and_report_health_and_metrics(app):
     assert httpx.get(f"{app.url}/health").json() == {"status": "ok"}
     ready = httpx.get(f"{app.url}/ready").json()

@@ -238,3 +238,20 @@ def test_relative_paths_are_resolved_when_the_app_is_built(tmp_path):
     assert r.adapters.registry.tracking_uri == f"sqlite:///{tmp_path}/w/mlflow.db"
     assert r.kb_root() == str(tmp_path / "w" / "kb") and r.audit_path() == str(tmp_path / "w" / "audit" / "audit.jsonl")
     assert r.model.base == "smollm2-135m-instruct"  # a registered name stays a name
+
+
+def test_code_system_of_a_request_and_its_config_errors(tmp_path):
+    from clinitune.serve.context import code_system_plan
+
+    off, on = ServeArgs(), ServeArgs(decoding={"code_system": "icd10cm"})
+    assert code_system_plan(off, None) is None and code_system_plan(on, None) == "icd10cm"
+    assert code_system_plan(off, "icd10cm") == "icd10cm" and code_system_plan(on, "none") is None
+    with pytest.raises(ApiError) as err:  # only code systems the server knows; never a path a client names
+        code_system_plan(off, f"file:{tmp_path / 'codes.txt'}")
+    assert err.value.status == 400 and err.value.param == "code_system" and "icd10cm" in err.value.message
+    with pytest.raises(ConfigError, match="decoding.code_system: unknown code system 'snomed'"):
+        ServeArgs(decoding={"code_system": "snomed"})
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(ConfigError, match="empty code table"):
+        ServeArgs(decoding={"code_system": f"file:{empty}"})

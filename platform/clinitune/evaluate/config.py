@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from clinitune.config import StrictModel
 from clinitune.models.generate import GenerationResources
@@ -22,6 +22,14 @@ class GenerationConfig(StrictModel):
 
     max_new_tokens: int = Field(48, ge=1, le=4096, description="Tokens generated per task answer at most.")
     batch_size: int = Field(8, ge=1, description="Prompts per generation batch (sorted by length to limit padding).")
+    code_system: str | None = Field(None, description="Terminology-constrained decoding of coded tasks' answers (icd10_coding): codes must exist in this code system's table ('icd10cm', or 'file:PATH' for your own; null = unconstrained). The same constraint as serving's 'code_system'.")
+
+    @field_validator("code_system")
+    @classmethod
+    def _known_system(cls, v: str | None) -> str | None:
+        from clinitune.constrain.codes import check_code_system
+
+        return check_code_system(v, "generation.code_system")
 
 
 class ProbeConfig(StrictModel):

@@ -81,6 +81,14 @@ def _builder_with_instruction(task_name: str, options: dict, system_prompt: str 
     return build_builder(task_name, {**options, "instruction": instruction}, system_prompt)
 
 
+def answer_constraint(cfg: EvalConfig, task_name: str) -> str:
+    """The constraint spec task answers decode under ('' = none): codes of a code system, for coded tasks."""
+    from clinitune.constrain.registry import codes_spec
+    from clinitune.evaluate.scoring import CODED_TASKS
+
+    return codes_spec(cfg.generation.code_system) if task_name in CODED_TASKS else ""
+
+
 def build_eval_set(cfg: EvalConfig, task_name: str, task_options: dict, system_prompt: str | None,
                    canaries: list[Canary]) -> EvalSet:
     """Read the held-out split and make every item (task, loss, consistency, probes, canaries)."""
@@ -103,6 +111,7 @@ def build_eval_set(cfg: EvalConfig, task_name: str, task_options: dict, system_p
     items: list[dict] = []
     records = []
     gen = cfg.generation
+    constraint = answer_constraint(cfg, task_name)
     for (_, row), ex_id, messages_json in zip(df.iterrows(), built["example_id"], built["messages"]):
         messages = json.loads(messages_json)
         attrs = {}
@@ -116,7 +125,8 @@ def build_eval_set(cfg: EvalConfig, task_name: str, task_options: dict, system_p
         for key in cfg.fairness.slices:
             rec[f"slice.{key}"] = _slice_value(row, attrs, key)
         records.append(rec)
-        items.append(make_item(f"task/{ex_id}", "chat", messages[:-1], max_new_tokens=gen.max_new_tokens))
+        items.append(make_item(f"task/{ex_id}", "chat", messages[:-1], max_new_tokens=gen.max_new_tokens,
+                               constraint=constraint))
         if cfg.loss:
             items.append(make_item(f"nll/{ex_id}", "nll", messages))
     examples = pd.DataFrame(records)
@@ -132,13 +142,15 @@ def build_eval_set(cfg: EvalConfig, task_name: str, task_options: dict, system_p
             for ex_id, messages_json, status in alt(subset).itertuples(index=False):
                 if status == "ok":
                     iid = f"para{k}/{ex_id}"
-                    items.append(make_item(iid, "chat", json.loads(messages_json)[:-1], max_new_tokens=gen.max_new_tokens))
+                    items.append(make_item(iid, "chat", json.loads(messages_json)[:-1], max_new_tokens=gen.max_new_tokens,
+                                           constraint=constraint))
                     es.variants[iid] = (str(ex_id), "paraphrase")
         for seed in c.seeds:
             for rec in records[: c.n_examples]:
                 iid = f"seed{seed}/{rec['example_id']}"
                 items.append(make_item(iid, "chat", json.loads(rec["messages"])[:-1], max_new_tokens=gen.max_new_tokens,
-                                       do_sample=True, seed=seed, temperature=c.temperature, top_p=c.top_p))
+                                       do_sample=True, seed=seed, temperature=c.temperature, top_p=c.top_p,
+                                       constraint=constraint))
                 es.variants[iid] = (rec["example_id"], "seed")
     if cfg.probes.enabled:
         for probe in load_probes(cfg.probes.families, cfg.probes.max_per_family):

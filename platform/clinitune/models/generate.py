@@ -5,7 +5,9 @@ An *item* is one row: ``item_id``, ``op`` and ``messages`` (a JSON chat), plus g
 settings. Ops:
 
 * ``chat``: render ``messages`` with the chat template and the generation prompt, then generate
-  (greedy, or sampled with ``seed``/``temperature``/``top_p`` when ``do_sample``);
+  (greedy, or sampled with ``seed``/``temperature``/``top_p`` when ``do_sample``), under the
+  item's ``constraint`` when it names one (``codes:icd10cm``: ``clinitune.constrain``; the same
+  hook serving's decoder uses);
 * ``canary``: render the whole conversation, cut it just before ``cut`` (a canary's secret) and
   continue greedily: what a model that memorised its training text would say next;
 * ``nll``: the summed cross-entropy of the assistant turn(s) given the rest (held-out loss).
@@ -29,7 +31,8 @@ from clinitune.config import StrictModel
 
 log = logging.getLogger(__name__)
 
-ITEM_COLUMNS = ["item_id", "op", "messages", "cut", "max_new_tokens", "do_sample", "seed", "temperature", "top_p"]
+ITEM_COLUMNS = ["item_id", "op", "messages", "cut", "max_new_tokens", "do_sample", "seed", "temperature", "top_p",
+                "constraint"]
 RESULT_COLUMNS = ["item_id", "output", "nll", "target_tokens", "new_tokens"]
 MAX_PROMPT_TOKENS = 4096
 
@@ -51,10 +54,11 @@ def cut_at_secret(rendered: str, secret: str) -> str | None:
 
 
 def make_item(item_id: str, op: str, messages: list[dict], *, cut: str = "", max_new_tokens: int = 32,
-              do_sample: bool = False, seed: int = 0, temperature: float = 1.0, top_p: float = 1.0) -> dict:
+              do_sample: bool = False, seed: int = 0, temperature: float = 1.0, top_p: float = 1.0,
+              constraint: str = "") -> dict:
     return {"item_id": item_id, "op": op, "messages": json.dumps(messages, ensure_ascii=False), "cut": cut,
             "max_new_tokens": int(max_new_tokens), "do_sample": bool(do_sample), "seed": int(seed),
-            "temperature": float(temperature), "top_p": float(top_p)}
+            "temperature": float(temperature), "top_p": float(top_p), "constraint": str(constraint or "")}
 
 
 class ModelRunner:
@@ -98,6 +102,11 @@ class ModelRunner:
             return cut_at_secret(self.tok.apply_chat_template(messages, tokenize=False), row["cut"])
         raise ValueError(f"op {row['op']} has no prompt")
 
+    def _constraint(self, spec: str):
+        from clinitune.constrain.registry import build_constraint
+
+        return build_constraint(spec, self.tok, self.eos_ids) if spec else None
+
     # --- ops -------------------------------------------------------------------------------
 
     def _generate(self, rows: list[dict]) -> list[dict]:
@@ -114,6 +123,15 @@ class ModelRunner:
                        truncation=True, max_length=MAX_PROMPT_TOKENS)
         enc = {k: v.to(self.device) for k, v in enc.items()}
         sample = bool(first["do_sample"])
+        constraint = self._constraint(str(first.get("constraint") or ""))
+        processors = None
+        if constraint is not None:
+            from transformers import LogitsProcessorList
+
+            from clinitune.constrain.hook import ConstraintLogitsProcessor
+
+            processors = LogitsProcessorList([ConstraintLogitsProcessor([constraint.begin() for _ in live],
+                                                                        enc["input_ids"].shape[1])])
         gcfg = GenerationConfig(max_new_tokens=max(int(rows[i]["max_new_tokens"]) for i in live), do_sample=sample,
                                 temperature=float(first["temperature"]) if sample else None,
                                 top_p=float(first["top_p"]) if sample else None, top_k=None,
@@ -121,7 +139,7 @@ class ModelRunner:
         if sample:
             torch.manual_seed(int(first["seed"]))
         with torch.no_grad():
-            gen = self.model.generate(**enc, generation_config=gcfg)
+            gen = self.model.generate(**enc, generation_config=gcfg, logits_processor=processors)
         new = gen[:, enc["input_ids"].shape[1]:]
         for j, i in enumerate(live):
             ids = new[j].tolist()
@@ -132,7 +150,10 @@ class ModelRunner:
                 if t in self.eos_ids:
                     break
                 keep.append(t)
-            out[i]["output"] = self.tok.decode(keep, skip_special_tokens=True).strip()
+            text = self.tok.decode(keep, skip_special_tokens=True)
+            if constraint is not None:  # a length limit may have cut a code short
+                text = constraint.complete(text)
+            out[i]["output"] = text.strip()
             out[i]["new_tokens"] = len(keep)
         return out
 
@@ -184,7 +205,8 @@ class ModelRunner:
         if r["op"] == "nll":
             return ("nll",)
         return ("gen", bool(r["do_sample"]), int(r["seed"]) if r["do_sample"] else 0,
-                float(r["temperature"]) if r["do_sample"] else 0.0, float(r["top_p"]) if r["do_sample"] else 0.0)
+                float(r["temperature"]) if r["do_sample"] else 0.0, float(r["top_p"]) if r["do_sample"] else 0.0,
+                str(r.get("constraint") or ""))
 
     def run(self, items: pd.DataFrame) -> pd.DataFrame:
         """Answer every item (grouped by op and sampling settings, in chunks of ``batch_size``)."""
@@ -215,7 +237,9 @@ def order_items(items: pd.DataFrame) -> pd.DataFrame:
     """Sort so each batch is one op with one sampling setting and similar lengths (less padding)."""
     key = items.assign(_g=items["op"].map({"nll": 0, "chat": 1, "canary": 2}).fillna(3),
                        _len=items["messages"].str.len())
-    return key.sort_values(["_g", "do_sample", "seed", "_len", "item_id"], kind="stable").drop(columns=["_g", "_len"])
+    if "constraint" not in key.columns:
+        key["constraint"] = ""
+    return key.sort_values(["_g", "do_sample", "seed", "constraint", "_len", "item_id"], kind="stable").drop(columns=["_g", "_len"])
 
 
 def run_local(spec: ModelSpec, items: pd.DataFrame, *, batch_size: int = 8, dtype: str = "auto",

@@ -104,6 +104,19 @@ class RetrievalSettings(StrictModel):
     vector_index_min_rows: int = Field(10_000, ge=1, description="Build a vector index once a knowledge base has this many chunks (below, search is exhaustive).")
 
 
+class DecodingSettings(StrictModel):
+    """Decoding defaults for requests that do not set them."""
+
+    code_system: str | None = Field(None, description="Terminology-constrained decoding by default: codes in answers must exist in this code system's table ('icd10cm', or 'file:PATH' for a table of your own; null = no constraint). A request overrides it with the 'code_system' extension ('none' turns it off).")
+
+    @field_validator("code_system")
+    @classmethod
+    def _known_system(cls, v: str | None) -> str | None:
+        from clinitune.constrain.codes import check_code_system
+
+        return check_code_system(v, "decoding.code_system")
+
+
 class PhiGuardSettings(StrictModel):
     """PHI guard: the de-identification engine on what leaves (and optionally enters) the model."""
 
@@ -214,6 +227,7 @@ class ServeArgs(StrictModel):
     adapters: AdapterSettings = Field(default_factory=AdapterSettings, description="LoRA adapters and where production comes from.")
     batching: BatchingSettings = Field(default_factory=BatchingSettings, description="Dynamic batching.")
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Hybrid RAG.")
+    decoding: DecodingSettings = Field(default_factory=DecodingSettings, description="Decoding defaults (terminology constraint).")
     phi_guard: PhiGuardSettings = Field(default_factory=PhiGuardSettings, description="PHI guard.")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="API keys and rate limits.")
     limits: LimitSettings = Field(default_factory=LimitSettings, description="Request limits.")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from clinitune.rag.prompt import augment_messages, augment_prompt, citations, query_of
+from clinitune.rag.prompt import augment_messages, augment_prompt, citations, query_of, queries_of
 from clinitune.rag.retrieve import Hit
 from clinitune.serve.adapters import AdapterRef
 from clinitune.serve.audit import AuditRecord
@@ -36,6 +36,25 @@ def check_limits(cfg: ServeArgs, req: ChatCompletionRequest | CompletionRequest)
                        param="messages", code="invalid_value")
 
 
+def code_system_plan(cfg: ServeArgs, asked: str | None) -> str | None:
+    """The code system a request decodes under: its ``code_system`` extension, else the server default.
+
+    A request may name a built-in code system, the server's configured one, or ``none`` (off);
+    never a file path (a client must not make the server read files).
+    """
+    if asked is None:
+        return cfg.decoding.code_system
+    if asked == "none":
+        return None
+    from clinitune.constrain.codes import BUILTIN
+
+    allowed = sorted({*BUILTIN, *([cfg.decoding.code_system] if cfg.decoding.code_system else [])})
+    if asked not in allowed:
+        raise ApiError(400, f"Unknown code_system '{asked[:64]}'. Use one of: {', '.join(allowed)}, or 'none' to decode "
+                            "without the terminology constraint.", param="code_system", code="invalid_value")
+    return asked
+
+
 def retrieval_plan(cfg: ServeArgs, opts: RetrievalOptions | None, chat: bool) -> tuple[bool, str, int, bool]:
     """(enabled, kb, top_k, kb named explicitly) for a request."""
     r = cfg.retrieval
@@ -55,6 +74,7 @@ async def prepare(cfg: ServeArgs, req: ChatCompletionRequest | CompletionRequest
     """Everything between an authorised, validated request and the generator."""
     chat = isinstance(req, ChatCompletionRequest)
     check_limits(cfg, req)
+    system = code_system_plan(cfg, req.code_system)
     if chat:
         messages = req.plain_messages()
         if ref.system_prompt and not any(m["role"] == "system" for m in messages):
@@ -78,7 +98,7 @@ async def prepare(cfg: ServeArgs, req: ChatCompletionRequest | CompletionRequest
         if retriever is None:
             raise ApiError(400, "Retrieval is turned off on this server (retrieval.deploy: false). Send retrieval.enabled=false.",
                            param="retrieval", code="retrieval_unavailable")
-        result = await retriever.retrieve.remote(kb, query, top_k)
+        result = await retriever.retrieve.remote(kb, queries_of(messages), top_k)  # one query per problem of a note
         err = result.get("error")
         if err and (explicit or err["status"] != 404):
             raise ApiError(err["status"], err["message"], param=err["param"], code=err["code"])
@@ -96,12 +116,16 @@ async def prepare(cfg: ServeArgs, req: ChatCompletionRequest | CompletionRequest
     else:
         extras["retrieval"] = {"status": "off"}
 
+    extras["constraint"] = {"code_system": system}
     r = cfg.retrieval
     if chat:
         messages = augment_messages(messages, hits, r.context_chars)
         job_messages, job_prompt, max_tokens = messages, None, req.limit()
     else:
         job_messages, job_prompt, max_tokens = None, augment_prompt(query, hits, r.context_chars), req.limit()
+    from clinitune.constrain.registry import codes_spec
+
     job = GenJob(key=ref.key, adapter_path=ref.path, messages=job_messages, prompt=job_prompt, max_tokens=max_tokens,
-                 temperature=req.temperature, top_p=req.top_p, stop=req.stop_list(), seed=req.seed)
+                 temperature=req.temperature, top_p=req.top_p, stop=req.stop_list(), seed=req.seed,
+                 constraint=codes_spec(system))
     return Prepared(job, extras)

@@ -9,6 +9,11 @@ cache), so a long request does not make short ones pay for padding.
 Text comes out incrementally: a row's delta is held back while it could still be the start of a
 stop sequence or ends inside a multi-byte character, so streamed text never shows a stop sequence
 or a broken character.
+
+A row may carry a constraint (``SamplingParams.constraint``, ``clinitune.constrain``: e.g. only
+codes of ICD-10-CM): its state masks the row's logits before sampling, hears every token chosen,
+and holds back text a length limit could still cut (an unfinished code), which
+``Constraint.complete`` removes when the row ends on its token limit.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import torch
+
+from clinitune.constrain.hook import Constraint, ConstraintState, mask_logits
 
 GREEDY_BELOW = 1e-5  # temperatures below this decode greedily
 
@@ -29,6 +36,7 @@ class SamplingParams:
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    constraint: Constraint | None = None  # compiled for this model's tokenizer
 
 
 @dataclass
@@ -52,6 +60,7 @@ class _Row:
     emitted: int = 0  # characters of text already returned
     finish: str | None = None
     reported: bool = False  # the finishing delta has been returned
+    constraint: ConstraintState | None = None
 
 
 def _holdback(text: str, stops: Sequence[str]) -> int:
@@ -124,7 +133,7 @@ class BatchDecoder:
         for i, (prompt, p) in enumerate(zip(prompts, params)):
             rng = torch.Generator(device="cpu")
             rng.manual_seed(p.seed if p.seed is not None else int(torch.randint(0, 2**62, (1,)).item()))
-            self.rows.append(_Row(i, len(prompt), p, rng))
+            self.rows.append(_Row(i, len(prompt), p, rng, constraint=p.constraint.begin() if p.constraint else None))
         self._prompts = [list(p) for p in prompts]
         self._active: list[_Row] = list(self.rows)
         self._cache = None
@@ -176,6 +185,8 @@ class BatchDecoder:
     # -- text ----------------------------------------------------------------------------------
     def _advance(self, row: _Row, token: int) -> None:
         p = row.params
+        if row.constraint is not None:
+            row.constraint.advance(token)
         if token in self.eos_ids:
             row.finish = "stop"
             return
@@ -187,16 +198,19 @@ class BatchDecoder:
             if hits:
                 row.text = text[: min(hits)]
                 row.finish = "stop"
-                return
-        row.text = text
-        if len(row.ids) >= p.max_tokens:
-            row.finish = "length"
+        if row.finish is None:
+            row.text = text
+            if len(row.ids) >= p.max_tokens:
+                row.finish = "length"
+        if row.finish is not None and p.constraint is not None:  # a code cut short by a limit or stop is dropped
+            row.text = p.constraint.complete(row.text)
 
     def _delta(self, row: _Row) -> Delta:
         if row.finish is not None:
             end = len(row.text)
         else:
-            end = len(row.text) - _holdback(row.text, row.params.stop)
+            held = row.constraint.holdback() if row.constraint is not None else 0
+            end = len(row.text) - max(_holdback(row.text, row.params.stop), held)
             while end > row.emitted and row.text[end - 1] == "\ufffd":  # an incomplete character
                 end -= 1
         piece = row.text[row.emitted:end]
@@ -218,6 +232,9 @@ class BatchDecoder:
             self._mask = torch.cat([self._mask, torch.ones_like(self._next)], dim=1)
             self._positions = self._positions + 1
             logits = self._forward(self._next, self._positions)
+        if any(r.constraint is not None for r in self._active):
+            with torch.inference_mode():  # the logits are an inference tensor
+                mask_logits(logits, [r.constraint for r in self._active])
         tokens = _sample(logits, self._active)
         for row, tok in zip(self._active, tokens):
             self._advance(row, tok)

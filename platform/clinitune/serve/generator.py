@@ -41,6 +41,7 @@ class GenJob:
     top_p: float
     stop: tuple[str, ...]
     seed: int | None
+    constraint: str = ""  # constraint spec (clinitune.constrain.registry), '' = none
 
 
 @dataclass
@@ -85,9 +86,18 @@ class Generator:
         async def load(key: str) -> _LoadedAdapter:  # a plain function: Serve keeps its LRU state on it
             return await self._load(key)
 
+        if cfg.decoding.code_system:  # compile the default constraint now, not on the first request
+            from clinitune.constrain.registry import codes_spec
+
+            self._pool.submit(self._constraint, codes_spec(cfg.decoding.code_system)).result()
         self._adapter = serve.multiplexed(max_num_models_per_replica=cfg.adapters.max_loaded_per_replica)(load)
         self._batched.set_max_batch_size(cfg.batching.max_batch_size)
         self._batched.set_batch_wait_timeout_s(cfg.batching.batch_wait_timeout_s)
+
+    def _constraint(self, spec: str):
+        from clinitune.constrain.registry import build_constraint
+
+        return build_constraint(spec, self.engine.tokenizer, self.engine.eos_ids)
 
     async def _run(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -101,7 +111,7 @@ class Generator:
         internal = await self._run(self.engine.load_adapter, key, path)
         return _LoadedAdapter(internal, self.engine, self._pool)
 
-    def _prepare(self, job: GenJob) -> _Prepared | dict[str, Any]:
+    def _prepare(self, job: GenJob, constraint=None) -> _Prepared | dict[str, Any]:
         eng = self.engine
         ids = eng.encode_chat(job.messages) if job.messages is not None else eng.encode_text(job.prompt or "")
         room = eng.context_tokens - len(ids)
@@ -114,10 +124,11 @@ class Generator:
                               f"{len(ids)} and max_tokens asks for {job.max_tokens}. Lower max_tokens to at most {room}.",
                          "context_length_exceeded", "max_tokens")
         max_tokens = job.max_tokens if job.max_tokens is not None else min(self.cfg.model.default_max_tokens, room)
-        return _Prepared(ids, SamplingParams(max_tokens, job.temperature, job.top_p, job.stop, job.seed))
+        return _Prepared(ids, SamplingParams(max_tokens, job.temperature, job.top_p, job.stop, job.seed, constraint))
 
     async def _ready(self, job: GenJob) -> _Prepared | dict[str, Any]:
-        prep = self._prepare(job)
+        constraint = await self._run(self._constraint, job.constraint) if job.constraint else None  # cached after once
+        prep = self._prepare(job, constraint)
         if isinstance(prep, dict):
             return prep
         if job.adapter_path is not None:

@@ -1,8 +1,9 @@
 """The OpenAI-compatible wire format: request models, error bodies, response builders.
 
 Requests are validated strictly: an unknown parameter or an unsupported value is a 400 naming the
-parameter (``param``), never ignored silently. Extensions live in ``retrieval`` (pass it with the
-openai client's ``extra_body``); responses add ``citations`` and ``adapter``.
+parameter (``param``), never ignored silently. Extensions (pass them with the openai client's
+``extra_body``): ``retrieval`` and ``code_system`` (terminology-constrained decoding); responses add
+``citations``, ``adapter`` and ``constraint``.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class _Common(_Strict):
     frequency_penalty: float = 0.0
     user: str | None = Field(None, max_length=256)
     retrieval: RetrievalOptions | None = None
+    code_system: str | None = Field(None, min_length=1, max_length=64)  # extension: 'icd10cm', 'none'; null = server default
 
     @field_validator("n")
     @classmethod

@@ -28,10 +28,15 @@ class Retriever:
         self.embedder.encode(["warm up"])  # load the model now, not on the first request
         self.retriever = HybridRetriever(self.store, self.embedder, candidates=r.candidates, rrf_k=r.rrf_k)
 
-    async def retrieve(self, kb: str, query: str, top_k: int) -> dict[str, Any]:
-        """``{"hits": [...]}`` or ``{"error": {...}}`` when the knowledge base does not exist."""
+    async def retrieve(self, kb: str, query: str | list[str], top_k: int) -> dict[str, Any]:
+        """``{"hits": [...]}`` or ``{"error": {...}}`` when the knowledge base does not exist.
+
+        ``query`` may be several queries (one per problem of a note): their hits are interleaved by
+        rank (``HybridRetriever.retrieve_many``).
+        """
+        queries = [query] if isinstance(query, str) else list(query)
         try:
-            hits = await asyncio.to_thread(self.retriever.retrieve, kb, query, top_k)
+            hits = await asyncio.to_thread(self.retriever.retrieve_many, kb, queries, top_k)
         except KbNotFound as err:
             return {"error": {"status": 404, "code": "knowledge_base_not_found", "param": "retrieval.kb", "message": str(err)}}
         except UserError as err:  # an invalid name, a knowledge base built with another embedding model

@@ -26,7 +26,7 @@ def test_ingest_list_search_and_errors(tmp_path):
     res = runner.invoke(app, ["kb", "search", "--root", root, "--kb", "local", "--top-k", "1", "high INR"])
     assert res.exit_code == 0 and "policy.md#0" in res.output and "vitamin K" in res.output
     res = runner.invoke(app, ["kb", "search", "--root", root, "--kb", "missing", "x"])
-    assert res.exit_code == 2 and "knowledge base 'missing' does not exist (available: local)" in res.output
+    assert res.exit_code == 2 and "knowledge base 'missing' does not exist in '" in res.output and "(available: local)" in res.output
     res = runner.invoke(app, ["kb", "ingest", "--kb", "local", "--root", root, str(tmp_path / "nope.txt")])
     assert res.exit_code == 2 and "does not exist" in res.output
     res = runner.invoke(app, ["kb", "ingest", "--kb", "bad name!", "--root", root, str(src)])

@@ -81,7 +81,7 @@ def test_reingest_replaces_a_document_and_is_visible_to_an_open_reader(kb, embed
 def test_unknown_and_invalid_knowledge_bases(kb, embedder):
     store, _ = kb
     r = HybridRetriever(store, embedder)
-    with pytest.raises(KbNotFound, match="knowledge base 'nope' does not exist \\(available: ref\\)"):
+    with pytest.raises(KbNotFound, match="knowledge base .nope. does not exist in .* \\(available: ref\\)"):
         r.retrieve("nope", "x")
     with pytest.raises(UserError, match="invalid"):
         r.retrieve("../etc", "x")
@@ -93,3 +93,27 @@ def test_nothing_ingestible_is_a_user_error(tmp_path, embedder):
         ingest_kb(KbStore(tmp_path / "db"), "k", [tmp_path / "bad.jsonl"], embedder=embedder)
     with pytest.raises(UserError, match="nothing to ingest"):
         ingest_kb(KbStore(tmp_path / "db"), "k", [], embedder=embedder)
+
+
+def test_retrieve_many_gives_each_problem_its_best_passage_first(kb, embedder):
+    store, _ = kb
+    r = HybridRetriever(store, embedder)
+    hits = r.retrieve_many("ref", ["type 2 diabetes", "hypertension", "asthma, uncomplicated"], 3)
+    assert [h.doc_id for h in hits] == ["E11.9", "I10", "J45.909"]
+    assert len({h.chunk_id for h in r.retrieve_many("ref", ["hypertension", "essential hypertension"], 4)}) == 4
+    assert [h.doc_id for h in r.retrieve_many("ref", ["hypertension"], 1)] == ["I10"]
+    with pytest.raises(KbNotFound, match="clinitune kb ingest --kb nope"):
+        r.retrieve_many("nope", ["a", "b"], 2)
+
+
+def test_fingerprint_is_the_content(kb):
+    store, root = kb
+    ingest_kb(store, "fp1", [root / "src.jsonl"])
+    before = store.fingerprint("fp1")
+    assert before == store.fingerprint("fp1") and len(before) == 24
+    extra = root / "more.jsonl"
+    extra.write_text(json.dumps({"id": "Z99.2", "title": "ICD-10-CM Z99.2", "text": "Dependence on renal dialysis"}) + "\n")
+    ingest_kb(store, "fp2", [root / "src.jsonl"])
+    assert store.fingerprint("fp2") == before  # same chunks, another table: same version
+    ingest_kb(store, "fp2", [extra])
+    assert store.fingerprint("fp2") != before

@@ -57,7 +57,9 @@ def test_icd10_table_documents():
     docs = list(icd10_documents())
     assert len(docs) > 70_000
     e119 = next(d for d in docs if d.doc_id == "E11.9")
-    assert e119.text.startswith("E11.9 Type 2 diabetes mellitus without complications")
+    # a short passage: code and name as its title, then the other ways notes write it
+    assert e119.title == "E11.9 Type 2 diabetes mellitus without complications"
+    assert e119.text.startswith("Also written: ") and "T2DM" in e119.text and len(e119.text) < 200
     assert e119.source == "icd10cm"
     assert len({d.doc_id for d in docs}) == len(docs)
 
@@ -67,5 +69,6 @@ def test_icd10_documents_can_be_scoped_to_categories():
 
     docs = list(icd10_documents(["i50", "J18"]))
     assert docs and {d.doc_id[:3] for d in docs} == {"I50", "J18"}
-    assert all(d.text.startswith(d.doc_id + " ") for d in docs)
+    assert all(d.title.startswith(d.doc_id + " ") for d in docs)
+    assert "I50.9" not in {d.doc_id for d in icd10_documents(["I50"], exclude=["I50.9"])}
     assert len(docs) < 100 and list(icd10_documents([])) == []

@@ -137,7 +137,7 @@ def _validated(name: str, raw: Iterable[str], where: str) -> CodeSystem:
 @lru_cache(maxsize=8)
 def _load(name: str) -> CodeSystem:
     if name == "icd10cm":
-        from clinitune.synth.icd10 import load_icd10_table
+        from clinitune.terminology.icd10 import load_icd10_table
 
         return _validated(name, (e.code for e in load_icd10_table()), "code_system")
     return _validated(name, _read_table(Path(name[len(FILE_PREFIX):]).expanduser(), "code_system"), "code_system")

@@ -1,8 +1,8 @@
 """The "fine-tuned + RAG" arm: the candidate answers the held-out task prompts again, with passages
 retrieved from a knowledge base in its system message.
 
-Prompts are built as the serving endpoint builds them (``rag.prompt.query_of`` for the query,
-``rag.prompt.augment_messages`` for the passages), so the number is what a client calling the
+Prompts are built as the serving endpoint builds them (``rag.prompt.queries_of``: one query per
+problem of the note; ``rag.prompt.augment_messages`` for the passages), so the number is what a client calling the
 endpoint with retrieval on gets. Only the candidate runs this arm; its metrics are the task
 metrics prefixed ``rag.`` plus ``rag.retrieval_recall`` for coded tasks (reference codes among the
 retrieved document ids: the ICD-10-CM knowledge base uses the code as the document id).
@@ -17,7 +17,7 @@ import pandas as pd
 from clinitune.data.builders import parse_codes
 from clinitune.evaluate.config import EvalConfig
 from clinitune.models.generate import make_item
-from clinitune.evaluate.items import EvalSet
+from clinitune.evaluate.items import EvalSet, answer_constraint
 from clinitune.evaluate.scoring import CODED_TASKS, task_scores
 
 PREFIX = "rag/"
@@ -34,7 +34,7 @@ def rag_items(cfg: EvalConfig, es: EvalSet, retriever=None) -> tuple[pd.DataFram
 
     A knowledge base that does not exist is a one-line :class:`~clinitune.rag.store.KbNotFound`.
     """
-    from clinitune.rag.prompt import augment_messages, query_of
+    from clinitune.rag.prompt import augment_messages, queries_of
     from clinitune.rag.retrieve import HybridRetriever
     from clinitune.rag.store import KbStore
 
@@ -45,10 +45,10 @@ def rag_items(cfg: EvalConfig, es: EvalSet, retriever=None) -> tuple[pd.DataFram
     items, retrieved = [], {}
     for ex_id, messages_json in zip(es.examples["example_id"], es.examples["messages"]):
         prompt = json.loads(messages_json)[:-1]  # without the reference answer
-        hits = retriever.retrieve(r.kb, query_of(prompt), r.top_k, mode=r.mode)
+        hits = retriever.retrieve_many(r.kb, queries_of(prompt), r.top_k, mode=r.mode)
         retrieved[str(ex_id)] = [h.doc_id for h in hits]
         items.append(make_item(f"{PREFIX}{ex_id}", "chat", augment_messages(prompt, hits, r.passage_chars),
-                               max_new_tokens=cfg.generation.max_new_tokens))
+                               max_new_tokens=cfg.generation.max_new_tokens, constraint=answer_constraint(cfg, es.task)))
     return pd.DataFrame(items), retrieved
 
 

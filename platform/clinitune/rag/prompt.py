@@ -24,6 +24,14 @@ def query_of(messages: Sequence[dict[str, Any]]) -> str:
     return str(messages[-1]["content"])
 
 
+def queries_of(messages: Sequence[dict[str, Any]]) -> list[str]:
+    """The retrieval queries of a chat: one per problem of the note in its last user message
+    (``clinitune.rag.query.clinical_queries``), or that message itself when it holds no note."""
+    from clinitune.rag.query import clinical_queries
+
+    return clinical_queries(query_of(messages))
+
+
 def context_block(hits: Sequence[Hit], max_chars: int = 600) -> str:
     lines = [INSTRUCTION, ""]
     for i, h in enumerate(hits, 1):

@@ -116,18 +116,27 @@ def read_documents(paths: list[Path], rejected: list[Rejected]) -> Iterator[Docu
                 rejected.append(Rejected(str(f), f"unsupported file type '{suffix or '<none>'}' (supported: {', '.join(SUPPORTED)})"))
 
 
-def icd10_documents(categories: Collection[str] | None = None) -> Iterator[Document]:
+def icd10_document(entry) -> Document:
+    """One ICD-10-CM code as a short passage: the code and its name as the title, then one line of
+    the other ways a note writes it (CMS short name, clinician form, common abbreviations)."""
+    from clinitune.terminology.icd10 import mention_forms
+
+    also = [f for f in mention_forms(entry) if f.lower() != entry.long_name.lower()]
+    text = f"Also written: {'; '.join(also)}." if also else "ICD-10-CM diagnosis code."
+    return Document(entry.code, ICD10_SOURCE, text, title=f"{entry.code} {entry.long_name}")
+
+
+def icd10_documents(categories: Collection[str] | None = None, *, exclude: Collection[str] = ()) -> Iterator[Document]:
     """One document per billable ICD-10-CM code from the CMS table (``clinitune.terminology.icd10``).
 
-    ``categories`` (3-character codes such as "I50") keeps only their codes: a scoped table.
+    ``categories`` (3-character codes such as "I50") keeps only their codes: a scoped table;
+    ``exclude`` leaves out the listed codes.
     """
     from clinitune.terminology.icd10 import load_icd10_table
 
     keep = {c.upper() for c in categories} if categories is not None else None
+    skip = {c.upper() for c in exclude}
     for e in load_icd10_table():
-        if keep is not None and e.code[:3] not in keep:
+        if (keep is not None and e.code[:3] not in keep) or e.code in skip:
             continue
-        text = f"{e.code} {e.long_name}"
-        if e.short_name and e.short_name.lower() != e.long_name.lower():
-            text += f" (short: {e.short_name})"
-        yield Document(e.code, ICD10_SOURCE, text, title=f"ICD-10-CM {e.code}")
+        yield icd10_document(e)

@@ -35,12 +35,14 @@ SCHEMA_META = {b"clinitune.embedding_model": MODEL_NAME.encode(), b"clinitune.em
 class KbNotFound(UserError):
     """A knowledge base that does not exist was named."""
 
-    def __init__(self, name: str, available: Sequence[str]):
+    def __init__(self, name: str, available: Sequence[str], root: str | None = None):
         self.name = name
         have = ", ".join(sorted(available)) or "none yet"
+        where = f" in '{root}'" if root else ""
         super().__init__(
-            f"knowledge base '{name}' does not exist (available: {have}).",
-            fix="name an existing knowledge base or create it with 'clinitune kb ingest --kb NAME PATH...'.",
+            f"knowledge base '{name}' does not exist{where} (available: {have}).",
+            fix=f"ingest it with 'clinitune kb ingest --kb {name}{' --root ' + root if root else ''} PATH...' "
+                "(--icd10 instead of PATH for the ICD-10-CM table), or name an existing knowledge base.",
         )
 
 
@@ -73,6 +75,16 @@ def _schema() -> pa.Schema:
 def search_text(chunk: Chunk) -> str:
     """What is indexed and embedded for a chunk: its title (section path) and its text."""
     return f"{chunk.title}\n{chunk.text}" if chunk.title else chunk.text
+
+
+def content_fingerprint(chunks) -> str:
+    """Hash of (chunk_id, title, text) triples, in any order."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for cid, title, text in sorted(chunks):
+        h.update(f"{cid}\0{title}\0{text}\n".encode())
+    return h.hexdigest()[:24]
 
 
 def _sql_str(value: str) -> str:
@@ -124,7 +136,7 @@ class KbStore:
             return cached
         names = self.names()
         if name not in names:
-            raise KbNotFound(name, names)
+            raise KbNotFound(name, names, self.root)
         tbl = self._conn().open_table(name)
         meta = tbl.schema.metadata or {}
         model = meta.get(b"clinitune.embedding_model", b"").decode()
@@ -150,6 +162,12 @@ class KbStore:
 
     def count(self, name: str) -> int:
         return self.table(name).count_rows()
+
+    def fingerprint(self, name: str) -> str:
+        """A content hash of knowledge base ``name`` (its chunks' ids, titles and texts): its version,
+        for caches that depend on what it holds (retrieval-aware training data)."""
+        rows = self.table(name).search().select(["chunk_id", "title", "text"]).limit(None).to_arrow().to_pydict()
+        return content_fingerprint(zip(rows["chunk_id"], rows["title"], rows["text"]))
 
     # -- writing ---------------------------------------------------------------------------
     def upsert(self, name: str, chunks: Sequence[Chunk], vectors: np.ndarray, *, append: bool = False) -> int:

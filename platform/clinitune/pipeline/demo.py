@@ -84,15 +84,16 @@ def ensure_icd10_kb(say: Callable[[str], None], kb: str = DEMO_KB) -> Path:
     About 4,700 codes, a minute of embedding on a 2-core CPU; the whole 74k-code table
     (``clinitune kb ingest --kb icd10 --icd10``) takes ~10 minutes there, too long for the demo.
     """
+    from clinitune.rag.chunking import chunk_document
     from clinitune.rag.ingest import ingest_kb
     from clinitune.rag.sources import icd10_documents
-    from clinitune.rag.store import KbStore
+    from clinitune.rag.store import KbStore, content_fingerprint
 
     root = kb_root()
     store = KbStore(root)
     cats = demo_categories()
-    expected = sum(1 for _ in icd10_documents(cats))
-    if kb in store.names() and store.count(kb) == expected:
+    expected = content_fingerprint((c.chunk_id, c.title, c.text) for d in icd10_documents(cats) for c in chunk_document(d))
+    if kb in store.names() and store.fingerprint(kb) == expected:  # same passages: reuse the embeddings
         return root
     t = time.time()
     rep = ingest_kb(store, kb, icd10=True, icd10_categories=cats, recreate=True)

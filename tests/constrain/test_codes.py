@@ -7,7 +7,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clinitune.constrain.codes import check_code_system, code_constraint, load_code_system
+from clinitune.constrain.codes import code_constraint
+from clinitune.terminology.systems import check_code_system, load_code_system
 from clinitune.constrain.hook import ConstraintLogitsProcessor, mask_logits
 from clinitune.data.builders import parse_codes
 from clinitune.errors import ConfigError

@@ -4,7 +4,8 @@
   uses — transformers' ``generate`` in evaluation (``ConstraintLogitsProcessor``) and serving's
   batch decoder (``mask_logits``).
 * Terminology (``clinitune.constrain.codes``): codes must exist in a code system's table
-  (``icd10cm`` built in, ``file:PATH`` for your own), e.g. ``code_constraint("icd10cm", tok, eos)``.
+  (``clinitune.terminology.systems``: ``icd10cm`` built in, ``file:PATH`` for your own), e.g.
+  ``code_constraint("icd10cm", tok, eos)``.
 * ``build_constraint(spec, tokenizer, eos_ids)``: a constraint from its configured name.
 """
 
@@ -17,11 +18,8 @@ _EXPORTS = {
     "ConstraintState": "clinitune.constrain.hook",
     "ConstraintLogitsProcessor": "clinitune.constrain.hook",
     "mask_logits": "clinitune.constrain.hook",
-    "CodeSystem": "clinitune.constrain.codes",
     "CodeConstraint": "clinitune.constrain.codes",
-    "check_code_system": "clinitune.constrain.codes",
     "code_constraint": "clinitune.constrain.codes",
-    "load_code_system": "clinitune.constrain.codes",
     "build_constraint": "clinitune.constrain.registry",
     "codes_spec": "clinitune.constrain.registry",
     "register_kind": "clinitune.constrain.registry",

@@ -112,7 +112,7 @@ class DecodingSettings(StrictModel):
     @field_validator("code_system")
     @classmethod
     def _known_system(cls, v: str | None) -> str | None:
-        from clinitune.constrain.codes import check_code_system
+        from clinitune.terminology.systems import check_code_system
 
         return check_code_system(v, "decoding.code_system")
 

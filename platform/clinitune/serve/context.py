@@ -46,7 +46,7 @@ def code_system_plan(cfg: ServeArgs, asked: str | None) -> str | None:
         return cfg.decoding.code_system
     if asked == "none":
         return None
-    from clinitune.constrain.codes import BUILTIN
+    from clinitune.terminology.systems import BUILTIN
 
     allowed = sorted({*BUILTIN, *([cfg.decoding.code_system] if cfg.decoding.code_system else [])})
     if asked not in allowed:

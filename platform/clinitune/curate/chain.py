@@ -12,7 +12,7 @@ from clinitune.schema import RECORD_SCHEMA
 
 # Columns that may be all-null in a batch but are strings: typing them stops a block whose
 # values happen to be all null from getting Arrow's null type and breaking concatenation.
-STRING_COLUMNS = {f.name for f in RECORD_SCHEMA} | {"dup_of", "split", "phi_counts", "_node"}
+STRING_COLUMNS = {f.name for f in RECORD_SCHEMA} | {"dup_of", "split", "phi_counts", "boilerplate_removed", "_node"}
 
 
 def to_arrow(df: pd.DataFrame) -> pa.Table:

@@ -58,7 +58,7 @@ class CurateConfig(StrictModel):
 
     reader: ReaderConfig = Field(default_factory=ReaderConfig, description="Input formats, column mapping and validation limits.")
     pre_steps: list[StepSpec] = Field(default_factory=lambda: _steps("normalize_text"), description="Row-local steps run before boilerplate detection (text repair and normalisation).")
-    boilerplate: BoilerplateConfig = Field(default_factory=BoilerplateConfig, description="Detection and removal of template lines repeated across many notes.")
+    boilerplate: BoilerplateConfig = Field(default_factory=BoilerplateConfig, description="Detection and removal of non-clinical template blocks repeated across many patients' notes.")
     steps: list[StepSpec] = Field(default_factory=lambda: _steps("quality_scores", "quality_filter"), description="Row-local steps run after boilerplate removal and before dedup (scores, then filters).")
     dedup: DedupConfig = Field(default_factory=DedupConfig, description="Exact and near-duplicate removal.")
     deid: DeidStageConfig = Field(default_factory=DeidStageConfig, description="PHI de-identification.")

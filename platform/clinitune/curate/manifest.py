@@ -99,6 +99,7 @@ def dataset_card(m: dict[str, Any]) -> str:
         deid_line += (" **Patient ids are as given in the input** (often record numbers, which are PHI): set"
                       " CLINITUNE_DEID_KEY (or deid.pseudonymize_patient_ids: always) to replace them with keyed pseudonyms.")
     phi_rows = deid.get("phi_counts", {})
+    bp = m.get("boilerplate", {})
     return f"""# Dataset card: curated clinical notes
 
 Produced by `clinitune curate` (run `{m['run_id']}`, {m['created_at']}).
@@ -110,6 +111,15 @@ never note text. PHI spans removed, by kind (counts only):
 | PHI kind | spans |
 |---|---|
 {_table(phi_rows)}
+## Boilerplate
+Non-clinical template blocks repeated across many patients' notes were removed from
+{bp.get('notes_changed', 0):,} note(s) ({bp.get('line_keys', 0):,} template line(s) found); a line with clinical
+content (section header, drug, diagnosis, negated finding, statement about the patient,
+measurement) is never removed. Lines removed, by kind (counts only):
+
+| boilerplate kind | lines |
+|---|---|
+{_table(bp.get('lines_removed', {}))}
 ## Accounting (reconciles: {m['reconciles']})
 Input records: **{c['input']:,}** from {len(m['inputs'])} file(s)
 ({len(m.get('skipped_files', []))} file(s) with unsupported extensions skipped, listed in the manifest).

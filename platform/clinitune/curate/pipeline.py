@@ -25,7 +25,7 @@ from clinitune.artifacts.curated import CARD, DROPPED, MANIFEST, OUTPUT_DIRS, QU
 from clinitune.artifacts.publish import publish_whole, recover
 from clinitune.config import config_hash
 from clinitune.curate import manifest as mf
-from clinitune.curate.boilerplate import find_boilerplate_lines
+from clinitune.curate.boilerplate import REMOVED_COLUMN, Boilerplate, find_boilerplate, strip_options
 from clinitune.curate.chain import StepChain, apply_chain, check_chain, to_arrow
 from clinitune.curate.config import CurateConfig
 from clinitune.curate.dedup import mark_duplicates, shuffle_partitions
@@ -270,11 +270,11 @@ def _execute(
         ds = ds.map_batches(apply_chain, fn_kwargs={"specs": pre_specs}, **task_args)
     ds = ds.materialize()
 
-    line_hashes: set[str] = set()
+    found = Boilerplate()
     if cfg.boilerplate.enabled:
-        say("finding boilerplate lines")
-        line_hashes = find_boilerplate_lines(ds, cfg.boilerplate)
-    specs = ([("strip_boilerplate", {"line_hashes": sorted(line_hashes)})] if line_hashes else []) + list(mid_specs)
+        say("finding boilerplate blocks")
+        found = find_boilerplate(ds, cfg.boilerplate)
+    specs = ([("strip_boilerplate", strip_options(found, cfg.boilerplate))] if found else []) + list(mid_specs)
     if specs:
         ds = ds.map_batches(apply_chain, fn_kwargs={"specs": specs}, **task_args)
 
@@ -315,7 +315,8 @@ def _execute(
     written = {s: mf.count_rows(staging / s) for s in SPLITS}
     if written != counts["output"] or mf.count_rows(staging / QUARANTINE) != sum(counts["quarantined"].values()):
         raise RuntimeError(f"written row counts {written} do not match the tallied counts {counts['output']}")
-    phi_counts = _phi_totals(ds) if cfg.deid.enabled else {}
+    phi_counts = _json_totals(ds, "phi_counts") if cfg.deid.enabled else {}
+    removed = _json_totals(ds, REMOVED_COLUMN) if found else {}
     return mf.build_manifest(
         counts=counts,
         reconciles=mf.reconcile(counts),
@@ -324,17 +325,24 @@ def _execute(
         config=json.loads(json.dumps(cfg.model_dump(mode="json"))),
         deid={"enabled": cfg.deid.enabled, "mode": cfg.deid.mode if cfg.deid.enabled else None, "phi_counts": phi_counts,
               "patient_ids": "pseudonymized" if cfg.deid.pseudonymize_patient_ids == "always" else "as given"},
-        boilerplate_lines=len(line_hashes),
+        boilerplate={"line_keys": len(found.lines), "lines_removed": removed, "notes_changed": _notes_with(ds, REMOVED_COLUMN) if found else 0},
         execution={"nodes": sorted({n for n in rows[NODE_COLUMN].dropna().unique() if n}), "read_tasks": len(tasks)},
         files={s: sorted(p.name for p in (staging / s).glob("*.parquet")) for s in OUTPUT_DIRS},
         dataset_hash=mf.dataset_hash(staging),
     )
 
 
-def _phi_totals(ds) -> dict[str, int]:
+def _notes_with(ds, column: str) -> int:
+    from ray.data.expressions import col
+
+    return ds.filter(expr=col(column).is_not_null()).count()
+
+
+def _json_totals(ds, column: str) -> dict[str, int]:
+    """Sum of a per-note JSON object column of counts (PHI spans, boilerplate lines) by key."""
     def partial(batch: pd.DataFrame) -> pd.DataFrame:
         totals: dict[str, int] = {}
-        col = batch["phi_counts"] if "phi_counts" in batch.columns else []
+        col = batch[column] if column in batch.columns else []
         for raw in col:
             if isinstance(raw, str) and raw:
                 for k, v in json.loads(raw).items():

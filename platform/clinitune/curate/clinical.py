@@ -132,7 +132,7 @@ def _icd_terms(english: frozenset[str]) -> frozenset[str]:
     """
     from spacy.lang.en.stop_words import STOP_WORDS
 
-    from clinitune.synth.icd10 import load_icd10_table
+    from clinitune.terminology.icd10 import load_icd10_table
 
     counts: dict[str, int] = {}
     heads: set[str] = set()

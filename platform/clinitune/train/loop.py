@@ -1,15 +1,19 @@
-"""The training loop each Ray Train worker runs, written out plainly.
+"""The fine-tuning recipe each Ray Train worker runs, written out plainly with one method per phase.
 
-One function, ``train_loop_per_worker``, for every method: the model comes from
-``model_setup.build_model``; the plain path wraps it in DDP when there are several workers,
-the DeepSpeed path hands it to ``deepspeed.initialize``. Per optimizer step it:
+``train_loop_per_worker`` runs :class:`FinetuneRecipe` for every method: ``setup_model`` builds the
+model (``model_setup.build_model``), ``setup_optimizer`` the optimizer and schedule, wrapped in DDP
+when there are several workers or handed to ``deepspeed.initialize``; ``load_checkpoint`` resumes;
+``setup_data`` takes this worker's streaming shards (Ray Data). Then, per optimizer step,
+``train_step``:
 
-1. takes ``grad_accum`` micro-batches from this worker's streaming shard (Ray Data),
+1. takes ``grad_accum`` micro-batches from the shard,
 2. normalises the loss by the target tokens of the whole accumulation window,
-3. steps the optimizer and the learning-rate schedule,
-4. every ``log_every_n_steps`` reports loss, tokens/s, peak memory and learning rate; every
-   ``eval.every_n_steps`` computes validation loss (all workers, summed) and applies early
-   stopping; every ``checkpoint.every_n_steps`` saves a checkpoint with the data position.
+3. steps the optimizer and the learning-rate schedule;
+
+and ``after_step`` every ``log_every_n_steps`` reports loss, tokens/s, peak memory and learning
+rate, every ``eval.every_n_steps`` runs ``validate`` (all workers, summed) and applies early
+stopping, every ``checkpoint.every_n_steps`` saves a checkpoint with the data position
+(``save_checkpoint``, ``report``). ``finish`` validates once more and reports the final checkpoint.
 
 A restarted worker group (a worker killed, a node lost, or the same job submitted again) starts
 from ``ray.train.get_checkpoint()``: weights, optimizer, schedule, step, epoch and the number of
@@ -138,7 +142,7 @@ def write_status(status_dir: str | None, rank: int, payload: dict) -> None:
     write_whole(Path(status_dir) / f"rank-{rank}.json", json.dumps(payload))
 
 
-# --- the loop -----------------------------------------------------------------------------------
+# --- the recipe ---------------------------------------------------------------------------------
 
 
 def worker_threads(cfg: FinetuneConfig) -> int:
@@ -147,282 +151,359 @@ def worker_threads(cfg: FinetuneConfig) -> int:
 
 
 def train_loop_per_worker(loop_config: dict) -> None:
-    import ray.train
-    import torch.distributed as dist
+    """The Ray Train worker entry point."""
+    FinetuneRecipe(loop_config).run()
 
-    cfg = FinetuneConfig.model_validate(loop_config["config"])
-    model_dir: str = loop_config["model_dir"]
-    pad_id: int = loop_config["pad_token_id"]
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    is_rank0 = rank == 0
-    if cfg.scaling.use_gpu:
-        import ray.train.torch
 
-        device = ray.train.torch.get_device()
-        torch.cuda.set_device(device)
-    else:
-        device = torch.device("cpu")
-    torch.set_num_threads(worker_threads(cfg))
-    tracker = Tracker(loop_config.get("tracking") if is_rank0 else None)
-    status_dir = loop_config.get("status_dir")
-    report_progress = bool(loop_config.get("report_progress"))
-    t = cfg.training
-    deepspeed_on = cfg.deepspeed.enabled
-    adapters = cfg.method in ("lora", "qlora")
-    bf16 = use_bf16(cfg)
+class FinetuneRecipe:
+    """One worker's fine-tuning run, phase by phase (LoRA, QLoRA, full; plain, DDP or DeepSpeed)."""
 
-    micro_per_epoch, steps_per_epoch, total_steps = plan_steps(cfg, loop_config["train_sequences"], world)
-    torch.manual_seed(t.seed)
-    model = build_model(cfg, model_dir, device)
-    optimizer = make_optimizer(cfg, trainable_parameters(model))
-    scheduler = make_scheduler(cfg, optimizer, max(total_steps, 1))
-    engine = None
-    if deepspeed_on:
-        import deepspeed
+    def __init__(self, loop_config: dict):
+        import ray.train
 
-        engine, optimizer, _, scheduler = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
-                                                                config=deepspeed_config(cfg))
-        model = engine
-    elif world > 1:
-        from torch.nn.parallel import DistributedDataParallel
+        self.cfg = cfg = FinetuneConfig.model_validate(loop_config["config"])
+        self.model_dir: str = loop_config["model_dir"]
+        self.pad_id: int = loop_config["pad_token_id"]
+        ctx = ray.train.get_context()
+        self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
+        self.is_rank0 = self.rank == 0
+        if cfg.scaling.use_gpu:
+            import ray.train.torch
 
-        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                        broadcast_buffers=False)
-    ddp = isinstance(model, torch.nn.parallel.DistributedDataParallel)
-    # logits only where a target is (same loss); with liger, its fused linear cross-entropy is left out then
-    selective = t.selective_logits and supports_selective_logits(model)
-    eval_model = model.module if ddp else model  # DeepSpeed: the engine (ZeRO-3 needs every rank's forward)
+            self.device = ray.train.torch.get_device()
+            torch.cuda.set_device(self.device)
+        else:
+            self.device = torch.device("cpu")
+        torch.set_num_threads(worker_threads(cfg))
+        self.tracker = Tracker(loop_config.get("tracking") if self.is_rank0 else None)
+        self.status_dir = loop_config.get("status_dir")
+        self.report_progress = bool(loop_config.get("report_progress"))
+        self.has_validation = bool(loop_config.get("has_validation"))
+        self.t = cfg.training
+        self.deepspeed_on = cfg.deepspeed.enabled
+        self.adapters = cfg.method in ("lora", "qlora")
+        self.bf16 = use_bf16(cfg)
+        _, self.steps_per_epoch, self.total_steps = plan_steps(cfg, loop_config["train_sequences"], self.world)
+        self.multiple_of = 8 if self.device.type == "cuda" else 1
+        self.st = ckpt.TrainState(total_steps=self.total_steps)
+        self.engine = None  # the DeepSpeed engine
+        self.finished_copy: Path | None = None  # a finished run submitted again: its final checkpoint, re-reported
+        self.done_at_start = False
+        self.committed_step: int | None = None  # last checkpoint Ray Train has committed
+        self.best_adapter: dict | None = None
+        self.val_batches: list[dict] = []
+        self.train_shard = self.val_shard = None
+        # the loss stays on the device until a log step: a float() per micro-batch would make the CPU
+        # wait for the GPU every step instead of preparing the next batch while it computes
+        self.window_loss, self.window_tokens, self.window_targets = torch.zeros((), device=self.device), 0, 0
+        self.t_last = time.time()  # set again when training starts: throughput counts training, not setup
 
-    st = ckpt.TrainState(total_steps=total_steps)
-    finished_copy: Path | None = None  # a finished run submitted again: its final checkpoint, re-reported
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
+    def run(self) -> None:
+        self.setup_model()
+        self.setup_optimizer()
+        self.load_checkpoint()
+        self.heartbeat()
+        self.setup_data()
+        self.train()
+        self.finish()
+
+    # --- set up ----------------------------------------------------------------------------------
+
+    def setup_model(self) -> None:
+        torch.manual_seed(self.t.seed)
+        self.model = build_model(self.cfg, self.model_dir, self.device)
+
+    def setup_optimizer(self) -> None:
+        """Optimizer and schedule; DeepSpeed takes all three over, DDP wraps the model for several workers."""
+        cfg = self.cfg
+        self.optimizer = make_optimizer(cfg, trainable_parameters(self.model))
+        self.scheduler = make_scheduler(cfg, self.optimizer, max(self.total_steps, 1))
+        if self.deepspeed_on:
+            import deepspeed
+
+            self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
+                model=self.model, optimizer=self.optimizer, lr_scheduler=self.scheduler, config=deepspeed_config(cfg))
+            self.model = self.engine
+        elif self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.model = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                                                 broadcast_buffers=False)
+        self.ddp = isinstance(self.model, torch.nn.parallel.DistributedDataParallel)
+        # logits only where a target is (same loss); with liger, its fused linear cross-entropy is left out then
+        self.selective = self.t.selective_logits and supports_selective_logits(self.model)
+        # DeepSpeed: the engine (ZeRO-3 needs every rank's forward)
+        self.eval_model = self.model.module if self.ddp else self.model
+
+    def load_checkpoint(self) -> None:
+        """Resume from Ray Train's latest checkpoint, if there is one."""
+        import ray.train
+
+        checkpoint = ray.train.get_checkpoint()
+        if checkpoint is None:
+            return
+        st = self.st
         with checkpoint.as_directory() as d:
             d = Path(d)
-            st = ckpt.read_state(d)
-            if st.done and is_rank0:
-                finished_copy = Path(tempfile.mkdtemp(prefix="clinitune-ckpt-"))
-                shutil.copytree(d, finished_copy, dirs_exist_ok=True)
+            st = self.st = ckpt.read_state(d)
+            if st.done and self.is_rank0:
+                self.finished_copy = Path(tempfile.mkdtemp(prefix="clinitune-ckpt-"))
+                shutil.copytree(d, self.finished_copy, dirs_exist_ok=True)
             if not st.done:
-                if deepspeed_on:
-                    ckpt.load_zero(d, engine)
+                if self.deepspeed_on:
+                    ckpt.load_zero(d, self.engine)
                 else:
-                    ckpt.load_plain(d, model, optimizer, scheduler, cfg.method)
+                    ckpt.load_plain(d, self.model, self.optimizer, self.scheduler, self.cfg.method)
         st.resumed_from_step = st.step
         st.restarts += 1
-        st.total_steps = total_steps
-        torch.manual_seed(t.seed + st.step)  # fresh dropout stream after a restart
-        log.info("rank %d resumed from step %d (epoch %d, micro-batch %d)", rank, st.step, st.epoch, st.micro_in_epoch)
-    done_at_start = st.done
-    committed_step = st.step if checkpoint is not None else None  # last checkpoint Ray Train has committed
+        st.total_steps = self.total_steps
+        torch.manual_seed(self.t.seed + st.step)  # fresh dropout stream after a restart
+        log.info("rank %d resumed from step %d (epoch %d, micro-batch %d)", self.rank, st.step, st.epoch, st.micro_in_epoch)
+        self.done_at_start = st.done
+        self.committed_step = st.step
 
-    def heartbeat() -> None:
-        write_status(status_dir, rank, {"rank": rank, "pid": os.getpid(), "step": st.step, "epoch": st.epoch,
-                                        "resumed_from_step": st.resumed_from_step, "committed_step": committed_step,
-                                        "time": time.time()})
+    def setup_data(self) -> None:
+        import ray.train
 
-    heartbeat()
+        self.train_shard = ray.train.get_dataset_shard("train")
+        self.val_shard = ray.train.get_dataset_shard("validation") if self.has_validation else None
 
-    train_shard = ray.train.get_dataset_shard("train")
-    val_shard = ray.train.get_dataset_shard("validation") if loop_config.get("has_validation") else None
-    multiple_of = 8 if device.type == "cuda" else 1
-    best_adapter: dict | None = None
-    val_batches: list[dict] = []
+    def heartbeat(self) -> None:
+        st = self.st
+        write_status(self.status_dir, self.rank, {"rank": self.rank, "pid": os.getpid(), "step": st.step, "epoch": st.epoch,
+                                                  "resumed_from_step": st.resumed_from_step, "committed_step": self.committed_step,
+                                                  "time": time.time()})
 
-    def autocast():
-        if bf16 and not deepspeed_on and device.type == "cuda":
+    def autocast(self):
+        if self.bf16 and not self.deepspeed_on and self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def evaluate() -> float | None:
-        if val_shard is None:
-            return None
-        if not val_batches:  # read this worker's validation shard once, then reuse it every evaluation
-            for i, batch in enumerate(val_shard.iter_batches(batch_size=t.batch_size, batch_format="numpy", drop_last=False)):
-                if cfg.eval.max_batches is not None and i >= cfg.eval.max_batches:
-                    break
-                val_batches.append(batch)
-        model.eval()
-        loss_sum, count = 0.0, 0
-        with torch.no_grad():
-            for batch in val_batches:
-                b = collate(batch, pad_id, device, multiple_of)
-                with autocast():  # every rank runs every forward: ZeRO-3 gathers parameters collectively
-                    loss = causal_lm_loss(eval_model, b, torch.tensor(max(b["targets"], 1), device=device), selective)
-                loss_sum += float(loss) * b["targets"]
-                count += b["targets"]
-        model.train()
-        total_loss, total_count = all_sum([loss_sum, count], device)
-        return total_loss / total_count if total_count else None
+    # --- train -----------------------------------------------------------------------------------
 
-    def save(final: bool) -> ray.train.Checkpoint | None:
-        if done_at_start:  # nothing was trained: rank 0 re-reports the finished checkpoint as it is
-            return ray.train.Checkpoint.from_directory(str(finished_copy)) if finished_copy else None
-        d = Path(tempfile.mkdtemp(prefix="clinitune-ckpt-"))
-        if deepspeed_on:
-            if final:
-                ckpt.save_zero_consolidated(d, engine, cfg.deepspeed.stage, is_rank0)
-            else:
-                ckpt.save_zero(d, engine)
-        elif is_rank0:
-            ckpt.save_plain(d, model, optimizer, scheduler, cfg.method, with_optimizer=not final)
-        if is_rank0:
-            ckpt.write_state(d, st)
-        if not any(d.iterdir()):
-            shutil.rmtree(d, ignore_errors=True)
-            return None
-        return ray.train.Checkpoint.from_directory(str(d))
+    def train(self) -> None:
+        """Epochs of optimizer steps until the step budget, the epochs or early stopping end it."""
+        st, t = self.st, self.t
+        self.model.train()
+        self.t_last = time.time()
+        while not self.done_at_start and st.step < self.total_steps and not st.early_stopped and st.epoch < t.epochs:
+            self.train_epoch()
+            if st.step >= self.total_steps or st.early_stopped:
+                break
+            st.epoch += 1
+            st.micro_in_epoch = 0
 
-    def report(metrics: dict, checkpoint_now: bool, final: bool = False) -> None:
-        nonlocal committed_step
-        metrics = {**metrics, "step": st.step, "epoch": st.epoch, "total_steps": total_steps,
-                   "restarts": st.restarts, "worker_pid": os.getpid()}
-        if is_rank0:
-            st.history.append({k: v for k, v in metrics.items() if k != "worker_pid"})
-            tracker.log({k: v for k, v in metrics.items() if k not in ("worker_pid", "step")}, st.step)
-        c = save(final) if checkpoint_now else None
-        # Ray's controller takes one report per health-check interval (2 s): a worker reporting
-        # more often waits for it (measured: 2.0 s per metrics-only report). Progress goes to the
-        # tracker and the history; Ray gets checkpoint steps and the final report, and every report
-        # only when a callback reads them (Tune's ASHA). Every rank reports at the same steps:
-        # Ray Train synchronises the ranks in report (only rank 0 writes a plain checkpoint).
-        if checkpoint_now or final or report_progress:
-            try:
-                ray.train.report(metrics, checkpoint=c)
-            finally:
-                if c is not None:
-                    shutil.rmtree(c.path, ignore_errors=True)
-        if checkpoint_now and is_rank0 and status_dir and not final:
-            # the heartbeat names the step a restart would resume from (Ray commits a checkpoint
-            # once every worker has reported it, within a health-check interval)
-            from ray.train import CheckpointConsistencyMode
-
-            done = ray.train.get_all_reported_checkpoints(consistency_mode=CheckpointConsistencyMode.COMMITTED, timeout_s=60)
-            steps = [r.metrics.get("step", 0) for r in done if r.metrics]
-            committed_step = max(steps) if steps else committed_step
-            heartbeat()
-
-    model.train()
-    # the loss stays on the device until a log step: a float() per micro-batch would make the CPU
-    # wait for the GPU every step instead of preparing the next batch while it computes
-    window_loss, window_tokens, window_targets = torch.zeros((), device=device), 0, 0
-    t_last = time.time()
-    while not done_at_start and st.step < total_steps and not st.early_stopped and st.epoch < t.epochs:
-        batches = train_shard.iter_batches(batch_size=t.batch_size, batch_format="numpy", drop_last=True,
-                                           local_shuffle_buffer_size=t.shuffle_buffer or None,
-                                           local_shuffle_seed=t.seed + st.epoch if t.shuffle_buffer else None,
-                                           prefetch_batches=2)
+    def train_epoch(self) -> None:
+        """This worker's shard once, from the data position of the last checkpoint."""
+        st, t = self.st, self.t
+        batches = self.train_shard.iter_batches(batch_size=t.batch_size, batch_format="numpy", drop_last=True,
+                                                local_shuffle_buffer_size=t.shuffle_buffer or None,
+                                                local_shuffle_seed=t.seed + st.epoch if t.shuffle_buffer else None,
+                                                prefetch_batches=2)
         window: list[dict] = []
         seen = 0
         for batch in batches:
             seen += 1
             if seen <= st.micro_in_epoch:  # already trained on before the restart
                 continue
-            if st.micro_in_epoch >= steps_per_epoch * t.grad_accum:  # the remainder of the epoch
+            if st.micro_in_epoch >= self.steps_per_epoch * t.grad_accum:  # the remainder of the epoch
                 continue
             st.micro_in_epoch += 1
-            window.append(collate(batch, pad_id, device, multiple_of))
+            window.append(collate(batch, self.pad_id, self.device, self.multiple_of))
             if len(window) < t.grad_accum:
                 continue
-
-            # ---- one optimizer step over the accumulation window ----
-            targets = sum(b["targets"] for b in window)
-            n_items = torch.tensor(max(targets, 1), device=device)
-            for i, b in enumerate(window):
-                last = i == len(window) - 1
-                sync = model.no_sync() if (ddp and not last) else contextlib.nullcontext()
-                with sync:
-                    with autocast():
-                        loss = causal_lm_loss(model, b, n_items, selective)
-                    if deepspeed_on:
-                        engine.backward(loss, scale_wrt_gas=False)
-                        engine.step()
-                    else:
-                        loss.backward()
-                window_loss += loss.detach().float() * max(targets, 1)
-            if not deepspeed_on:
-                if t.max_grad_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(trainable_parameters(model), t.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            window_tokens += sum(b["tokens"] for b in window)
-            window_targets += targets
+            self.train_step(window)
             window = []
-            st.step += 1
-            heartbeat()
-
-            # ---- log, evaluate, checkpoint ----
-            last_step = st.step >= total_steps
-            do_log = st.step % t.log_every_n_steps == 0
-            do_eval = cfg.eval.every_n_steps is not None and st.step % cfg.eval.every_n_steps == 0 and not last_step
-            do_ckpt = st.step % cfg.checkpoint.every_n_steps == 0 and not last_step
-            metrics: dict = {}
-            if do_log or do_eval or do_ckpt:
-                now = time.time()
-                elapsed = max(now - t_last, 1e-9)
-                t_last = now  # the next interval pays for this evaluation, report and checkpoint: wall-clock throughput
-                loss_sum, tokens, tgt = all_sum([float(window_loss), window_tokens, window_targets], device)
-                st.tokens_seen += int(tokens)
-                metrics.update({"train_loss": loss_sum / max(tgt, 1), "tokens_per_s": tokens / elapsed,
-                                "lr": scheduler.get_last_lr()[0], "peak_memory_gib": peak_memory_gib(device),
-                                "tokens_seen": st.tokens_seen})
-                window_loss, window_tokens, window_targets = torch.zeros((), device=device), 0, 0
-            if do_eval:
-                val = evaluate()
-                if val is not None:
-                    metrics["val_loss"] = val
-                    if st.best_val_loss is None or val < st.best_val_loss - cfg.eval.early_stopping_min_delta:
-                        st.best_val_loss, st.best_step, st.bad_evals = val, st.step, 0
-                        if adapters and cfg.eval.early_stopping_patience:
-                            best_adapter = _adapter_state(model)
-                    else:
-                        st.bad_evals += 1
-                    metrics["best_val_loss"] = st.best_val_loss
-                    patience = cfg.eval.early_stopping_patience
-                    if patience is not None and st.bad_evals >= patience:
-                        st.early_stopped = True
-            if metrics:
-                report(metrics, checkpoint_now=do_ckpt and not st.early_stopped)
-            if st.step >= total_steps or st.early_stopped:
+            self.after_step()
+            if st.step >= self.total_steps or st.early_stopped:
                 break
-        if st.step >= total_steps or st.early_stopped:
-            break
-        st.epoch += 1
-        st.micro_in_epoch = 0
 
-    # ---- the end: final validation, best adapter back, final checkpoint ----
-    elapsed = max(time.time() - t_last, 1e-9)
-    loss_sum, tokens, tgt = all_sum([float(window_loss), window_tokens, window_targets], device)
-    st.tokens_seen += int(tokens)
-    final: dict = {"peak_memory_gib": peak_memory_gib(device), "tokens_seen": st.tokens_seen,
-                   "lr": scheduler.get_last_lr()[0] if total_steps else 0.0,
-                   # CPU threads the worker computed with (OMP env from process start, torch intra-op)
-                   "omp_threads": int(os.environ.get("OMP_NUM_THREADS") or 0), "torch_threads": torch.get_num_threads()}
-    if tgt:
-        final.update({"train_loss": loss_sum / tgt, "tokens_per_s": tokens / elapsed})
-    if st.early_stopped and best_adapter is not None:
-        from peft import set_peft_model_state_dict
+    def train_step(self, window: list[dict]) -> None:
+        """One optimizer step over the accumulation window."""
+        model, t = self.model, self.t
+        targets = sum(b["targets"] for b in window)
+        n_items = torch.tensor(max(targets, 1), device=self.device)
+        for i, b in enumerate(window):
+            last = i == len(window) - 1
+            sync = model.no_sync() if (self.ddp and not last) else contextlib.nullcontext()
+            with sync:
+                with self.autocast():
+                    loss = causal_lm_loss(model, b, n_items, self.selective)
+                if self.deepspeed_on:
+                    self.engine.backward(loss, scale_wrt_gas=False)
+                    self.engine.step()
+                else:
+                    loss.backward()
+            self.window_loss += loss.detach().float() * max(targets, 1)
+        if not self.deepspeed_on:
+            if t.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(trainable_parameters(model), t.max_grad_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        self.window_tokens += sum(b["tokens"] for b in window)
+        self.window_targets += targets
+        self.st.step += 1
+        self.heartbeat()
 
-        set_peft_model_state_dict(model.module if hasattr(model, "module") else model, best_adapter)
-        final["restored_best_step"] = st.best_step
-    if not done_at_start:
-        val = evaluate()
-        if val is not None:
-            final["val_loss"] = val
-            if st.best_val_loss is None or val < st.best_val_loss:
-                st.best_val_loss, st.best_step = val, st.step
-            final["best_val_loss"] = st.best_val_loss
-    else:  # a finished run submitted again: report its last metrics, train nothing
-        final.update({k: v for k, v in (st.history[-1] if st.history else {}).items() if isinstance(v, (int, float))})
-    final["early_stopped"] = float(st.early_stopped)
-    if st.resumed_from_step is not None:
-        final["resumed_from_step"] = st.resumed_from_step
-    st.done = True
-    report(final, checkpoint_now=True, final=True)
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+    def after_step(self) -> None:
+        """Log, validate and checkpoint when their step comes."""
+        st, cfg = self.st, self.cfg
+        last_step = st.step >= self.total_steps
+        do_log = st.step % self.t.log_every_n_steps == 0
+        do_eval = cfg.eval.every_n_steps is not None and st.step % cfg.eval.every_n_steps == 0 and not last_step
+        do_ckpt = st.step % cfg.checkpoint.every_n_steps == 0 and not last_step
+        metrics: dict = {}
+        if do_log or do_eval or do_ckpt:
+            metrics.update(self.progress_metrics())
+        if do_eval:
+            val = self.validate()
+            if val is not None:
+                metrics["val_loss"] = val
+                self.early_stopping(val)
+                metrics["best_val_loss"] = st.best_val_loss
+        if metrics:
+            self.report(metrics, checkpoint_now=do_ckpt and not st.early_stopped)
+
+    def progress_metrics(self) -> dict:
+        """Loss, throughput, learning rate and memory since the last call (all workers summed); resets the window."""
+        now = time.time()
+        elapsed = max(now - self.t_last, 1e-9)
+        self.t_last = now  # the next interval pays for this evaluation, report and checkpoint: wall-clock throughput
+        loss_sum, tokens, tgt = all_sum([float(self.window_loss), self.window_tokens, self.window_targets], self.device)
+        self.st.tokens_seen += int(tokens)
+        self.window_loss, self.window_tokens, self.window_targets = torch.zeros((), device=self.device), 0, 0
+        return {"train_loss": loss_sum / max(tgt, 1), "tokens_per_s": tokens / elapsed,
+                "lr": self.scheduler.get_last_lr()[0], "peak_memory_gib": peak_memory_gib(self.device),
+                "tokens_seen": self.st.tokens_seen}
+
+    def early_stopping(self, val: float) -> None:
+        st, ev = self.st, self.cfg.eval
+        if st.best_val_loss is None or val < st.best_val_loss - ev.early_stopping_min_delta:
+            st.best_val_loss, st.best_step, st.bad_evals = val, st.step, 0
+            if self.adapters and ev.early_stopping_patience:
+                self.best_adapter = _adapter_state(self.model)
+        else:
+            st.bad_evals += 1
+        if ev.early_stopping_patience is not None and st.bad_evals >= ev.early_stopping_patience:
+            st.early_stopped = True
+
+    # --- validate --------------------------------------------------------------------------------
+
+    def validate(self) -> float | None:
+        """Validation loss over every worker's shard (the shard is read once and reused)."""
+        if self.val_shard is None:
+            return None
+        t = self.t
+        if not self.val_batches:
+            for i, batch in enumerate(self.val_shard.iter_batches(batch_size=t.batch_size, batch_format="numpy", drop_last=False)):
+                if self.cfg.eval.max_batches is not None and i >= self.cfg.eval.max_batches:
+                    break
+                self.val_batches.append(batch)
+        self.model.eval()
+        loss_sum, count = 0.0, 0
+        with torch.no_grad():
+            for batch in self.val_batches:
+                b = collate(batch, self.pad_id, self.device, self.multiple_of)
+                with self.autocast():  # every rank runs every forward: ZeRO-3 gathers parameters collectively
+                    loss = causal_lm_loss(self.eval_model, b, torch.tensor(max(b["targets"], 1), device=self.device), self.selective)
+                loss_sum += float(loss) * b["targets"]
+                count += b["targets"]
+        self.model.train()
+        total_loss, total_count = all_sum([loss_sum, count], self.device)
+        return total_loss / total_count if total_count else None
+
+    # --- checkpoint and report -------------------------------------------------------------------
+
+    def save_checkpoint(self, final: bool):
+        """This worker's part of a checkpoint in a local directory (None when it has nothing to add)."""
+        import ray.train
+
+        if self.done_at_start:  # nothing was trained: rank 0 re-reports the finished checkpoint as it is
+            return ray.train.Checkpoint.from_directory(str(self.finished_copy)) if self.finished_copy else None
+        d = Path(tempfile.mkdtemp(prefix="clinitune-ckpt-"))
+        if self.deepspeed_on:
+            if final:
+                ckpt.save_zero_consolidated(d, self.engine, self.cfg.deepspeed.stage, self.is_rank0)
+            else:
+                ckpt.save_zero(d, self.engine)
+        elif self.is_rank0:
+            ckpt.save_plain(d, self.model, self.optimizer, self.scheduler, self.cfg.method, with_optimizer=not final)
+        if self.is_rank0:
+            ckpt.write_state(d, self.st)
+        if not any(d.iterdir()):
+            shutil.rmtree(d, ignore_errors=True)
+            return None
+        return ray.train.Checkpoint.from_directory(str(d))
+
+    def report(self, metrics: dict, checkpoint_now: bool, final: bool = False) -> None:
+        import ray.train
+
+        st = self.st
+        metrics = {**metrics, "step": st.step, "epoch": st.epoch, "total_steps": self.total_steps,
+                   "restarts": st.restarts, "worker_pid": os.getpid()}
+        if self.is_rank0:
+            st.history.append({k: v for k, v in metrics.items() if k != "worker_pid"})
+            self.tracker.log({k: v for k, v in metrics.items() if k not in ("worker_pid", "step")}, st.step)
+        c = self.save_checkpoint(final) if checkpoint_now else None
+        # Ray's controller takes one report per health-check interval (2 s): a worker reporting
+        # more often waits for it (measured: 2.0 s per metrics-only report). Progress goes to the
+        # tracker and the history; Ray gets checkpoint steps and the final report, and every report
+        # only when a callback reads them (Tune's ASHA). Every rank reports at the same steps:
+        # Ray Train synchronises the ranks in report (only rank 0 writes a plain checkpoint).
+        if checkpoint_now or final or self.report_progress:
+            try:
+                ray.train.report(metrics, checkpoint=c)
+            finally:
+                if c is not None:
+                    shutil.rmtree(c.path, ignore_errors=True)
+        if checkpoint_now and self.is_rank0 and self.status_dir and not final:
+            # the heartbeat names the step a restart would resume from (Ray commits a checkpoint
+            # once every worker has reported it, within a health-check interval)
+            from ray.train import CheckpointConsistencyMode
+
+            done = ray.train.get_all_reported_checkpoints(consistency_mode=CheckpointConsistencyMode.COMMITTED, timeout_s=60)
+            steps = [r.metrics.get("step", 0) for r in done if r.metrics]
+            self.committed_step = max(steps) if steps else self.committed_step
+            self.heartbeat()
+
+    # --- the end ---------------------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """Final validation, the best adapter back after early stopping, the final checkpoint."""
+        import torch.distributed as dist
+
+        st = self.st
+        elapsed = max(time.time() - self.t_last, 1e-9)
+        loss_sum, tokens, tgt = all_sum([float(self.window_loss), self.window_tokens, self.window_targets], self.device)
+        st.tokens_seen += int(tokens)
+        final: dict = {"peak_memory_gib": peak_memory_gib(self.device), "tokens_seen": st.tokens_seen,
+                       "lr": self.scheduler.get_last_lr()[0] if self.total_steps else 0.0,
+                       # CPU threads the worker computed with (OMP env from process start, torch intra-op)
+                       "omp_threads": int(os.environ.get("OMP_NUM_THREADS") or 0), "torch_threads": torch.get_num_threads()}
+        if tgt:
+            final.update({"train_loss": loss_sum / tgt, "tokens_per_s": tokens / elapsed})
+        if st.early_stopped and self.best_adapter is not None:
+            from peft import set_peft_model_state_dict
+
+            set_peft_model_state_dict(self.model.module if hasattr(self.model, "module") else self.model, self.best_adapter)
+            final["restored_best_step"] = st.best_step
+        if not self.done_at_start:
+            val = self.validate()
+            if val is not None:
+                final["val_loss"] = val
+                if st.best_val_loss is None or val < st.best_val_loss:
+                    st.best_val_loss, st.best_step = val, st.step
+                final["best_val_loss"] = st.best_val_loss
+        else:  # a finished run submitted again: report its last metrics, train nothing
+            final.update({k: v for k, v in (st.history[-1] if st.history else {}).items() if isinstance(v, (int, float))})
+        final["early_stopped"] = float(st.early_stopped)
+        if st.resumed_from_step is not None:
+            final["resumed_from_step"] = st.resumed_from_step
+        st.done = True
+        self.report(final, checkpoint_now=True, final=True)
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
 
 
 def _adapter_state(model) -> dict:

@@ -180,9 +180,9 @@ def finetune_config(model: str, source: Path, work: Path, *, steps: int, batch_s
                     method: str = "lora", gpu: bool = False, grad_ckpt: bool = False, liger: bool = False,
                     threads: int | None = None, lr: float = 2e-4, r: int = 16, max_note_chars: int = 900,
                     task: str = "icd10_coding", overlong: str = "drop"):
-    from clinitune.train.config import FinetuneConfig
+    from clinitune.train.config import TrainConfig
 
-    return FinetuneConfig.model_validate({
+    return TrainConfig.model_validate({
         "model": model, "method": method,
         "data": {"source": str(source), "task": {"name": task, "options": {"max_note_chars": max_note_chars} if task == "icd10_coding" else {}},
                  "max_seq_len": max_seq_len, "overlong": overlong, "cache_dir": str(work / "datasets"),
@@ -208,7 +208,7 @@ def run_cpu(args) -> dict:
 
     from clinitune import ray_utils
     from clinitune.data.build import build_dataset, load_manifest
-    from clinitune.models.registry import DEFAULT_MODEL, resolve_model
+    from clinitune.models.catalog import DEFAULT_MODEL, resolve_model
 
     threads = args.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)

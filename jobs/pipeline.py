@@ -1,4 +1,5 @@
-"""Ray Job entrypoint for one tick of the continuous loop (cron or a KubeRay RayJob runs it).
+"""Ray Job entrypoint for one tick of the continuous loop (cron or a KubeRay RayJob runs it):
+``clinitune pipeline run`` (same flags; ``--config`` defaults to jobs/configs/pipeline.yaml).
 
     ray job submit --working-dir . -- python jobs/pipeline.py --config jobs/configs/pipeline.yaml
 
@@ -8,19 +9,9 @@ unfinished run at its first unfinished stage.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="jobs/configs/pipeline.yaml", help="Pipeline config YAML.")
-    args = parser.parse_args(argv)
-
-    from clinitune.cli.main import main as cli_main
-
-    return cli_main(["pipeline", "run", "--config", args.config])
-
+from _entry import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(["pipeline", "run"], "jobs/configs/pipeline.yaml"))

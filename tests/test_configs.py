@@ -21,9 +21,9 @@ def _model_for(path: Path):
     models = {
         "curate": ("clinitune.curate.config", "CurateConfig"),
         "data": ("clinitune.data.config", "DataConfig"),
-        "finetune": ("clinitune.train.config", "FinetuneConfig"),
+        "train": ("clinitune.train.config", "TrainConfig"),
         "tune": ("clinitune.tune.config", "TuneConfig"),
-        "eval": ("clinitune.evaluate.config", "EvalConfig"),
+        "evaluate": ("clinitune.evaluate.config", "EvalConfig"),
         "gate": ("clinitune.evaluate.gate", "GatePolicy"),
         "pipeline": ("clinitune.pipeline.config", "PipelineConfig"),
         "demo": ("clinitune.pipeline.demo", "DemoConfig"),

@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from clinitune.errors import ConfigError
 
@@ -23,6 +23,39 @@ class StrictModel(BaseModel):
     """Base for every config model: unknown keys are errors, every field documents itself."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+RayAddress = Annotated[str | None, Field(
+    description="Ray cluster to join (an address such as ray://head:10001 or head:6379); null uses $RAY_ADDRESS or starts a local Ray.")]
+
+
+class ExecutionSettings(StrictModel):
+    """Where a job runs: the Ray cluster it joins, or the local instance it starts."""
+
+    ray_address: RayAddress = None
+    num_cpus: int | None = Field(None, ge=1, description="CPUs of a local Ray instance the job starts (ignored when it joins a cluster).")
+
+
+def renamed_keys(data: Any, renames: dict[str, str], where: str) -> Any:
+    """Move keys an older config spelled differently (``{"registry_uri": "registry.tracking_uri"}``) to
+    their current place, for a ``model_validator(mode="before")``; the new spelling wins when both are given."""
+    if not isinstance(data, dict) or not any(k in data for k in renames):
+        return data
+    import logging
+
+    data = dict(data)
+    for old, new in renames.items():
+        if old not in data:
+            continue
+        value = data.pop(old)
+        *parents, leaf = new.split(".")
+        node = data
+        for p in parents:
+            node[p] = dict(node.get(p) or {})
+            node = node[p]
+        node.setdefault(leaf, value)
+        logging.getLogger(__name__).warning("%s: '%s' is now '%s'; please rename it", where, old, new)
+    return data
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:
@@ -81,6 +114,33 @@ def load_config(path: str | Path | None, model: type[T], overrides: dict[str, An
         if value is not None:
             data[key] = value
     return validate_config(data, model, source=str(path) if path else "config")
+
+
+def apply_dotted(base: dict, overrides: dict[str, Any], *, source: str = "overrides") -> dict:
+    """A deep copy of ``base`` with dotted keys set (``{"training.max_steps": 60, "lora.r": 8}``).
+
+    A missing or null intermediate becomes a mapping (``data.replay.fraction`` on ``replay: null``);
+    an intermediate that holds a value is a ConfigError naming the key, never silently replaced.
+    Whether the result is a valid config is the config model's to say.
+    """
+    import copy
+
+    out = copy.deepcopy(base)
+    for path, value in overrides.items():
+        node = out
+        *parents, leaf = str(path).split(".")
+        walked: list[str] = []
+        for p in parents:
+            walked.append(p)
+            nxt = node.get(p)
+            if nxt is None:
+                nxt = node[p] = {}
+            elif not isinstance(nxt, dict):
+                raise ConfigError(f"{source}: '{path}' goes through '{'.'.join(walked)}', which holds a {type(nxt).__name__}, not a section.",
+                                  fix="override that key itself, or a key of a section.")
+            node = nxt
+        node[leaf] = value
+    return out
 
 
 def config_hash(cfg: BaseModel) -> str:

@@ -13,8 +13,18 @@ from clinitune.cli.main import app, main
 def test_help_lists_stages():
     res = CliRunner().invoke(app, ["--help"])
     assert res.exit_code == 0
-    for stage in ("synth", "curate", "deid"):
+    for stage in ("synth", "curate", "phi", "train", "evaluate", "rag"):
         assert stage in res.output
+
+
+def test_old_spellings_still_run_their_commands():
+    """Scripts written for the earlier names keep working; --help lists only the current ones."""
+    runner = CliRunner()
+    listed = runner.invoke(app, ["--help"]).output
+    for old, new in (("eval", "evaluate"), ("kb", "rag"), ("deid", "phi"), ("finetune", "train")):
+        assert f" {old} " not in listed
+        assert runner.invoke(app, [old, "--help"]).exit_code == 0
+        assert runner.invoke(app, [new, "--help"]).exit_code == 0
 
 
 def test_every_command_has_help():

@@ -27,7 +27,7 @@ def write_adapter_artifact(out: Path, model_dir: Path, data: Path, *, seed: int 
     from transformers import AutoModelForCausalLM
 
     from clinitune.train.artifact import write_artifact
-    from clinitune.train.config import FinetuneConfig
+    from clinitune.train.config import TrainConfig
 
     torch.manual_seed(seed)
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir),
@@ -38,7 +38,7 @@ def write_adapter_artifact(out: Path, model_dir: Path, data: Path, *, seed: int 
                 p.normal_(0, scale)
     ckpt = out.parent / f"{out.name}-ckpt"
     model.save_pretrained(ckpt / "adapter")
-    cfg = FinetuneConfig(model=str(model_dir), data={"source": str(data), "task": {"name": "icd10_coding", "options": {"max_note_chars": 300}},
+    cfg = TrainConfig(model=str(model_dir), data={"source": str(data), "task": {"name": "icd10_coding", "options": {"max_note_chars": 300}},
                                                      "system_prompt": "You are a clinical coding assistant."})
     manifest = {"dataset_hash": "toy", "task": {"name": "icd10_coding"}, "system_prompt": "You are a clinical coding assistant."}
     history = [{"step": 2, "train_loss": 3.0}, {"step": 4, "train_loss": 2.5, "val_loss": 2.7}]

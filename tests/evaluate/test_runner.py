@@ -103,7 +103,7 @@ def test_cli_regates_an_existing_report(evaluated, tmp_path, capsys):
 
     strict = tmp_path / "strict.yaml"
     strict.write_text(yaml.safe_dump({"min_task_gain": 0.5}))
-    assert main(["eval", "--report", str(evaluated.report_path), "--policy", str(strict)]) == 0
+    assert main(["evaluate", "--report", str(evaluated.report_path), "--policy", str(strict)]) == 0
     rep = read_report(evaluated.report_path)
     assert rep["gate"]["decision"] == "reject" and any(r.startswith("task_gain") for r in rep["gate"]["reasons"])
     assert "REJECT" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""``clinitune deid detect|redact`` end to end through the real CLI entry point."""
+"""``clinitune phi detect|redact`` end to end through the real CLI entry point."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def notes(tmp_path) -> Path:
 
 def test_detect_writes_offsets_per_note(notes, tmp_path, capsys):
     out = tmp_path / "pred.jsonl"
-    assert main(["deid", "detect", "--input", str(notes), "--output", str(out)]) == 0
+    assert main(["phi", "detect", "--input", str(notes), "--output", str(out)]) == 0
     preds = _read(out)
     assert [p["note_id"] for p in preds] == ["n1", "n2", "n3"]
     first = preds[0]["spans"]

@@ -1,4 +1,4 @@
-"""``clinitune kb ingest|list|search`` end to end (in-process CLI, real store and embedder)."""
+"""``clinitune rag ingest|list|search`` end to end (in-process CLI, real store and embedder)."""
 
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ def test_ingest_list_search_and_errors(tmp_path):
     (src / "policy.md").write_text("# Anticoagulation\n\nGive vitamin K when the INR is above 10.")
     runner = CliRunner()
     root = str(tmp_path / "kb")
-    res = runner.invoke(app, ["kb", "ingest", "--kb", "local", "--root", root, str(src)])
+    res = runner.invoke(app, ["rag", "ingest", "--kb", "local", "--root", root, str(src)])
     assert res.exit_code == 0, res.output
     assert "ingested 2 documents as 2 chunks into 'local'" in res.output
     assert "formulary.jsonl:2: not valid JSON" in res.output and "rejected 1 record(s)" in res.output
     res = runner.invoke(app, ["kb", "list", "--root", root])
     assert res.exit_code == 0 and "local\t2 chunks" in res.output
-    res = runner.invoke(app, ["kb", "search", "--root", root, "--kb", "local", "--top-k", "1", "high INR"])
+    res = runner.invoke(app, ["rag", "search", "--root", root, "--kb", "local", "--top-k", "1", "high INR"])
     assert res.exit_code == 0 and "policy.md#0" in res.output and "vitamin K" in res.output
     res = runner.invoke(app, ["kb", "search", "--root", root, "--kb", "missing", "x"])
     assert res.exit_code == 2 and "knowledge base 'missing' does not exist in '" in res.output and "(available: local)" in res.output

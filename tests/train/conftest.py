@@ -25,8 +25,8 @@ def data_cache(tmp_path_factory):
 @pytest.fixture
 def make_cfg(tiny_model, curated, data_cache, tmp_path):
     """A small finetune config on the tiny model; keyword overrides are dotted paths."""
-    from clinitune.train.config import FinetuneConfig
-    from clinitune.tune.runner import apply_overrides
+    from clinitune.train.config import TrainConfig
+    from clinitune.config import apply_dotted
 
     def make(**overrides):
         base = {
@@ -41,6 +41,6 @@ def make_cfg(tiny_model, curated, data_cache, tmp_path):
             "scaling": {"num_workers": 1, "cpus_per_worker": 0.5, "max_failures": 0},
             "workdir": str(tmp_path / "work"),
         }
-        return FinetuneConfig.model_validate(apply_overrides(base, {k.replace("__", "."): v for k, v in overrides.items()}))
+        return TrainConfig.model_validate(apply_dotted(base, {k.replace("__", "."): v for k, v in overrides.items()}))
 
     return make

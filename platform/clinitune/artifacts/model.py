@@ -220,7 +220,7 @@ class ModelSpec:
 
 
 def _base_path(descriptor: dict, field_name: str) -> str:
-    from clinitune.models.registry import resolve_model
+    from clinitune.models.catalog import resolve_model
 
     base_path = descriptor.get("base_model_path")
     if base_path and (Path(base_path) / "config.json").is_file():
@@ -252,7 +252,7 @@ def resolve_ref(ref: str, *, field_name: str = "model", registry: Any = None) ->
         raise UserError(f"{field_name} is empty.", fix="name a training artifact directory, registry:<alias>, or a base model.")
     if ref.startswith(REGISTRY_PREFIX):
         if registry is None:
-            raise UserError(f"{field_name} '{ref}' needs the model registry.", fix="set registry_uri (or run inside a workdir with one).")
+            raise UserError(f"{field_name} '{ref}' needs the model registry.", fix="set registry.tracking_uri (or run inside a workdir with one).")
         key = ref[len(REGISTRY_PREFIX):]
         info = registry.resolve(key, field_name=field_name)
         spec = resolve_ref(info.local_path, field_name=field_name)
@@ -262,7 +262,7 @@ def resolve_ref(ref: str, *, field_name: str = "model", registry: Any = None) ->
     p = Path(ref).expanduser()
     if p.is_dir() and is_artifact(p):
         return spec_from_artifact(p.resolve(), ref, field_name)
-    from clinitune.models.registry import resolve_model
+    from clinitune.models.catalog import resolve_model
 
     try:
         path = resolve_model(ref)

@@ -20,8 +20,8 @@ from clinitune.errors import UserError
 
 # Stage modules, in the order their commands appear in --help.
 STAGE_MODULES = (
-    "synth", "curate", "deid", "models", "data", "train", "tune", "eval", "registry",
-    "pipeline", "review", "kb", "serve",
+    "synth", "curate", "phi", "models", "data", "train", "tune", "evaluate", "registry",
+    "pipeline", "review", "rag", "serve",
 )
 
 class _Group(TyperGroup):
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
-        app(args=argv, standalone_mode=True)
+        app(args=argv, prog_name="clinitune", standalone_mode=True)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         return code

@@ -21,7 +21,7 @@ def _fail(err: UserError) -> None:
 @models_app.command("list")
 def list_cmd(home: Optional[Path] = typer.Option(None, "--home", help="Clinitune home (default $CLINITUNE_HOME or ~/.cache/clinitune).")) -> None:
     """Registered models with architecture, chat-template status and size."""
-    from clinitune.models.registry import list_models
+    from clinitune.models.catalog import list_models
 
     for e in list_models(home):
         where = e.path or "(converted from GGUF on first use)"
@@ -39,7 +39,7 @@ def import_cmd(
     home: Optional[Path] = typer.Option(None, "--home", help="Clinitune home (default $CLINITUNE_HOME or ~/.cache/clinitune)."),
 ) -> None:
     """Register a base model so configs can name it."""
-    from clinitune.models.registry import import_model
+    from clinitune.models.catalog import import_model
 
     try:
         e = import_model(source, name, copy=copy, overwrite=overwrite, home=home)

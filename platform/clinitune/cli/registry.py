@@ -7,12 +7,14 @@ from typing import Optional
 
 import typer
 
+from clinitune.registry.settings import DEFAULT_MODEL_NAME
+
 registry_app = typer.Typer(help="Model registry (MLflow): versions with lineage, candidate/production aliases, promote, rollback.",
                            no_args_is_help=True)
 
 _URI = typer.Option(None, "--tracking-uri", "--registry-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///<workdir>/mlflow.db).")
 _WORKDIR = typer.Option("work", "--workdir", help="Working directory holding the default registry database.")
-_NAME = typer.Option("clinitune-icd10", "--model-name", help="Registered model name.")
+_NAME = typer.Option(DEFAULT_MODEL_NAME, "--model-name", help="Registered model name.")
 _RELOAD = typer.Option(None, "--reload-url", help="Serving reload URL to POST to after production changes.")
 
 

@@ -12,18 +12,18 @@ from clinitune.errors import UserError
 
 
 def train(
-    config: Path = typer.Option(..., "--config", "-c", help="Finetune config YAML (see jobs/configs/finetune.yaml)."),
+    config: Path = typer.Option(..., "--config", "-c", help="Finetune config YAML (see jobs/configs/train.yaml)."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Override output_dir (the model artifact)."),
     run_name: Optional[str] = typer.Option(None, "--run-name", help="Override checkpoint.run_name (the same name resumes)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Override scaling.ray_address."),
 ) -> None:
     """Build the data (cached), train, and write the model artifact; re-running the same command resumes."""
     from clinitune.config import load_config
-    from clinitune.train.config import FinetuneConfig
+    from clinitune.train.config import TrainConfig
     from clinitune.train.trainer import run_finetune
 
     try:
-        cfg = load_config(config, FinetuneConfig, {"output_dir": str(output_dir) if output_dir else None})
+        cfg = load_config(config, TrainConfig, {"output_dir": str(output_dir) if output_dir else None})
         if run_name:
             cfg.checkpoint.run_name = run_name
         if ray_address:
@@ -40,3 +40,4 @@ def train(
 
 def register(app: typer.Typer) -> None:
     app.command("train", help="Fine-tune a base model on Ray Train (LoRA, QLoRA, full/DeepSpeed); resumes a stopped run.")(train)
+    app.command("finetune", hidden=True, help="Another spelling of `clinitune train`.")(train)

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from clinitune.config import StrictModel
+from clinitune.config import ExecutionSettings, StrictModel
 from clinitune.curate.boilerplate import BoilerplateConfig
 from clinitune.curate.dedup import DedupConfig
 from clinitune.curate.readers.config import ReaderConfig
@@ -34,14 +34,12 @@ class DeidStageConfig(StrictModel):
     pseudonymize_patient_ids: Literal["auto", "always", "never"] = Field("auto", description="Replace patient ids (often record numbers) with keyed pseudonyms from the secret key in secret_key_env (default CLINITUNE_DEID_KEY): 'always' (a missing key is an error), 'auto' (when the key is set; the manifest and data card say which happened), 'never'.")
 
 
-class ExecutionConfig(StrictModel):
+class ExecutionConfig(ExecutionSettings):
     """How the job uses the Ray cluster."""
 
-    ray_address: str | None = Field(None, description="Ray cluster address; null uses $RAY_ADDRESS or starts a local Ray.")
     batch_size: int = Field(256, ge=1, description="Notes per batch handed to each step.")
     concurrency: int | None = Field(None, ge=1, description="De-identification actors (fixed count); null = autoscale from 1 to as many as the cluster CPUs hold.")
     deid_num_cpus: float = Field(1.0, gt=0, description="CPUs reserved per de-identification actor.")
-    num_cpus: int | None = Field(None, ge=1, description="CPUs for a local Ray started by the job (ignored when joining a cluster).")
 
 
 class OutputConfig(StrictModel):

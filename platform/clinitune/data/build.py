@@ -37,7 +37,7 @@ __all__ = ["build_dataset", "check_tokenizer", "datasets_cache_dir", "load_manif
 def datasets_cache_dir(cfg: DataConfig) -> Path:
     if cfg.cache_dir:
         return Path(cfg.cache_dir).expanduser()
-    from clinitune.models.registry import clinitune_home
+    from clinitune.models.catalog import clinitune_home
 
     return clinitune_home() / "datasets"
 
@@ -54,7 +54,7 @@ def tokenizer_fingerprint(model_dir: Path) -> str:
 def check_tokenizer(model_dir: Path) -> None:
     """The tokenizer loads and has a chat template (a one-line UserError otherwise)."""
     from clinitune.models.chat import load_tokenizer
-    from clinitune.models.registry import has_chat_template
+    from clinitune.models.catalog import has_chat_template
 
     if not has_chat_template(model_dir):
         raise UserError(
@@ -140,7 +140,7 @@ def build_dataset(cfg: DataConfig, model_dir: str | Path | None = None, *, force
 
     ``model_dir`` overrides ``cfg.model`` (the training job passes its resolved model).
     """
-    from clinitune.models.registry import resolve_model
+    from clinitune.models.catalog import resolve_model
 
     ref = model_dir or cfg.model
     if ref is None:

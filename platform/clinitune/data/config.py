@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from clinitune.config import StrictModel
+from clinitune.config import RayAddress, StrictModel
 
 
 class TaskConfig(StrictModel):
@@ -42,4 +42,4 @@ class DataConfig(StrictModel):
     replay: ReplayConfig | None = Field(None, description="Mix general-skill replay examples into the train split (null = none). Keeps a small model from answering every prompt in the task's format.")
     batch_size: int = Field(256, ge=1, description="Examples per Ray Data batch during tokenisation (packing happens within a batch).")
     cache_dir: str | None = Field(None, description="Where built datasets are cached by content hash; null = $CLINITUNE_HOME/datasets (use shared storage on a multi-node cluster).")
-    ray_address: str | None = Field(None, description="Ray cluster address for a standalone build; null uses $RAY_ADDRESS or starts a local Ray.")
+    ray_address: RayAddress = None  # a standalone build's; a training run's scaling.ray_address wins

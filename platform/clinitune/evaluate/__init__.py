@@ -1,4 +1,4 @@
-"""Evaluation and the promotion gate (``clinitune eval``).
+"""Evaluation and the promotion gate (``clinitune evaluate``).
 
 * ``run_evaluation(EvalConfig) -> EvalResult``: candidate vs baseline on held-out patients: task
   metrics, held-out loss, forgetting probes, PHI canaries, hallucinated codes, fairness slices and

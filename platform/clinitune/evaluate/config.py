@@ -1,13 +1,14 @@
-"""The evaluation job's typed config (``jobs/configs/eval.yaml`` documents every key)."""
+"""The evaluation job's typed config (``jobs/configs/evaluate.yaml`` documents every key)."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from clinitune.config import StrictModel
+from clinitune.config import ExecutionSettings, StrictModel, renamed_keys
 from clinitune.models.generate import GenerationResources
+from clinitune.registry.settings import RegistrySettings
 
 
 class TaskSpec(StrictModel):
@@ -71,17 +72,15 @@ class RagConfig(StrictModel):
     """Fine-tuned + RAG: the candidate answers the task prompts again with retrieved passages."""
 
     enabled: bool = Field(False, description="Add the 'fine-tuned + RAG' arm: same held-out prompts, passages from a knowledge base in the system message, exactly as the serving endpoint builds them.")
-    kb: str = Field("icd10", description="Knowledge base to retrieve from (create it with 'clinitune kb ingest --kb NAME ...').")
-    store: str | None = Field(None, description="Knowledge-base store (directory or object-store URI); null = <workdir>/kb, where 'clinitune kb' and serving keep them.")
+    kb: str = Field("icd10", description="Knowledge base to retrieve from (create it with 'clinitune rag ingest --kb NAME ...').")
+    store: str | None = Field(None, description="Knowledge-base store (directory or object-store URI); null = <workdir>/kb, where 'clinitune rag' and serving keep them.")
     top_k: int = Field(4, ge=1, le=50, description="Passages put in each prompt.")
     mode: Literal["hybrid", "vector", "text"] = Field("hybrid", description="Retrieval: hybrid (BM25 + vector, reciprocal rank fusion), vector or text only.")
     passage_chars: int = Field(600, ge=50, description="Characters of each passage put in the prompt (serving's retrieval.context_chars).")
 
 
-class ExecutionConfig(GenerationResources):
+class ExecutionConfig(ExecutionSettings, GenerationResources):
     """How generation runs on the Ray cluster."""
-
-    ray_address: str | None = Field(None, description="Ray cluster address; null uses $RAY_ADDRESS or starts a local Ray.")
 
 
 class EvalConfig(StrictModel):
@@ -103,8 +102,12 @@ class EvalConfig(StrictModel):
     consistency: ConsistencyConfig = Field(default_factory=ConsistencyConfig, description="Paraphrase and seed agreement.")
     rag: RagConfig = Field(default_factory=RagConfig, description="The fine-tuned + RAG arm (candidate only, same held-out prompts).")
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig, description="Ray execution settings.")
-    registry_uri: str | None = Field(None, description="MLflow tracking URI of the registry, for registry:* references; null = sqlite:///<workdir>/mlflow.db.")
-    model_name: str = Field("clinitune-icd10", description="Registered model name, for registry:* references.")
+    registry: RegistrySettings = Field(default_factory=RegistrySettings, description="The model registry registry:* references and baseline: production resolve against.")
     workdir: str = Field("work", description="Working directory (holds the default registry database).")
     output_dir: str | None = Field(None, description="Where report.json and report.html are written; null = <workdir>/eval/<candidate name>-vs-<baseline name>.")
     gate_policy: str | None = Field(None, description="Gate policy YAML (jobs/configs/gate.yaml); when set, the decision and its reasons are written into the report.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_spellings(cls, data):
+        return renamed_keys(data, {"registry_uri": "registry.tracking_uri", "model_name": "registry.model_name"}, "eval config")

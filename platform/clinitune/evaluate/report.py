@@ -41,13 +41,13 @@ def read_report(path: str | Path) -> dict:
     if p.is_dir():
         p = p / REPORT_JSON
     if not p.is_file():
-        raise InputPathError(f"report '{p}' does not exist.", fix="pass a report.json written by `clinitune eval`.")
+        raise InputPathError(f"report '{p}' does not exist.", fix="pass a report.json written by `clinitune evaluate`.")
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except json.JSONDecodeError:
-        raise UserError(f"report '{p}' is not valid JSON.", fix="pass a report.json written by `clinitune eval`.") from None
+        raise UserError(f"report '{p}' is not valid JSON.", fix="pass a report.json written by `clinitune evaluate`.") from None
     if not isinstance(data, dict) or "metrics" not in data:
-        raise UserError(f"report '{p}' has no metrics.", fix="pass a report.json written by `clinitune eval`.")
+        raise UserError(f"report '{p}' has no metrics.", fix="pass a report.json written by `clinitune evaluate`.")
     return data
 
 

@@ -42,7 +42,7 @@ class EvalResult:
 def _registry(cfg: EvalConfig):
     from clinitune.registry import Registry
 
-    return Registry(cfg.registry_uri, model_name=cfg.model_name, workdir=cfg.workdir)
+    return Registry(cfg.registry.tracking_uri, model_name=cfg.registry.model_name, workdir=cfg.workdir)
 
 
 def resolve_models(cfg: EvalConfig) -> tuple[ModelSpec, ModelSpec]:
@@ -169,7 +169,7 @@ def run_evaluation(cfg: EvalConfig, *, report: Reporter | None = None, local: bo
     if not local:  # Ray before lancedb (the RAG arm): starting Ray forks this process, which lancedb's runtime warns about
         from clinitune.ray_utils import connect
 
-        connect(cfg.execution.ray_address)
+        connect(cfg.execution.ray_address, num_cpus=cfg.execution.num_cpus)
     if cfg.rag.enabled:  # retrieval first: a missing knowledge base fails before any model runs
         rag_df, retrieved = rag_items(cfg, es)
         items["candidate"] = pd.concat([es.items, rag_df], ignore_index=True)

@@ -1,4 +1,5 @@
-"""Base models: a small registry of local Hugging Face directories (``clinitune models``).
+"""Base models: a small catalog of local Hugging Face directories (``clinitune models``); the model
+registry of fine-tuned versions is ``clinitune.registry``.
 
 * ``resolve_model(ref)``: a registered name, the embedded default or a directory -> local path.
 * ``import_model(source, name)``: register a local directory or fetch a URI into the cache.
@@ -13,12 +14,12 @@ from __future__ import annotations
 from clinitune._lazy import lazy_getattr
 
 _EXPORTS = {
-    "resolve_model": "clinitune.models.registry",
-    "import_model": "clinitune.models.registry",
-    "list_models": "clinitune.models.registry",
-    "ModelEntry": "clinitune.models.registry",
-    "clinitune_home": "clinitune.models.registry",
-    "DEFAULT_MODEL": "clinitune.models.registry",
+    "resolve_model": "clinitune.models.catalog",
+    "import_model": "clinitune.models.catalog",
+    "list_models": "clinitune.models.catalog",
+    "ModelEntry": "clinitune.models.catalog",
+    "clinitune_home": "clinitune.models.catalog",
+    "DEFAULT_MODEL": "clinitune.models.catalog",
     "create_tiny_model": "clinitune.models.tiny",
     "convert_gguf": "clinitune.models.gguf",
 }

@@ -69,7 +69,7 @@ def convert_gguf(gguf_file: str | Path, out_dir: str | Path) -> Path:
 
 def ensure_embedded_default(home: str | Path | None = None) -> Path:
     """The embedded SmolLM2-135M-Instruct as a cached safetensors directory, registered as the default."""
-    from clinitune.models.registry import DEFAULT_MODEL, ModelEntry, describe_dir, models_dir, read_entry, write_entry
+    from clinitune.models.catalog import DEFAULT_MODEL, ModelEntry, describe_dir, models_dir, read_entry, write_entry
 
     entry = read_entry(DEFAULT_MODEL, home)
     if entry is not None and (Path(entry.path) / "config.json").is_file():

@@ -74,7 +74,7 @@ def create_tiny_model(out_dir: str | Path, *, hidden_size: int = 64, num_layers:
         model.save_pretrained(staging)
         tok.save_pretrained(staging)
     if register_as:
-        from clinitune.models.registry import ModelEntry, describe_dir, write_entry
+        from clinitune.models.catalog import ModelEntry, describe_dir, write_entry
 
         write_entry(ModelEntry(name=register_as, path=str(out.resolve()), source="tiny", kind="tiny",
                                imported_at=time.time(), **describe_dir(out)), home)

@@ -6,14 +6,13 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from clinitune.config import StrictModel
+from clinitune.config import RayAddress, StrictModel
+from clinitune.registry.settings import RegistrySettings
 
 
-class RegistrySettings(StrictModel):
+class PipelineRegistrySettings(RegistrySettings):
     """Where candidates are registered and how serving hears about a new production version."""
 
-    tracking_uri: str | None = Field(None, description="MLflow tracking URI; null = $MLFLOW_TRACKING_URI or sqlite:///<workdir>/mlflow.db.")
-    model_name: str = Field("clinitune-icd10", description="Registered model name.")
     reload_url: str | None = Field(None, description="Serving reload endpoint POSTed (JSON) after production changes; null = only <workdir>/registry/production.json is written.")
     auto_promote: bool = Field(True, description="Promote a candidate the gate passes; false only registers it (alias candidate) for a person to promote.")
 
@@ -33,31 +32,15 @@ class PipelineConfig(StrictModel):
     workdir: str = Field("work/pipeline", description="Working directory: run state and log, per-run outputs, the default MLflow database.")
     curate_config: str | None = Field(None, description="Curation config YAML (jobs/configs/curate.yaml); null = defaults.")
     curate_overrides: dict[str, Any] = Field(default_factory=dict, description="Dotted curation keys set on top of curate_config (e.g. {split.test: 0.2}).")
-    finetune_config: str = Field("jobs/configs/finetune.yaml", description="Finetune config YAML; the pipeline sets data.source, model (when starting from production), workdir, output_dir and the run name.")
+    finetune_config: str = Field("jobs/configs/train.yaml", description="Finetune config YAML; the pipeline sets data.source, model (when starting from production), workdir, output_dir and the run name.")
     finetune_overrides: dict[str, Any] = Field(default_factory=dict, description="Dotted finetune keys set on top of finetune_config (e.g. {training.max_steps: 60}).")
-    eval_config: str | None = Field(None, description="Eval config YAML (jobs/configs/eval.yaml); candidate, baseline, data, workdir and output_dir are set by the pipeline. null = defaults.")
+    eval_config: str | None = Field(None, description="Eval config YAML (jobs/configs/evaluate.yaml); candidate, baseline, data, workdir and output_dir are set by the pipeline. null = defaults.")
     eval_overrides: dict[str, Any] = Field(default_factory=dict, description="Dotted eval keys set on top of eval_config (e.g. {max_examples: 80}).")
     gate_policy: str | None = Field(None, description="Gate policy YAML (jobs/configs/gate.yaml); null = the default policy.")
     start_from: Literal["production", "base"] = Field("production", description="Train from the current production model (its adapter merged into its base) or always from the base model of finetune_config.")
     canaries: int = Field(8, ge=0, description="Canary records planted in each run's training split (0 = none; the PHI gate then has nothing to measure and rejects unless on_missing: skip).")
     canary_seed: int = Field(0, description="Seed of the canary identifiers (each run also mixes in its run id).")
-    registry: RegistrySettings = Field(default_factory=RegistrySettings, description="Model registry and serving notification.")
+    registry: PipelineRegistrySettings = Field(default_factory=PipelineRegistrySettings, description="Model registry and serving notification.")
     review: ReviewSettings = Field(default_factory=ReviewSettings, description="Clinician review campaigns (used when the gate policy's human_review is enabled: the run waits in awaiting_review until its campaign is closed).")
-    ray_address: str | None = Field(None, description="Ray cluster address for every stage; null uses $RAY_ADDRESS or starts a local Ray.")
+    ray_address: RayAddress = None  # every stage's
 
-
-def apply_dotted(base: dict, overrides: dict[str, Any]) -> dict:
-    """A copy of ``base`` with dotted keys (``{"training.max_steps": 60}``) set."""
-    import copy
-
-    out = copy.deepcopy(base)
-    for path, value in overrides.items():
-        node = out
-        *parents, leaf = str(path).split(".")
-        for p in parents:
-            nxt = node.get(p)
-            if not isinstance(nxt, dict):
-                nxt = node[p] = {}
-            node = nxt
-        node[leaf] = value
-    return out

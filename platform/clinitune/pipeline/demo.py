@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from pydantic import Field
 
-from clinitune.config import StrictModel
+from clinitune.config import RayAddress, StrictModel
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +32,15 @@ class DemoConfig(StrictModel):
     max_chars: int = Field(1000, ge=800, description="Character budget per synthetic note (short notes keep CPU training fast).")
     code_pool: int = Field(0, ge=0, description="Chronic, acute and imaging diagnoses drawn from this many ICD-10 codes each (0 = all): a label space a small model can learn in minutes.")
     curate_overrides: dict[str, Any] = Field(default_factory=dict, description="Dotted curation keys over the defaults (e.g. split fractions).")
-    finetune_config: str = Field("jobs/configs/finetune.yaml", description="Finetune config YAML the demo starts from.")
+    finetune_config: str = Field("jobs/configs/train.yaml", description="Finetune config YAML the demo starts from.")
     finetune_overrides: dict[str, Any] = Field(default_factory=dict, description="Dotted finetune keys: the demo's training recipe.")
-    eval_config: str | None = Field("jobs/configs/eval.yaml", description="Eval config YAML (null = defaults).")
+    eval_config: str | None = Field("jobs/configs/evaluate.yaml", description="Eval config YAML (null = defaults).")
     eval_overrides: dict[str, Any] = Field(default_factory=dict, description="Dotted eval keys over eval_config.")
     gate_policy: str | None = Field("jobs/configs/gate.yaml", description="Gate policy YAML (null = the default policy).")
     canaries: int = Field(8, ge=0, description="Canary records planted in the training split (PHI-extraction check).")
     rag: bool = Field(True, description="Ingest every ICD-10-CM code of the categories the demo's notes use as knowledge base 'icd10-demo' (once; cached in $CLINITUNE_HOME/kb) and report the fine-tuned model with retrieval on the same held-out notes.")
     time_budget_s: int = Field(1200, ge=60, description="Wall-clock budget; the demo warns when it ran longer.")
-    ray_address: str | None = Field(None, description="Ray cluster address; null starts a local Ray.")
+    ray_address: RayAddress = None
 
 
 @dataclass
@@ -63,7 +63,7 @@ def _resolve(path: str | None, root: Path) -> str | None:
 
 def kb_root() -> Path:
     """Where the demo keeps its knowledge base: beside the converted models, reused by every run."""
-    from clinitune.models.registry import clinitune_home
+    from clinitune.models.catalog import clinitune_home
 
     return clinitune_home() / "kb"
 
@@ -82,7 +82,7 @@ def ensure_icd10_kb(say: Callable[[str], None], kb: str = DEMO_KB) -> Path:
     """Knowledge base ``kb``: every billable code of :func:`demo_categories` (ingested once, then reused).
 
     About 4,700 codes, a minute of embedding on a 2-core CPU; the whole 74k-code table
-    (``clinitune kb ingest --kb icd10 --icd10``) takes ~10 minutes there, too long for the demo.
+    (``clinitune rag ingest --kb icd10 --icd10``) takes ~10 minutes there, too long for the demo.
     """
     from clinitune.rag.chunking import chunk_document
     from clinitune.rag.ingest import ingest_kb

@@ -20,9 +20,9 @@ from typing import Callable
 
 from clinitune.artifacts import curated
 from clinitune.artifacts import model as model_artifact
-from clinitune.config import config_hash, load_config, validate_config
+from clinitune.config import apply_dotted, config_hash, load_config, validate_config
 from clinitune.errors import UserError
-from clinitune.pipeline.config import PipelineConfig, apply_dotted
+from clinitune.pipeline.config import PipelineConfig
 from clinitune.pipeline.review import AwaitingReview, review_stage
 from clinitune.pipeline.state import Lock, PipelineState
 
@@ -62,17 +62,17 @@ def _load_stage_configs(cfg: PipelineConfig):
     from clinitune.curate.config import CurateConfig
     from clinitune.evaluate.config import EvalConfig
     from clinitune.evaluate.gate import GatePolicy, load_policy
-    from clinitune.train.config import FinetuneConfig
+    from clinitune.train.config import TrainConfig
 
-    cur = apply_dotted(load_config(cfg.curate_config, CurateConfig).model_dump(mode="json"), cfg.curate_overrides)
+    cur = apply_dotted(load_config(cfg.curate_config, CurateConfig).model_dump(mode="json"), cfg.curate_overrides, source="curate_overrides")
     curate_cfg = validate_config(cur, CurateConfig, source=f"{cfg.curate_config or 'curate defaults'} + curate_overrides")
     if cfg.ray_address:
         curate_cfg.execution.ray_address = cfg.ray_address
-    ft = load_config(cfg.finetune_config, FinetuneConfig).model_dump(mode="json")
-    ft = apply_dotted(ft, cfg.finetune_overrides)
-    validate_config(ft, FinetuneConfig, source=f"{cfg.finetune_config} + finetune_overrides")
+    ft = load_config(cfg.finetune_config, TrainConfig).model_dump(mode="json")
+    ft = apply_dotted(ft, cfg.finetune_overrides, source="finetune_overrides")
+    validate_config(ft, TrainConfig, source=f"{cfg.finetune_config} + finetune_overrides")
     ev = load_config(cfg.eval_config, EvalConfig, {"candidate": "-", "data": "-"}).model_dump(mode="json")
-    ev = apply_dotted(ev, cfg.eval_overrides)
+    ev = apply_dotted(ev, cfg.eval_overrides, source="eval_overrides")
     validate_config(ev, EvalConfig, source=f"{cfg.eval_config or 'eval defaults'} + eval_overrides")
     policy = load_policy(cfg.gate_policy) if cfg.gate_policy else GatePolicy()
     return curate_cfg, ft, ev, policy
@@ -128,7 +128,7 @@ def _start_model(ctx: Context) -> dict:
 
 
 def _finetune_cfg(ctx: Context):
-    from clinitune.train.config import FinetuneConfig
+    from clinitune.train.config import TrainConfig
 
     start = ctx.state.stage_output(ctx.run_id, "start_model")
     dataset = ctx.state.stage_output(ctx.run_id, "canaries")["dataset"]
@@ -140,7 +140,7 @@ def _finetune_cfg(ctx: Context):
         ft = apply_dotted(ft, {"tracking.tracking_uri": ctx.cfg.registry.tracking_uri})
     if ctx.cfg.ray_address:
         ft = apply_dotted(ft, {"scaling.ray_address": ctx.cfg.ray_address})
-    return validate_config(ft, FinetuneConfig, source="pipeline finetune config")
+    return validate_config(ft, TrainConfig, source="pipeline finetune config")
 
 
 def _train(ctx: Context) -> dict:
@@ -160,7 +160,7 @@ def _eval(ctx: Context) -> dict:
     ev = apply_dotted(ctx.eval_base, {
         "candidate": ctx.state.stage_output(ctx.run_id, "train")["artifact"], "baseline": baseline,
         "data": ctx.state.stage_output(ctx.run_id, "canaries")["dataset"], "workdir": ctx.cfg.workdir,
-        "output_dir": str(ctx.run_dir / "eval"), "registry_uri": ctx.registry.uri, "model_name": ctx.registry.model_name,
+        "output_dir": str(ctx.run_dir / "eval"), "registry.tracking_uri": ctx.registry.uri, "registry.model_name": ctx.registry.model_name,
         "gate_policy": None,
     })
     if ctx.cfg.ray_address:

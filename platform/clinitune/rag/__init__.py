@@ -1,4 +1,4 @@
-"""Knowledge bases for retrieval-augmented generation (``clinitune kb``).
+"""Knowledge bases for retrieval-augmented generation (``clinitune rag``).
 
     from clinitune.rag import KbStore, Embedder, HybridRetriever, ingest_kb
     report = ingest_kb(KbStore(root), "icd10", icd10=True)           # chunk, embed, upsert, index

@@ -41,7 +41,7 @@ class KbNotFound(UserError):
         where = f" in '{root}'" if root else ""
         super().__init__(
             f"knowledge base '{name}' does not exist{where} (available: {have}).",
-            fix=f"ingest it with 'clinitune kb ingest --kb {name}{' --root ' + root if root else ''} PATH...' "
+            fix=f"ingest it with 'clinitune rag ingest --kb {name}{' --root ' + root if root else ''} PATH...' "
                 "(--icd10 instead of PATH for the ICD-10-CM table), or name an existing knowledge base.",
         )
 
@@ -142,7 +142,7 @@ class KbStore:
         model = meta.get(b"clinitune.embedding_model", b"").decode()
         if model != MODEL_NAME:
             raise UserError(f"knowledge base '{name}' was embedded with '{model or 'an unknown model'}', not {MODEL_NAME}.",
-                            fix=f"re-create it: clinitune kb ingest --kb {name} --recreate ...")
+                            fix=f"re-create it: clinitune rag ingest --kb {name} --recreate ...")
         with self._lock:
             self._tables[name] = tbl
         return tbl

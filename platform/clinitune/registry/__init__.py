@@ -14,7 +14,8 @@ _EXPORTS = {
     "VersionInfo": "clinitune.registry.client",
     "CANDIDATE": "clinitune.registry.client",
     "PRODUCTION": "clinitune.registry.client",
-    "DEFAULT_MODEL_NAME": "clinitune.registry.client",
+    "DEFAULT_MODEL_NAME": "clinitune.registry.settings",
+    "RegistrySettings": "clinitune.registry.settings",
     "NOTIFY_FILE": "clinitune.registry.client",
     "check_reachable": "clinitune.registry.client",
 }

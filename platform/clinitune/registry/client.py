@@ -32,10 +32,10 @@ from typing import Any
 from clinitune.artifacts.model import DESCRIPTOR
 from clinitune.artifacts.publish import publish_whole, write_whole
 from clinitune.errors import UserError
+from clinitune.registry.settings import DEFAULT_MODEL_NAME
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL_NAME = "clinitune-icd10"
 EXPERIMENT = "clinitune-registry"
 CANDIDATE, PRODUCTION = "candidate", "production"
 HISTORY_TAG = "clinitune.production_history"

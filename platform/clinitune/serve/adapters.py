@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clinitune.artifacts.model import ADAPTER_DIR, has_adapter, peek_descriptor
-from clinitune.serve.config import RegistrySettings, ServeArgs
+from clinitune.serve.config import ServeArgs, ServingRegistrySettings
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class StaticAdapterSource(AdapterSource):
 class RegistryAdapterSource(AdapterSource):
     """The model registry: ``production`` from its pointer file (or alias) and every version as ``<served>:v<N>``."""
 
-    def __init__(self, settings: RegistrySettings, served_name: str, workdir: str):
+    def __init__(self, settings: ServingRegistrySettings, served_name: str, workdir: str):
         self.settings = settings
         self.served_name = served_name
         self.workdir = workdir
@@ -112,9 +112,9 @@ class RegistryAdapterSource(AdapterSource):
 
     def _client(self):
         if self._registry is None and self.settings.tracking_uri:
-            from clinitune.registry import DEFAULT_MODEL_NAME, Registry
+            from clinitune.registry import Registry
 
-            self._registry = Registry(self.settings.tracking_uri, model_name=self.settings.registered_model or DEFAULT_MODEL_NAME,
+            self._registry = Registry(self.settings.tracking_uri, model_name=self.settings.model_name,
                                       workdir=self.workdir)
         return self._registry
 
@@ -128,7 +128,7 @@ class RegistryAdapterSource(AdapterSource):
             return self._pointer_cache[1]
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            name = str(data.get("model_name") or self.settings.registered_model or "registry")
+            name = str(data.get("model_name") or self.settings.model_name)
             version = str(data["version"])
             artifact = data["artifact_path"]
         except (OSError, json.JSONDecodeError, KeyError, TypeError):

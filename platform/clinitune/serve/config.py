@@ -20,7 +20,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from clinitune.config import StrictModel
+from clinitune.config import StrictModel, renamed_keys
+from clinitune.registry.settings import RegistrySettings
 
 IMPORT_PATH = "clinitune.serve.app:build_app"
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$")
@@ -47,15 +48,21 @@ class ModelSettings(StrictModel):
         return v
 
 
-class RegistrySettings(StrictModel):
-    """Where promotions and rollbacks are read from (the model registry of the training pipeline)."""
+class ServingRegistrySettings(RegistrySettings):
+    """Where promotions and rollbacks are read from (the model registry of the training pipeline).
+
+    With ``tracking_uri`` its versions are served as '<model.name>:v<version>' and its 'production'
+    alias is used when no pointer_file is set."""
 
     pointer_file: str | None = Field(None, description="The registry's production pointer file (JSON with version and artifact path), e.g. work/registry/production.json; re-read when it changes.")
-    tracking_uri: str | None = Field(None, description="MLflow tracking URI of the registry; its versions are served as '<model.name>:v<version>' and its 'production' alias is used when no pointer_file is set.")
-    registered_model: str | None = Field(None, description="Registered model name in the registry; null uses the registry's default.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_spellings(cls, data):
+        return renamed_keys(data, {"registered_model": "model_name"}, "serving config adapters.registry")
 
     @model_validator(mode="after")
-    def _one_source(self) -> "RegistrySettings":
+    def _one_source(self) -> "ServingRegistrySettings":
         if not self.pointer_file and not self.tracking_uri:
             raise ValueError("set pointer_file or tracking_uri (or remove the registry section)")
         return self
@@ -66,7 +73,7 @@ class AdapterSettings(StrictModel):
 
     static: dict[str, str] = Field(default_factory=dict, description="Fixed adapters: model id -> PEFT adapter directory (or a training artifact holding adapter/).")
     production: str | None = Field(None, description="Which static adapter answers model.name when no registry is configured.")
-    registry: RegistrySettings | None = Field(None, description="Registry-backed adapters: production (hot-reloaded on promotion/rollback) and registered versions.")
+    registry: ServingRegistrySettings | None = Field(None, description="Registry-backed adapters: production (hot-reloaded on promotion/rollback) and registered versions.")
     refresh_s: float = Field(2.0, gt=0, description="How often the gateway re-reads the registry for promotions and rollbacks, in seconds.")
     max_loaded_per_replica: int = Field(4, ge=1, description="LRU bound: adapters kept loaded on one generator replica.")
 

@@ -1,6 +1,6 @@
 """The retriever deployment: hybrid search over the knowledge bases, scaled on its own.
 
-It reads the LanceDB store with a zero consistency interval, so a ``clinitune kb ingest`` into a
+It reads the LanceDB store with a zero consistency interval, so a ``clinitune rag ingest`` into a
 served knowledge base (or a new knowledge base) is visible to the next request.
 """
 

@@ -1,7 +1,7 @@
 """Fine-tuning on Ray Train: LoRA, QLoRA and full (DeepSpeed ZeRO) from one config (``clinitune train``).
 
-* ``run_finetune(FinetuneConfig) -> Path``: pre-flight, dataset build, TorchTrainer, artifact.
-* ``FinetuneConfig``: the typed config (``jobs/configs/finetune.yaml``).
+* ``run_finetune(TrainConfig) -> Path``: pre-flight, dataset build, TorchTrainer, artifact.
+* ``TrainConfig``: the typed config (``jobs/configs/train.yaml``).
 * ``load_artifact(dir)``: the descriptor of a trained model artifact.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from clinitune._lazy import lazy_getattr
 
 _EXPORTS = {
-    "FinetuneConfig": "clinitune.train.config",
+    "TrainConfig": "clinitune.train.config",
     "run_finetune": "clinitune.train.trainer",
     "prepare": "clinitune.train.trainer",
     "build_trainer": "clinitune.train.trainer",

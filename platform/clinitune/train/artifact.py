@@ -11,10 +11,10 @@ from pathlib import Path
 from clinitune.artifacts.model import (
     ADAPTER_DIR, MODEL_DIR, ArtifactDescriptor, adapter_kind, read_descriptor, write_model_artifact,
 )
-from clinitune.train.config import FinetuneConfig
+from clinitune.train.config import TrainConfig
 
 
-def write_artifact(out: Path, *, cfg: FinetuneConfig, model_dir: Path, checkpoint_dir: Path, dataset_manifest: dict,
+def write_artifact(out: Path, *, cfg: TrainConfig, model_dir: Path, checkpoint_dir: Path, dataset_manifest: dict,
                    metrics: dict, history: list[dict], run_name: str, storage_path: str,
                    mlflow_run_id: str | None, tracking_uri: str | None) -> Path:
     """Assemble the artifact from the final checkpoint; replaces ``out`` only when complete."""

@@ -1,4 +1,4 @@
-"""The fine-tuning job's typed config (``jobs/configs/finetune.yaml`` documents every key)."""
+"""The fine-tuning job's typed config (``jobs/configs/train.yaml`` documents every key)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from clinitune.config import StrictModel
+from clinitune.config import ExecutionSettings, StrictModel
 from clinitune.data.config import DataConfig
 from clinitune.errors import ConfigError
 
@@ -59,7 +59,7 @@ class TrainingConfig(StrictModel):
     log_every_n_steps: int = Field(10, ge=1, description="Report training loss, tokens/s, memory and learning rate every N optimizer steps.")
 
 
-class EvalConfig(StrictModel):
+class ValidationConfig(StrictModel):
     """Validation loss and early stopping."""
 
     every_n_steps: int | None = Field(50, ge=1, description="Compute validation loss every N optimizer steps (null = only at the end).")
@@ -77,7 +77,7 @@ class CheckpointSettings(StrictModel):
     run_name: str | None = Field(None, description="Name of the run under storage_path; the same name resumes from its last checkpoint. null = derived from the config's content hash, so re-running the same command resumes.")
 
 
-class ScalingSettings(StrictModel):
+class ScalingSettings(ExecutionSettings):
     """Ray Train workers and their resources."""
 
     num_workers: int = Field(1, ge=1, description="Training workers (one process each; data parallel).")
@@ -86,7 +86,6 @@ class ScalingSettings(StrictModel):
     gpus_per_worker: float = Field(1.0, gt=0, description="GPUs per worker when use_gpu is true.")
     threads_per_worker: int | None = Field(None, ge=1, description="PyTorch CPU threads per worker; null = cpus_per_worker rounded up. Raise it when workers reserve a fraction of a CPU but the machine has idle cores.")
     max_failures: int = Field(3, ge=-1, description="Worker-group restarts from the last checkpoint after a worker dies (-1 = unlimited).")
-    ray_address: str | None = Field(None, description="Ray cluster address; null uses $RAY_ADDRESS or starts a local Ray.")
 
 
 class TrackingConfig(StrictModel):
@@ -97,7 +96,7 @@ class TrackingConfig(StrictModel):
     experiment: str = Field("clinitune-finetune", description="MLflow experiment name.")
 
 
-class FinetuneConfig(StrictModel):
+class TrainConfig(StrictModel):
     """Turn a built dataset and a base model into an adapter or fine-tuned weights."""
 
     model: str = Field("smollm2-135m-instruct", description="Base model: a registered name (clinitune models list), the embedded default 'smollm2-135m-instruct', or a local Hugging Face directory.")
@@ -107,7 +106,7 @@ class FinetuneConfig(StrictModel):
     quantization: QuantConfig = Field(default_factory=QuantConfig, description="4-bit settings for qlora.")
     deepspeed: DeepSpeedConfig = Field(default_factory=DeepSpeedConfig, description="DeepSpeed ZeRO settings for full fine-tuning.")
     training: TrainingConfig = Field(default_factory=TrainingConfig, description="Optimisation settings.")
-    eval: EvalConfig = Field(default_factory=EvalConfig, description="Validation loss and early stopping.")
+    eval: ValidationConfig = Field(default_factory=ValidationConfig, description="Validation loss and early stopping during training (the evaluation job is `clinitune evaluate`).")
     checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings, description="Checkpoint storage and frequency.")
     scaling: ScalingSettings = Field(default_factory=ScalingSettings, description="Workers and resources.")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow tracking.")
@@ -115,7 +114,7 @@ class FinetuneConfig(StrictModel):
     output_dir: str | None = Field(None, description="Where the model artifact is written; null = <workdir>/models/<run_name>.")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "FinetuneConfig":
+    def _consistent(self) -> "TrainConfig":
         if self.deepspeed.enabled and self.method != "full":
             raise ConfigError(f"deepspeed.enabled is true but method is '{self.method}'.",
                               fix="use method: full with DeepSpeed, or set deepspeed.enabled: false for LoRA/QLoRA.")

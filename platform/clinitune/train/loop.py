@@ -38,7 +38,7 @@ import torch
 
 from clinitune.artifacts.publish import write_whole
 from clinitune.train import state as ckpt
-from clinitune.train.config import FinetuneConfig
+from clinitune.train.config import TrainConfig
 from clinitune.train.loss import IGNORE_INDEX, causal_lm_loss, supports_selective_logits
 from clinitune.train.model_setup import (build_model, deepspeed_config, make_optimizer, make_scheduler,
                                          trainable_parameters, use_bf16)
@@ -88,7 +88,7 @@ def collate(batch: dict, pad_id: int, device: torch.device, multiple_of: int = 1
     }
 
 
-def plan_steps(cfg: FinetuneConfig, train_sequences: int, world: int) -> tuple[int, int, int]:
+def plan_steps(cfg: TrainConfig, train_sequences: int, world: int) -> tuple[int, int, int]:
     """(micro-batches per epoch per worker, optimizer steps per epoch, total steps); equal on every worker."""
     per_worker = train_sequences // world
     micro = per_worker // cfg.training.batch_size
@@ -145,7 +145,7 @@ def write_status(status_dir: str | None, rank: int, payload: dict) -> None:
 # --- the recipe ---------------------------------------------------------------------------------
 
 
-def worker_threads(cfg: FinetuneConfig) -> int:
+def worker_threads(cfg: TrainConfig) -> int:
     """PyTorch CPU threads of one training worker."""
     return cfg.scaling.threads_per_worker or max(1, math.ceil(cfg.scaling.cpus_per_worker))
 
@@ -161,7 +161,7 @@ class FinetuneRecipe:
     def __init__(self, loop_config: dict):
         import ray.train
 
-        self.cfg = cfg = FinetuneConfig.model_validate(loop_config["config"])
+        self.cfg = cfg = TrainConfig.model_validate(loop_config["config"])
         self.model_dir: str = loop_config["model_dir"]
         self.pad_id: int = loop_config["pad_token_id"]
         ctx = ray.train.get_context()

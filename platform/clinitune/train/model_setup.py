@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from clinitune.train.config import FinetuneConfig
+from clinitune.train.config import TrainConfig
 from clinitune.train.loss import transformers_slices_logits
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 HEAD_NAMES = ("lm_head", "embed_out", "output")
 
 
-def use_bf16(cfg: FinetuneConfig) -> bool:
+def use_bf16(cfg: TrainConfig) -> bool:
     if cfg.training.precision == "auto":
         return cfg.scaling.use_gpu
     return cfg.training.precision == "bf16"
@@ -42,7 +42,7 @@ def linear_module_names(model_dir: str | Path) -> set[str]:
     return names
 
 
-def lora_targets(cfg: FinetuneConfig) -> list[str] | str:
+def lora_targets(cfg: TrainConfig) -> list[str] | str:
     t = cfg.lora.target_modules
     return "all-linear" if t == "all-linear" else list(t)
 
@@ -77,7 +77,7 @@ def limit_checkpointed_layers(model: torch.nn.Module, n: int | None) -> int:
     return checkpointed
 
 
-def build_model(cfg: FinetuneConfig, model_dir: str, device: torch.device):
+def build_model(cfg: TrainConfig, model_dir: str, device: torch.device):
     """The trainable model on ``device`` (not yet wrapped in DDP or DeepSpeed)."""
     from transformers import AutoModelForCausalLM
 
@@ -138,7 +138,7 @@ def trainable_parameters(model) -> list[torch.nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def deepspeed_config(cfg: FinetuneConfig) -> dict:
+def deepspeed_config(cfg: TrainConfig) -> dict:
     ds = cfg.deepspeed
     zero: dict = {"stage": ds.stage, "overlap_comm": cfg.scaling.use_gpu, "contiguous_gradients": True}
     if ds.offload_optimizer:
@@ -160,7 +160,7 @@ def deepspeed_config(cfg: FinetuneConfig) -> dict:
     }
 
 
-def make_optimizer(cfg: FinetuneConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+def make_optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
     t = cfg.training
     if cfg.deepspeed.enabled and cfg.deepspeed.offload_optimizer:
         from deepspeed.ops.adam import DeepSpeedCPUAdam
@@ -169,7 +169,7 @@ def make_optimizer(cfg: FinetuneConfig, params: list[torch.nn.Parameter]) -> tor
     return torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=t.weight_decay)
 
 
-def make_scheduler(cfg: FinetuneConfig, optimizer, total_steps: int):
+def make_scheduler(cfg: TrainConfig, optimizer, total_steps: int):
     from transformers import get_scheduler
 
     name = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}[cfg.training.lr_scheduler]

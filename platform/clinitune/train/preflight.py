@@ -12,13 +12,13 @@ import json
 from pathlib import Path
 
 from clinitune.errors import ConfigError, UserError
-from clinitune.train.config import FinetuneConfig
+from clinitune.train.config import TrainConfig
 
 
-def check_model(cfg: FinetuneConfig) -> Path:
+def check_model(cfg: TrainConfig) -> Path:
     """Resolve the base model and check its tokenizer, targets and quantisability."""
     from clinitune.data.build import check_tokenizer
-    from clinitune.models.registry import resolve_model
+    from clinitune.models.catalog import resolve_model
     from clinitune.train.model_setup import linear_module_names
 
     model_dir = resolve_model(cfg.model)
@@ -42,7 +42,7 @@ def check_model(cfg: FinetuneConfig) -> Path:
     return model_dir
 
 
-def check_quantisable(cfg: FinetuneConfig, hf_config: dict, linears: set[str]) -> None:
+def check_quantisable(cfg: TrainConfig, hf_config: dict, linears: set[str]) -> None:
     if importlib.util.find_spec("bitsandbytes") is None:
         raise UserError("method qlora needs the bitsandbytes package, which is not installed.",
                         fix="pip install 'bitsandbytes>=0.45', or use method: lora.")
@@ -64,7 +64,7 @@ def check_quantisable(cfg: FinetuneConfig, hf_config: dict, linears: set[str]) -
                             fix="pip install -U bitsandbytes, or set scaling.use_gpu: true.")
 
 
-def check_options(cfg: FinetuneConfig) -> None:
+def check_options(cfg: TrainConfig) -> None:
     if cfg.deepspeed.enabled and importlib.util.find_spec("deepspeed") is None:
         raise UserError("deepspeed.enabled is true but the deepspeed package is not installed.",
                         fix="pip install --no-build-isolation deepspeed, or set deepspeed.enabled: false.")
@@ -92,7 +92,7 @@ def check_options(cfg: FinetuneConfig) -> None:
                           fix="set eval.every_n_steps (e.g. 50).")
 
 
-def check_resources(cfg: FinetuneConfig) -> None:
+def check_resources(cfg: TrainConfig) -> None:
     """Workers must fit the cluster: in total and, for one worker, on some node."""
     import ray
 
@@ -121,7 +121,7 @@ def check_resources(cfg: FinetuneConfig) -> None:
                         fix="lower scaling.cpus_per_worker / gpus_per_worker or add a larger node.")
 
 
-def check_dataset(cfg: FinetuneConfig, manifest: dict) -> None:
+def check_dataset(cfg: TrainConfig, manifest: dict) -> None:
     from clinitune.train.loop import plan_steps
 
     train = manifest["splits"]["train"]

@@ -1,6 +1,6 @@
 """Driver side of a fine-tuning run: pre-flight, dataset, Ray Train ``TorchTrainer``, MLflow, artifact.
 
-``run_finetune(cfg) -> Path`` is the library entry point the CLI, ``jobs/finetune.py``, Tune
+``run_finetune(cfg) -> Path`` is the library entry point the CLI, ``jobs/train.py``, Tune
 trials and the demo call. The run's name (``checkpoint.run_name``, default: the config's content
 hash) names its directory in storage, so submitting the same config again resumes from the last
 checkpoint, and a finished run only re-exports its artifact.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clinitune.config import config_hash
-from clinitune.train.config import FinetuneConfig
+from clinitune.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 class Prepared:
     """Everything resolved and checked before the trainer starts."""
 
-    cfg: FinetuneConfig
+    cfg: TrainConfig
     model_dir: Path
     dataset_dir: Path
     manifest: dict
@@ -33,18 +33,18 @@ class Prepared:
     output_dir: Path
 
 
-def run_name_for(cfg: FinetuneConfig) -> str:
+def run_name_for(cfg: TrainConfig) -> str:
     return cfg.checkpoint.run_name or f"ft-{config_hash(cfg)[:12]}"
 
 
-def storage_path_for(cfg: FinetuneConfig) -> str:
+def storage_path_for(cfg: TrainConfig) -> str:
     if cfg.checkpoint.storage_path:
         sp = cfg.checkpoint.storage_path
         return sp if "://" in sp else str(Path(sp).expanduser().resolve())
     return str((Path(cfg.workdir).expanduser() / "runs").resolve())
 
 
-def prepare(cfg: FinetuneConfig) -> Prepared:
+def prepare(cfg: TrainConfig) -> Prepared:
     """Pre-flight checks (cheap ones first), then the (cached) dataset build."""
     from clinitune import ray_utils
     from clinitune.artifacts.tokenized import load_manifest
@@ -53,7 +53,7 @@ def prepare(cfg: FinetuneConfig) -> Prepared:
 
     preflight.check_options(cfg)
     model_dir = preflight.check_model(cfg)
-    ray_utils.connect(cfg.scaling.ray_address)
+    ray_utils.connect(cfg.scaling.ray_address, num_cpus=cfg.scaling.num_cpus)
     preflight.check_resources(cfg)
     dataset_dir = build_dataset(cfg.data, model_dir)
     manifest = load_manifest(dataset_dir)
@@ -173,6 +173,6 @@ def run_prepared(prep: Prepared, *, callbacks: list | None = None, parent_run_id
     return artifact
 
 
-def run_finetune(cfg: FinetuneConfig, *, callbacks: list | None = None, parent_run_id: str | None = None) -> Path:
+def run_finetune(cfg: TrainConfig, *, callbacks: list | None = None, parent_run_id: str | None = None) -> Path:
     """Pre-flight, build the dataset, train on Ray Train, write the artifact; returns the artifact directory."""
     return run_prepared(prepare(cfg), callbacks=callbacks, parent_run_id=parent_run_id)

@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from clinitune.config import StrictModel
 from clinitune.errors import ConfigError
-from clinitune.train.config import FinetuneConfig
+from clinitune.train.config import TrainConfig
 
 
 class ParamSpec(StrictModel):
@@ -44,7 +44,7 @@ class AshaConfig(StrictModel):
 class TuneConfig(StrictModel):
     """Search over fine-tuning hyperparameters with Ray Tune; every trial is a Ray Train run."""
 
-    finetune: FinetuneConfig = Field(..., description="The base fine-tuning config each trial starts from (see jobs/configs/finetune.yaml).")
+    finetune: TrainConfig = Field(..., description="The base fine-tuning config each trial starts from (see jobs/configs/train.yaml).")
     search_space: dict[str, ParamSpec] = Field(..., description="Dotted finetune-config paths -> distributions, e.g. training.learning_rate, lora.r, lora.alpha, lora.dropout, training.epochs.")
     search: Literal["optuna", "random", "grid"] = Field("optuna", description="Search algorithm: optuna (TPE), random sampling, or grid (every 'grid' value; num_samples repeats the grid).")
     num_samples: int = Field(8, ge=1, description="Trials to run (with search: grid, repetitions of the whole grid).")

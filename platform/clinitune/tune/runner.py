@@ -9,7 +9,6 @@ artifact and config are exported.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
@@ -22,9 +21,9 @@ import yaml
 
 from clinitune.artifacts.model import DESCRIPTOR
 from clinitune.artifacts.publish import publish_whole
-from clinitune.config import config_hash
+from clinitune.config import apply_dotted, config_hash
 from clinitune.errors import ConfigError, UserError
-from clinitune.train.config import FinetuneConfig
+from clinitune.train.config import TrainConfig
 from clinitune.tune.config import ParamSpec, TuneConfig
 
 log = logging.getLogger(__name__)
@@ -45,22 +44,10 @@ class TuneOutcome:
     trials: list[dict] = field(default_factory=list)
 
 
-def apply_overrides(base: dict, overrides: dict[str, Any]) -> dict:
-    """A deep copy of ``base`` with dotted-path keys set (``{"lora.r": 8}``)."""
-    out = copy.deepcopy(base)
-    for path, value in overrides.items():
-        node = out
-        *parents, leaf = path.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    return out
-
-
 def _path_exists(path: str) -> bool:
     from pydantic import BaseModel
 
-    model: Any = FinetuneConfig
+    model: Any = TrainConfig
     for part in path.split("."):
         if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
             return False
@@ -83,7 +70,7 @@ def check_search_space(cfg: TuneConfig) -> None:
                               fix="use a dotted path such as training.learning_rate, lora.r, lora.alpha, lora.dropout, training.epochs.")
         for value in _probe_values(spec):
             try:
-                FinetuneConfig.model_validate(apply_overrides(base, {path: value}))
+                TrainConfig.model_validate(apply_dotted(base, {path: value}, source=f"search_space.{path}"))
             except Exception as err:
                 raise ConfigError(f"search_space.{path}: value {value!r} is not valid for that key ({type(err).__name__}).",
                                   fix="correct the range or values.") from None
@@ -166,11 +153,11 @@ def _trial(config: dict, *, base: dict, name: str, metric: str, storage: str, tr
     from clinitune.train.trainer import run_finetune
 
     trial_id = tune.get_context().get_trial_id()
-    d = apply_overrides(base, config)
+    d = apply_dotted(base, config)
     d["checkpoint"]["run_name"] = trial_run_name(name, trial_id)
     d["checkpoint"]["storage_path"] = storage
     d["output_dir"] = str(Path(trials_dir) / trial_id / "artifact")
-    cfg = FinetuneConfig.model_validate(d)
+    cfg = TrainConfig.model_validate(d)
     artifact = run_finetune(cfg, callbacks=[_metric_reports(TuneReportCallback, metric)], parent_run_id=parent_run_id)
     metrics = load_artifact(artifact)["metrics"]
     tune.report({**metrics, "artifact_dir": str(artifact)})
@@ -268,7 +255,7 @@ def run_tune(cfg: TuneConfig) -> TuneOutcome:
         errors = sorted({t["error"] for t in trials if t["error"]})
         raise RuntimeError(f"study '{name}': no trial completed (errors: {', '.join(errors) or 'none'}); see {study_dir}")
     best = (min if cfg.mode == "min" else max)(done, key=lambda t: t["metric"])
-    best_cfg = apply_overrides(base, best["config"])
+    best_cfg = apply_dotted(base, best["config"])
     out = Path(cfg.output_dir).expanduser() if cfg.output_dir else workdir / "models" / f"{name}-best"
     summary = {"study": name, "metric": cfg.metric, "mode": cfg.mode, "best_trial": best["trial_id"],
                "best_metric": best["metric"], "best_params": best["config"], "trials": trials}

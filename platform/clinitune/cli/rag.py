@@ -1,4 +1,4 @@
-"""``clinitune kb ingest|list|search``: knowledge bases for retrieval-augmented generation."""
+"""``clinitune rag ingest|list|search``: knowledge bases for retrieval-augmented generation."""
 
 from __future__ import annotations
 
@@ -87,4 +87,5 @@ def search_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(kb_app, name="kb")
+    app.add_typer(kb_app, name="rag")
+    app.add_typer(kb_app, name="kb", hidden=True, help="Old spelling of `clinitune rag`.")

@@ -1,4 +1,4 @@
-"""The base-model registry: names -> local Hugging Face directories, kept under the Clinitune home.
+"""The base-model catalog: names -> local Hugging Face directories, kept under the Clinitune home.
 
 Layout (``$CLINITUNE_HOME``, default ``~/.cache/clinitune``)::
 

@@ -1,4 +1,4 @@
-"""``clinitune eval``: candidate vs baseline on held-out patients -> report.json + report.html (+ gate)."""
+"""``clinitune evaluate`` (old spelling: ``eval``): candidate vs baseline on held-out patients -> report.json + report.html (+ gate)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def print_report(report: dict, json_path: Path, html_path: Path) -> None:
 
 
 def eval_command(
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Eval config YAML (see jobs/configs/eval.yaml)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Eval config YAML (see jobs/configs/evaluate.yaml)."),
     candidate: Optional[str] = typer.Option(None, "--candidate", help="Override candidate (artifact dir, registry:<alias|version>, model name or dir)."),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Override baseline ('base', 'production' or a model reference)."),
     data: Optional[str] = typer.Option(None, "--data", help="Override data (curated dataset directory)."),
@@ -53,7 +53,7 @@ def eval_command(
         print_report(read_report(rp), rp, rp.parent / REPORT_HTML)
         return
     if config is None and not (candidate and data):
-        raise UserError("missing --config. Fix: pass --config jobs/configs/eval.yaml (or --candidate and --data).")
+        raise UserError("missing --config. Fix: pass --config jobs/configs/evaluate.yaml (or --candidate and --data).")
     overrides = {"candidate": candidate, "baseline": baseline, "data": data, "output_dir": output_dir,
                  "gate_policy": str(policy) if policy else None}
     cfg = load_config(config, EvalConfig, overrides)
@@ -71,4 +71,5 @@ def eval_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("eval", help="Evaluate a candidate vs its baseline on held-out patients; write report.json/html; optionally gate it.")(eval_command)
+    app.command("evaluate", help="Evaluate a candidate vs its baseline on held-out patients; write report.json/html; optionally gate it.")(eval_command)
+    app.command("eval", hidden=True, help="Old spelling of `clinitune evaluate`.")(eval_command)

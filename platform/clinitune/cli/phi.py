@@ -1,4 +1,4 @@
-"""``clinitune deid``: detect or redact PHI in a JSONL file of notes.
+"""``clinitune phi``: detect or redact PHI in a JSONL file of notes.
 
 Input lines are JSON objects with ``note_id`` and ``text`` (``patient_id`` is used when present;
 other fields are ignored and never copied to the output). A malformed line stops the run with an
@@ -212,7 +212,8 @@ def redact(
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(deid_app, name="deid")
+    app.add_typer(deid_app, name="phi")
+    app.add_typer(deid_app, name="deid", hidden=True, help="Old spelling of `clinitune phi`.")
 
 
 if __name__ == "__main__":  # pragma: no cover

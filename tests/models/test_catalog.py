@@ -29,7 +29,7 @@ def test_tiny_model_has_weights_tokenizer_and_chat_template(tiny):
 
 
 def test_import_in_place_list_and_resolve(tiny, tmp_path):
-    from clinitune.models.registry import DEFAULT_MODEL, import_model, list_models, resolve_model
+    from clinitune.models.catalog import DEFAULT_MODEL, import_model, list_models, resolve_model
 
     e = import_model(str(tiny), "my-llama", home=tmp_path)
     assert e.path == str(tiny.resolve()) and e.chat_template and e.architecture == "LlamaForCausalLM"
@@ -42,7 +42,7 @@ def test_import_in_place_list_and_resolve(tiny, tmp_path):
 
 
 def test_import_copy_and_uri_go_into_the_cache(tiny, tmp_path):
-    from clinitune.models.registry import import_model, models_dir
+    from clinitune.models.catalog import import_model, models_dir
 
     copied = import_model(str(tiny), "copied", copy=True, home=tmp_path)
     assert copied.path == str(models_dir(tmp_path) / "copied")
@@ -57,7 +57,7 @@ def test_import_copy_and_uri_go_into_the_cache(tiny, tmp_path):
     ("./nowhere/model", "neither a registered model name nor an existing directory"),
 ])
 def test_unknown_models_are_one_line_errors(ref, message, tmp_path):
-    from clinitune.models.registry import resolve_model
+    from clinitune.models.catalog import resolve_model
 
     with pytest.raises(UserError, match=message) as err:
         resolve_model(ref, home=tmp_path)
@@ -67,7 +67,7 @@ def test_unknown_models_are_one_line_errors(ref, message, tmp_path):
 def test_directories_that_are_not_models_are_rejected(tiny, tmp_path):
     import shutil
 
-    from clinitune.models.registry import import_model, resolve_model
+    from clinitune.models.catalog import import_model, resolve_model
 
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -85,7 +85,7 @@ def test_directories_that_are_not_models_are_rejected(tiny, tmp_path):
 def test_chat_template_detection(tiny, tmp_path):
     import shutil
 
-    from clinitune.models.registry import describe_dir, has_chat_template
+    from clinitune.models.catalog import describe_dir, has_chat_template
 
     assert has_chat_template(tiny)
     bare = tmp_path / "bare"
@@ -114,7 +114,7 @@ def test_embedded_default_converts_once_to_safetensors(tmp_path):
 
     from transformers import AutoTokenizer
 
-    from clinitune.models.registry import DEFAULT_MODEL, read_entry, resolve_model
+    from clinitune.models.catalog import DEFAULT_MODEL, read_entry, resolve_model
 
     path = resolve_model(DEFAULT_MODEL, home=tmp_path)
     assert (path / "model.safetensors").is_file() and (path / "chat_template.jinja").is_file()

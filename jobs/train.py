@@ -1,0 +1,17 @@
+"""Ray Job entrypoint for fine-tuning (LoRA, QLoRA, full with DeepSpeed) on Ray Train: ``clinitune train``
+(same flags; ``--config`` defaults to jobs/configs/train.yaml).
+
+    ray job submit --working-dir . -- python jobs/train.py --config jobs/configs/train.yaml
+
+Submitting the same config again resumes the run from its last checkpoint (or, when it already
+finished, only re-exports its artifact).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from _entry import run
+
+if __name__ == "__main__":
+    sys.exit(run(["train"], "jobs/configs/train.yaml"))

@@ -10,8 +10,15 @@ unfinished run at its first unfinished stage.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from _entry import run
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _entry beside this file, however it is loaded
+from _entry import run  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(["pipeline", "run"], "jobs/configs/pipeline.yaml", argv)
+
 
 if __name__ == "__main__":
-    sys.exit(run(["pipeline", "run"], "jobs/configs/pipeline.yaml"))
+    sys.exit(main())

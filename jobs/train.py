@@ -10,8 +10,15 @@ finished, only re-exports its artifact).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from _entry import run
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _entry beside this file, however it is loaded
+from _entry import run  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(["train"], "jobs/configs/train.yaml", argv)
+
 
 if __name__ == "__main__":
-    sys.exit(run(["train"], "jobs/configs/train.yaml"))
+    sys.exit(main())

@@ -7,8 +7,15 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from _entry import run
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _entry beside this file, however it is loaded
+from _entry import run  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(["tune"], "jobs/configs/tune.yaml", argv)
+
 
 if __name__ == "__main__":
-    sys.exit(run(["tune"], "jobs/configs/tune.yaml"))
+    sys.exit(main())

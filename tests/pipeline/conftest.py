@@ -59,7 +59,7 @@ def make_pipeline_cfg(tiny_model, tmp_path_factory):
             inbox=str(inbox), workdir=str(workdir),
             curate_config=str(CONFIGS / "curate.yaml"),
             curate_overrides={"split.train": 0.6, "split.validation": 0.2, "split.test": 0.2},
-            finetune_config=str(CONFIGS / "finetune.yaml"),
+            finetune_config=str(CONFIGS / "train.yaml"),
             finetune_overrides={
                 "model": str(tiny_model), "data.max_seq_len": 512, "data.task.options.max_note_chars": 200,
                 "data.max_examples": {"train": 24, "validation": 8}, "data.cache_dir": str(cache),
@@ -69,7 +69,7 @@ def make_pipeline_cfg(tiny_model, tmp_path_factory):
                 "eval.every_n_steps": 4, "checkpoint.every_n_steps": 2,
                 "scaling.cpus_per_worker": 0.5, "scaling.threads_per_worker": 1, "scaling.max_failures": 0,
             },
-            eval_config=str(CONFIGS / "eval.yaml"),
+            eval_config=str(CONFIGS / "evaluate.yaml"),
             eval_overrides={
                 "max_examples": 6, "generation.max_new_tokens": 6, "probes.max_per_family": 2,
                 "probes.max_new_tokens": 6, "consistency.n_examples": 2, "consistency.seeds": [1],

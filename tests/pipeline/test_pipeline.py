@@ -348,7 +348,7 @@ def test_review_required_waits_until_the_campaign_closes_then_promotes(world, re
 def _write_cfg(path: Path, data: dict) -> Path:
     """A pipeline YAML; stage config paths are absolute so the test does not depend on the working directory."""
     configs = Path(__file__).resolve().parents[2] / "jobs" / "configs"
-    data = {"finetune_config": str(configs / "finetune.yaml"), **data}
+    data = {"finetune_config": str(configs / "train.yaml"), **data}
     path.write_text(yaml.safe_dump(data))
     return path
 

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from clinitune.artifacts import curated
-from clinitune.artifacts.publish import publish_whole
+from clinitune.artifacts.publish import publish_whole, write_whole
 from clinitune.errors import InputPathError, UserError
 
 CANARY_FILE = curated.CANARIES
@@ -138,10 +138,7 @@ def plant_canaries(dataset_dir: str | Path, out_dir: str | Path, n: int, seed: i
 
 
 def write_canaries(path: str | Path, canaries: list[Canary]) -> Path:
-    p = Path(path)
-    p.write_text(json.dumps({"format": "clinitune.canaries/1", "canaries": [c.to_json() for c in canaries]}, indent=2),
-                 encoding="utf-8")
-    return p
+    return write_whole(path, json.dumps({"format": "clinitune.canaries/1", "canaries": [c.to_json() for c in canaries]}, indent=2))
 
 
 def read_canaries(path: str | Path) -> list[Canary]:

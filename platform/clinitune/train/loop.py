@@ -1,6 +1,6 @@
 """The fine-tuning recipe each Ray Train worker runs, written out plainly with one method per phase.
 
-``train_loop_per_worker`` runs :class:`FinetuneRecipe` for every method: ``setup_model`` builds the
+``train_loop_per_worker`` runs :class:`TrainRecipe` for every method: ``setup_model`` builds the
 model (``model_setup.build_model``), ``setup_optimizer`` the optimizer and schedule, wrapped in DDP
 when there are several workers or handed to ``deepspeed.initialize``; ``load_checkpoint`` resumes;
 ``setup_data`` takes this worker's streaming shards (Ray Data). Then, per optimizer step,
@@ -152,13 +152,14 @@ def worker_threads(cfg: TrainConfig) -> int:
 
 def train_loop_per_worker(loop_config: dict) -> None:
     """The Ray Train worker entry point."""
-    FinetuneRecipe(loop_config).run()
+    TrainRecipe(loop_config).run()
 
 
-class FinetuneRecipe:
+class TrainRecipe:
     """One worker's fine-tuning run, phase by phase (LoRA, QLoRA, full; plain, DDP or DeepSpeed)."""
 
     def __init__(self, loop_config: dict):
+        import ray
         import ray.train
 
         self.cfg = cfg = TrainConfig.model_validate(loop_config["config"])
@@ -167,6 +168,7 @@ class FinetuneRecipe:
         ctx = ray.train.get_context()
         self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
         self.is_rank0 = self.rank == 0
+        self.node_id = ray.get_runtime_context().get_node_id()
         if cfg.scaling.use_gpu:
             import ray.train.torch
 
@@ -270,7 +272,8 @@ class FinetuneRecipe:
 
     def heartbeat(self) -> None:
         st = self.st
-        write_status(self.status_dir, self.rank, {"rank": self.rank, "pid": os.getpid(), "step": st.step, "epoch": st.epoch,
+        write_status(self.status_dir, self.rank, {"rank": self.rank, "pid": os.getpid(), "node_id": self.node_id,
+                                                  "step": st.step, "epoch": st.epoch,
                                                   "resumed_from_step": st.resumed_from_step, "committed_step": self.committed_step,
                                                   "time": time.time()})
 

@@ -15,7 +15,7 @@ FLOORS = {
     2: ("clinitune.models", "clinitune.registry", "clinitune.phi", "clinitune.tracking"),
     3: ("clinitune.curate", "clinitune.data", "clinitune.train", "clinitune.tune", "clinitune.evaluate", "clinitune.rag",
         "clinitune.synth"),
-    4: ("clinitune.pipeline", "clinitune.serve"),
+    4: ("clinitune.pipeline", "clinitune.serve", "clinitune.review"),
     5: ("clinitune.cli",),
 }
 
@@ -25,7 +25,7 @@ def floor_of(module: str) -> int:
     best = (-1, -1)
     for floor, prefixes in FLOORS.items():
         for p in prefixes:
-            if (module == p or module.startswith(p + ".")) and len(p) > best[1]:
+            if (module == p or (p != "clinitune" and module.startswith(p + "."))) and len(p) > best[1]:
                 best = (floor, len(p))
     assert best[0] >= 0, f"{module} is on no floor: add it to FLOORS and ARCHITECTURE.md"
     return best[0]

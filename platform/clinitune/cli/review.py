@@ -75,7 +75,7 @@ def create_cmd(
     from clinitune.review.source import resolve_eval
 
     cfg = _cfg(config, db, workdir)
-    source = resolve_eval(eval_ref, registry_uri=cfg.registry_uri, model_name=cfg.model_name, workdir=cfg.workdir)
+    source = resolve_eval(eval_ref, registry_uri=cfg.registry.tracking_uri, model_name=cfg.registry.model_name, workdir=cfg.workdir)
     database = _database(cfg)
     with database.session() as s:
         camp = create_campaign(s, source, n=items or cfg.items, seed=cfg.seed if seed is None else seed, name=name,

@@ -72,15 +72,15 @@ def read_answers(report_dir: str | Path, section: dict | None) -> list[dict]:
     d = Path(report_dir)
     if not section or not section.get("file"):
         raise UserError(f"evaluation '{d}' has no stored answers (it was run before every item's answers were kept).",
-                        fix="re-run `clinitune eval` on this candidate; it writes answers.jsonl next to report.json.")
+                        fix="re-run `clinitune evaluate` on this candidate; it writes answers.jsonl next to report.json.")
     path = d / Path(section["file"]).name
     if not path.is_file():
         raise UserError(f"evaluation '{d}' has no stored answers: '{path.name}' is missing.",
-                        fix="re-run `clinitune eval` on this candidate, or copy its answers.jsonl back next to report.json.")
+                        fix="re-run `clinitune evaluate` on this candidate, or copy its answers.jsonl back next to report.json.")
     raw = path.read_bytes()
     if section.get("sha256") and hashlib.sha256(raw).hexdigest() != section["sha256"]:
         raise UserError(f"evaluation '{d}': '{path.name}' does not match the report (SHA-256 differs).",
-                        fix="use the answers.jsonl written by the same `clinitune eval` run as report.json.")
+                        fix="use the answers.jsonl written by the same `clinitune evaluate` run as report.json.")
     records = []
     for n, line in enumerate(raw.decode("utf-8").splitlines(), 1):
         if not line.strip():
@@ -89,6 +89,6 @@ def read_answers(report_dir: str | Path, section: dict | None) -> list[dict]:
             rec = json.loads(line)
         except json.JSONDecodeError:
             raise UserError(f"evaluation '{d}': {path.name} line {n} is not valid JSON.",
-                            fix="re-run `clinitune eval` to rewrite it.") from None
+                            fix="re-run `clinitune evaluate` to rewrite it.") from None
         records.append(rec)
     return records

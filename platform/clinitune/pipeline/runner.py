@@ -213,8 +213,13 @@ def _register(ctx: Context) -> dict:
     existing = [v for v in ctx.registry.list_versions() if v.tags.get("clinitune.pipeline_run_id") == ctx.run_id]
     if existing:  # registered before a crash that lost the state update
         return {"version": existing[-1].version}
-    version = ctx.registry.register_candidate(ctx.state.stage_output(ctx.run_id, "train")["artifact"],
-                                              ctx.state.stage_output(ctx.run_id, "eval")["report"], _lineage(ctx))
+    from clinitune.evaluate.report import read_report
+    from clinitune.review.publish import review_metrics
+
+    report_path = ctx.state.stage_output(ctx.run_id, "eval")["report"]
+    human_review = read_report(report_path).get("human_review")
+    version = ctx.registry.register_candidate(ctx.state.stage_output(ctx.run_id, "train")["artifact"], report_path, _lineage(ctx),
+                                              review_metrics(human_review) if human_review else None)
     return {"version": version}
 
 

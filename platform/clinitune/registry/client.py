@@ -205,8 +205,11 @@ class Registry:
             if not self._model_exists():  # not a creation race
                 raise
 
-    def register_candidate(self, artifact_dir: str | Path, report_path: str | Path | None, lineage: dict[str, Any]) -> str:
-        """Register a trained artifact (and its eval report) as a new version; alias it ``candidate``."""
+    def register_candidate(self, artifact_dir: str | Path, report_path: str | Path | None, lineage: dict[str, Any],
+                           extra_metrics: dict[str, float] | None = None) -> str:
+        """Register a trained artifact (and its eval report) as a new version; alias it ``candidate``.
+
+        ``extra_metrics`` are logged on the version's run beside the report's (e.g. a clinician review's)."""
         from clinitune import tracking
 
         artifact_dir = Path(artifact_dir)
@@ -230,10 +233,8 @@ class Registry:
                 answers = rp.parent / str((report.get("answers") or {}).get("file") or "answers.jsonl")
                 if answers.is_file():  # every item's answers: a review campaign can be made from the registry alone
                     self.client.log_artifact(run_id, str(answers), "eval")
-                if report.get("human_review"):
-                    from clinitune.review.publish import review_metrics
-
-                    tracking.log_metrics(self.uri, run_id, review_metrics(report["human_review"]), step=0)
+            if extra_metrics:
+                tracking.log_metrics(self.uri, run_id, extra_metrics, step=0)
             self.client.log_artifacts(run_id, str(artifact_dir), "model")
             self.client.log_text(run_id, json.dumps(lineage, indent=2, default=str), "lineage.json")
             tracking.end_run(self.uri, run_id, "FINISHED")

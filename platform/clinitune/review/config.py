@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from clinitune.config import StrictModel
+from clinitune.config import StrictModel, renamed_keys
+from clinitune.registry.settings import RegistrySettings
 
 
 class ServerSettings(StrictModel):
@@ -47,8 +48,12 @@ class ReviewConfig(StrictModel):
     comment_max_chars: int = Field(2000, ge=1, description="Longest reviewer comment accepted (comments pass the PHI guard and are stored redacted).")
     items: int = Field(40, ge=1, description="Items sampled into a new campaign (stratified by the evaluation's fairness slices) unless `review create --items` says otherwise.")
     seed: int = Field(0, description="Seed of the sample and of the blinded A/B order of a new campaign (recorded in the campaign).")
-    registry_uri: str | None = Field(None, description="MLflow tracking URI for registry:* evaluation references and for writing a closed campaign's summary; null = $MLFLOW_TRACKING_URI or sqlite:///<workdir>/mlflow.db.")
-    model_name: str = Field("clinitune-icd10", description="Registered model name, for registry:* references.")
+    registry: RegistrySettings = Field(default_factory=RegistrySettings, description="The model registry registry:* evaluation references resolve against and a closed campaign's summary is written to.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_spellings(cls, data):
+        return renamed_keys(data, {"registry_uri": "registry.tracking_uri", "model_name": "registry.model_name"}, "review config")
 
     def resolved_database_url(self) -> str:
         return database_url(self.database_url, self.workdir)

@@ -1,5 +1,5 @@
 """The evaluation run a campaign is made from: a report directory (or ``report.json``) written by
-``clinitune eval``, or a registered version (``registry:<version or alias>``) whose lineage names
+``clinitune evaluate``, or a registered version (``registry:<version or alias>``) whose lineage names
 its report. Reads the report and its stored answers (``evaluate.answers``), and finds the MLflow
 runs a closed campaign's summary goes to: the candidate's training run (from its artifact
 descriptor) and, for a registered version, the version's run."""
@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clinitune.errors import UserError
+from clinitune.registry.settings import DEFAULT_MODEL_NAME
 
 REGISTRY_PREFIX = "registry:"
 
@@ -42,7 +43,7 @@ def _report_file(ref: str) -> Path:
         p = p / "report.json"
     if not p.is_file():
         raise UserError(f"--eval '{ref}': no evaluation report there (expected a directory holding report.json, or the file).",
-                        fix="pass the output directory `clinitune eval` printed, or registry:<version>.")
+                        fix="pass the output directory `clinitune evaluate` printed, or registry:<version>.")
     return p
 
 
@@ -79,7 +80,7 @@ def _from_registry(ref: str, *, registry_uri: str | None, model_name: str, workd
     return p, info.version, target
 
 
-def resolve_eval(ref: str, *, registry_uri: str | None = None, model_name: str = "clinitune-icd10",
+def resolve_eval(ref: str, *, registry_uri: str | None = None, model_name: str = DEFAULT_MODEL_NAME,
                  workdir: str | Path = "work") -> EvalSource:
     """The report, stored answers and MLflow targets of an evaluation run (one-line UserErrors)."""
     from clinitune.evaluate.answers import read_answers

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "platform" / "clinitune"
 FLOORS = {
     0: ("clinitune", "clinitune.config", "clinitune.errors", "clinitune.ray_utils", "clinitune.named", "clinitune._lazy"),
     1: ("clinitune.artifacts", "clinitune.terminology", "clinitune.schema", "clinitune.models.catalog", "clinitune.models.gguf"),
-    2: ("clinitune.models", "clinitune.registry", "clinitune.phi", "clinitune.tracking"),
+    2: ("clinitune.models", "clinitune.registry", "clinitune.phi", "clinitune.tracking", "clinitune.constrain"),
     3: ("clinitune.curate", "clinitune.data", "clinitune.train", "clinitune.tune", "clinitune.evaluate", "clinitune.rag",
         "clinitune.synth"),
     4: ("clinitune.pipeline", "clinitune.serve", "clinitune.review"),

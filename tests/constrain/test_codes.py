@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from clinitune.constrain.codes import code_constraint
 from clinitune.terminology.systems import check_code_system, load_code_system
 from clinitune.constrain.hook import ConstraintLogitsProcessor, mask_logits
-from clinitune.data.builders import parse_codes
+from clinitune.terminology.icd10 import parse_codes
 from clinitune.errors import ConfigError
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -7,7 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from clinitune.data.builders import build_builder, format_codes, normalize_code, parse_codes
+from clinitune.data.builders import build_builder
+from clinitune.terminology.icd10 import format_codes, normalize_code, parse_codes
 from clinitune.errors import ConfigError
 
 
@@ -80,7 +81,8 @@ def test_icd10_name_code_answers_put_each_name_before_its_code():
 
     import pandas as pd
 
-    from clinitune.data.builders import build_builder, parse_codes
+    from clinitune.data.builders import build_builder
+    from clinitune.terminology.icd10 import parse_codes
 
     b = build_builder("icd10_coding", {"answer_format": "name_code"})
     df = pd.DataFrame({"note_id": ["n1"], "text": ["Pt with HTN and T2DM."], "attributes": [json.dumps({"icd10": ["I10", "E11.9"]})]})

@@ -102,7 +102,7 @@ def test_retrieve_many_gives_each_problem_its_best_passage_first(kb, embedder):
     assert [h.doc_id for h in hits] == ["E11.9", "I10", "J45.909"]
     assert len({h.chunk_id for h in r.retrieve_many("ref", ["hypertension", "essential hypertension"], 4)}) == 4
     assert [h.doc_id for h in r.retrieve_many("ref", ["hypertension"], 1)] == ["I10"]
-    with pytest.raises(KbNotFound, match="clinitune kb ingest --kb nope"):
+    with pytest.raises(KbNotFound, match="clinitune rag ingest --kb nope"):
         r.retrieve_many("nope", ["a", "b"], 2)
 
 

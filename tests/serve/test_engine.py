@@ -116,7 +116,7 @@ def test_code_constraint_in_the_batch_decoder(engine, adapters, tmp_path):
     table cannot be written, the unconstrained row beside them is unaffected, and streamed text never
     shows a partial code."""
     from clinitune.constrain.codes import code_constraint
-    from clinitune.data.builders import parse_codes
+    from clinitune.terminology.icd10 import parse_codes
 
     name = engine.load_adapter("coder", adapters["coder"])
     prompt = _chat(engine, "what is the code for diabetes")

@@ -5,7 +5,7 @@ A **code system** is a table of valid codes (``clinitune.terminology.systems``: 
 
 **Code spans.** The constraint acts only inside code spans of the answer, and nowhere else: a
 span is a word that starts (after a non-word character, or at the start) with a letter followed
-by a digit, i.e. the shape ``parse_codes`` reads codes in (``clinitune.data.builders``), and runs
+by a digit, i.e. the shape ``parse_codes`` reads codes in (``clinitune.terminology.icd10``), and runs
 over the word characters and dots that follow. Inside a span every character must extend a
 prefix of a code in the table (a prefix trie over the codes, kept as a sorted array and searched
 by bisection), and the span may end (at a non-word character or the end of the answer) only on a
@@ -190,7 +190,7 @@ class CodeConstraint(Constraint):
 
     def violations(self, text: str) -> list[str]:
         """Codes in ``text`` (as ``parse_codes`` reads them) that are not in the table."""
-        from clinitune.data.builders import parse_codes
+        from clinitune.terminology.icd10 import parse_codes
 
         return [c for c in parse_codes(text) if c not in self.system]
 

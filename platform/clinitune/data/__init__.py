@@ -15,8 +15,8 @@ _EXPORTS = {
     "load_manifest": "clinitune.artifacts.tokenized",
     "load_split": "clinitune.artifacts.tokenized",
     "register_builder": "clinitune.data.builders",
-    "format_codes": "clinitune.data.builders",
-    "parse_codes": "clinitune.data.builders",
+    "format_codes": "clinitune.terminology.icd10",
+    "parse_codes": "clinitune.terminology.icd10",
 }
 __all__ = sorted(_EXPORTS)
 

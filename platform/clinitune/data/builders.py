@@ -22,6 +22,7 @@ import pandas as pd
 
 from clinitune.errors import ConfigError
 from clinitune.named import registrar
+from clinitune.terminology.icd10 import format_codes
 
 STATUS_OK = "ok"
 ROLES = ("system", "user", "assistant")
@@ -79,26 +80,7 @@ def build_builder(name: str, options: dict[str, Any] | None = None, system_promp
 
 # --- ICD-10-CM coding --------------------------------------------------------------------------
 
-_CODE_RE = re.compile(r"\b([A-TV-Z][0-9][0-9A-Z](?:\.?[0-9A-Z]{1,4})?)\b")
-
-
-def normalize_code(code: str) -> str:
-    """``"e119"`` / ``" E11.9"`` -> ``"E11.9"`` (upper case, dot after the third character)."""
-    c = str(code).strip().upper().replace(".", "")
-    return c if len(c) <= 3 else f"{c[:3]}.{c[3:]}"
-
-
-def format_codes(codes: list[str]) -> str:
-    """The canonical answer: unique normalised codes, sorted, joined by ', '."""
-    return ", ".join(sorted({normalize_code(c) for c in codes if str(c).strip()}))
-
-
-def parse_codes(answer: str) -> list[str]:
-    """Codes found in a model's answer, normalised, unique, in order of appearance."""
-    seen: dict[str, None] = {}
-    for m in _CODE_RE.finditer(answer.upper()):
-        seen.setdefault(normalize_code(m.group(1)), None)
-    return list(seen)
+# How codes are written in text (format_codes, parse_codes) is the terminology floor's.
 
 
 def _attributes(value: Any) -> dict:

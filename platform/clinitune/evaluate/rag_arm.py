@@ -14,7 +14,7 @@ import json
 
 import pandas as pd
 
-from clinitune.data.builders import parse_codes
+from clinitune.terminology.icd10 import parse_codes
 from clinitune.evaluate.config import EvalConfig
 from clinitune.models.generate import make_item
 from clinitune.evaluate.items import EvalSet, answer_constraint

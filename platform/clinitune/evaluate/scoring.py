@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from clinitune.data.builders import parse_codes
+from clinitune.terminology.icd10 import parse_codes
 from clinitune.evaluate import fairness as fair
 from clinitune.evaluate.canaries import extracted
 from clinitune.evaluate.consistency import agreement

@@ -70,8 +70,26 @@ def icd10_index() -> dict[str, Icd10Entry]:
 
 def normalize_code(code: str) -> str:
     """``"e119"``/``"E11.9"``/``" E11.9 "`` -> ``"E11.9"`` (dot after the third character)."""
-    c = code.strip().upper().replace(".", "")
+    c = str(code).strip().upper().replace(".", "")
     return c if len(c) <= 3 else f"{c[:3]}.{c[3:]}"
+
+
+# A code as written in an answer or a note: a letter (not U), a digit, then 1-5 more characters,
+# with or without the dot.
+_CODE_RE = re.compile(r"\b([A-TV-Z][0-9][0-9A-Z](?:\.?[0-9A-Z]{1,4})?)\b")
+
+
+def format_codes(codes: list[str]) -> str:
+    """The canonical answer: unique normalised codes, sorted, joined by ', '."""
+    return ", ".join(sorted({normalize_code(c) for c in codes if str(c).strip()}))
+
+
+def parse_codes(answer: str) -> list[str]:
+    """Codes found in a model's answer, normalised, unique, in order of appearance."""
+    seen: dict[str, None] = {}
+    for m in _CODE_RE.finditer(answer.upper()):
+        seen.setdefault(normalize_code(m.group(1)), None)
+    return list(seen)
 
 
 def lookup(code: str) -> Icd10Entry | None:

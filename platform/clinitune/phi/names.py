@@ -86,213 +86,14 @@ class NameRules:
 
     def detect(self, text: str, toks: list[Tok], mode: str) -> tuple[list[Hit], list[bool]]:
         """Name spans (one per word) and, per word, whether it is part of a name."""
-        hits: list[Hit] = []
-        n = len(toks)
-        lx = self.lex
-        score = [0.0] * n
-
-        def add_name(i: int, sc: float) -> None:
-            t = toks[i]
-            if t.start > 0 and text[t.start - 1] in "/&":
-                return  # "N/V", "I&O", "Cytox/adria": never a name
-            if len(t.text) == 1 and text[t.end:t.end + 1] in ("/", "&"):
-                return
-            if sc > score[i]:
-                score[i] = sc
-
-        def gap(i: int, j: int) -> str:
-            return text[toks[i].end:toks[j].start]
-
-        def adjacent(i: int, j: int, allow: str = r"[\s.,'-]{0,3}") -> bool:
-            if not (0 <= i < n and 0 <= j < n):
-                return False
-            g = gap(i, j)
-            return "\n" not in g and re.fullmatch(allow, g) is not None
-
-        def run_from(j: int, sc: float, limit: int = 2) -> int:
-            """Name words continuing from token j (already a name); returns the index after them."""
-            k = j + 1
-            while k < n and k <= j + limit and adjacent(k - 1, k, r"\.?\s{1,2}|-|\.?\s?'\s?|'") and (
-                    self._surname_after(toks[k], mode) or (len(toks[k - 1].text) == 1 and wordy(toks[k].low)
-                                                           and toks[k].low not in STOPWORDS)):
-                add_name(k, sc)
-                k += 1
-            return k
-
-        def coordinated(k: int, sc: float) -> None:
-            """", X" / " and X" / " & X" after a name: more names of the same kind."""
-            while k < n:
-                g = gap(k - 1, k)
-                if toks[k].low in ("and", "or") and re.fullmatch(r"\s*,?\s*", g):
-                    k += 1
-                    if k >= n or not re.fullmatch(r"\s{1,2}", gap(k - 1, k)):
-                        return
-                elif not re.fullmatch(r"\s*[,&]\s*", g) or "\n" in g:
-                    return
-                c = toks[k]
-                if c.low in TITLES or c.low in CREDENTIALS or c.low in RELATIVES or c.low in STOPWORDS:
-                    return
-                if "," in g and not self._unambiguous_name(c.low) and c.low not in lx.first:
-                    return
-                if not (self._unambiguous_name(c.low) or (c.low in lx.first and c.low not in STOPWORDS and (
-                        mode != "mixed" or c.text[0].isupper())) or (mode == "mixed" and c.text[0].isupper() and not lx.is_common(c.low))):
-                    return
-                add_name(k, sc)
-                k = run_from(k, sc - 0.05, 1)
-
-        for i, t in enumerate(toks):
-            w = t.low
-            # Rule: title + name ("Dr. Marder", "dr o rourke", "MRS BRUCER", "mr I", "Drs Joseph and Robbins")
-            if w in TITLES and i + 1 < n and adjacent(i, i + 1, r"\.?\s{0,3}"):
-                nxt = toks[i + 1]
-                ambiguous = w in ("ms", "mr") and not (mode == "mixed" and t.text[0].isupper() and not t.text.isupper())
-                if ambiguous:  # "MS" (mental status, morphine), "MR" (mitral regurgitation)
-                    ok = (self._unambiguous_name(nxt.low) or (len(nxt.text) == 1 and nxt.text.isupper())
-                          or (mode == "mixed" and nxt.text[0].isupper() and not nxt.text.isupper() and lx.is_name(nxt.low)
-                              and nxt.low not in lx.clinical and nxt.low not in lx.english)
-                          or self._unknown_word(nxt))  # "MR. BWEIGHOUSE": not a word of any list
-                else:
-                    ok = self._name_after_cue(nxt, mode)
-                if ok:
-                    add_name(i + 1, 0.9)
-                    coordinated(run_from(i + 1, 0.85), 0.8)
-            # Rule: relative + name ("son bill", "pt's wife HELEN", "Sons David and Theodore")
-            elif w in RELATIVES and i + 1 < n:
-                j = i + 1
-                while j < n and j <= i + 3 and toks[j].low in _REL_FILLER:  # "daughter in law", "proxy is"
-                    j += 1
-                if j < n and re.fullmatch(r"[\s,:;()\-–>]{0,6}", gap(j - 1, j)):
-                    c = toks[j]
-                    if wordy(c.low) and c.low not in STOPWORDS and c.low not in RELATIVES and (
-                            self._unambiguous_name(c.low)
-                            or (c.low in lx.first and c.low not in lx.clinical)
-                            or (mode == "mixed" and c.text[0].isupper() and (lx.is_name(c.low) or not lx.is_common(c.low)))
-                            or (mode != "mixed" and not lx.is_common(c.low) and len(c.low) > 2)):
-                        add_name(j, 0.8)
-                        coordinated(run_from(j, 0.75, 1), 0.75)
-                # "Hank Przybylo (son)": the relative names the words before it
-                if i >= 1 and re.fullmatch(r"\s*[(,-]\s*", gap(i - 1, i)) and (
-                        self._namey(toks[i - 1], mode)
-                        or (mode != "mixed" and "(" in gap(i - 1, i) and self._unknown_word(toks[i - 1]))):
-                    add_name(i - 1, 0.75)
-                    if i >= 2 and adjacent(i - 2, i - 1, r"\s{1,2}") and self._namey(toks[i - 2], mode, loose=True):
-                        add_name(i - 2, 0.75)
-            # Rule: credential after a name ("Nancy Jones, RN", "florencia cooke np", "Q. LANDER RRT")
-            if w == "pa" and text[t.end:t.end + 2].lower() == "-c":
-                w = "pa-c"  # physician assistant: a strong credential
-            if (w in CREDENTIALS and i > 0 and not re.match(r"['’]s\b", text[t.end:t.end + 2], re.I)
-                    and (adjacent(i - 1, i, r"\s{0,2},?\s{0,2}") or (len(toks[i - 1].text) == 1 and adjacent(i - 1, i, r"\.\s?")))):
-                weak = w in WEAK_CREDENTIALS
-                if not (weak and mode == "mixed" and not t.text.isupper()) and not (
-                        weak and not (lx.is_name(toks[i - 1].low) and toks[i - 1].low not in lx.english)
-                        and not self._is_initial(text, toks[i - 1])):
-                    k, taken = i - 1, 0
-                    while k >= 0 and taken < 3:
-                        c = toks[k]
-                        if self._is_initial(text, c) and (mode == "mixed" or text[c.end:c.end + 1] == "."):
-                            add_name(k, 0.85)
-                        elif self._namey(c, mode, loose=not weak) or (
-                                taken == 0 and k >= 1 and self._is_initial(text, toks[k - 1]) and wordy(c.low)
-                                and text[toks[k - 1].end:toks[k - 1].end + 1] == "." and c.low not in STOPWORDS) or (
-                                not weak and taken == 0 and lx.is_name(c.low) and c.low not in STOPWORDS
-                                and c.low not in lx.clinical and (c.low not in lx.english or c.low in lx.first)) or (
-                                not weak and wordy(c.low) and len(c.low) > 2 and c.low not in STOPWORDS
-                                and c.low not in lx.clinical and not lx.is_common(c.low)) or (
-                                not weak and taken == 0 and mode == "mixed" and c.text[0].isupper() and wordy(c.low)
-                                and c.low not in STOPWORDS and c.low not in CARE_ABBR):
-                            add_name(k, 0.7 if weak else 0.85)
-                        else:
-                            break
-                        taken += 1
-                        if k == 0 or not adjacent(k - 1, k, r"\.?\s{1,2}|-|\.?\s?"):
-                            break
-                        k -= 1
-            # Rule: credential before a name ("NP CAROL", "per NP Patty")
-            if (w in CREDENTIALS and w not in WEAK_CREDENTIALS and i + 1 < n and adjacent(i, i + 1, r"\s{1,2}")
-                    and (t.text.isupper() or mode != "mixed")):
-                c = toks[i + 1]
-                if (wordy(c.low) and c.low not in STOPWORDS and c.low not in lx.clinical and c.low not in CARE_ABBR
-                        and (self._unambiguous_name(c.low) or c.low in lx.first
-                             or (mode == "mixed" and c.text[0].isupper() and not lx.is_common(c.low)))):
-                    add_name(i + 1, 0.75)
-                    run_from(i + 1, 0.7, 1)
-            # Rule: lexicon name not also an ordinary word
-            if self._frequent_name(w):
-                if mode == "mixed":
-                    if t.text[0].isupper():
-                        add_name(i, 0.75)
-                    elif w in lx.first or len(w) > 5:
-                        add_name(i, 0.45)
-                else:
-                    add_name(i, 0.7 if mode == "upper" else 0.55)
-            # Rule: first name (even a common word) + capitalised surname ("Will Smith", "Hope Jones")
-            if (mode == "mixed" and w in lx.first and t.text[0].isupper() and not t.text.isupper() and w not in STOPWORDS
-                    and i + 1 < n and adjacent(i, i + 1, r"\s") and toks[i + 1].text[0].isupper()
-                    and self._unambiguous_name(toks[i + 1].low)):
-                add_name(i, 0.7)
-                add_name(i + 1, 0.75)
-            # Rule: initial + surname ("J. Chang", "L. RUUSKA")
-            if (len(t.text) == 1 and t.text.isalpha() and text[t.end:t.end + 1] == "." and i + 1 < n
-                    and (t.text.isupper() or self._unambiguous_name(toks[i + 1].low))
-                    and (t.start == 0 or text[t.start - 1] in " \t\n(\"'")
-                    and adjacent(i, i + 1, r"\.\s{1,2}") and (self._namey(toks[i + 1], mode) or score[i + 1] > 0
-                                                                or (t.text.upper() not in "SOAPRL" and self._unknown_word(toks[i + 1])
-                                                                    and not (mode == "mixed" and toks[i + 1].text.islower())))):
-                add_name(i, 0.8)
-                add_name(i + 1, 0.8)
-            # Rule: a contact's name before a phone label ("Lopie Certusi cell# 410-322-1419")
-            if w in _PHONE_LABELS and i > 0 and re.match(r"\s*(?:#|no\.?|number)?\s*[:#]?\s*[(]?\d{3}", text[t.end:t.end + 12]):
-                k = i - 1
-                while k >= 0 and k >= i - 2 and re.fullmatch(r"\s{1,2}|\s?[-,:]\s?", gap(k, k + 1)):
-                    c = toks[k]
-                    if not (wordy(c.low) and c.low not in STOPWORDS and c.low not in RELATIVES and c.low not in lx.clinical
-                            and c.low not in CREDENTIALS and c.low not in TITLES
-                            and (self._unambiguous_name(c.low) or (mode == "mixed" and c.text[0].isupper()
-                                                                    and (lx.is_name(c.low) or not lx.is_common(c.low)))
-                                 or (mode != "mixed" and self._unknown_word(c)))):
-                        break
-                    add_name(k, 0.7)
-                    k -= 1
-            # Rule: "spoke with patty hoeller", "consult with Mary Smith": a first name and a surname after "with"
-            if (w in _WITH_VERBS and i + 3 < n and toks[i + 1].low == "with" and toks[i + 2].low in lx.first
-                    and toks[i + 2].low not in STOPWORDS and toks[i + 2].low not in lx.clinical
-                    and adjacent(i + 2, i + 3, r"\s{1,2}") and wordy(toks[i + 3].low) and len(toks[i + 3].low) > 2
-                    and toks[i + 3].low not in STOPWORDS and not lx.is_common(toks[i + 3].low)):
-                add_name(i + 2, 0.7)
-                add_name(i + 3, 0.7)
-            # Rule: a first name doing something a person does ("bill called", "Bob visited")
-            if (w in lx.first and w not in STOPWORDS and w not in lx.clinical and i + 1 < n and adjacent(i, i + 1, r"\s{1,2}")
-                    and toks[i + 1].low in _PERSON_VERBS and (mode != "mixed" or t.text[0].isupper() or not lx.is_common(w))):
-                add_name(i, 0.6)
-
-        # extend names: "Nancy" + "Jones", "Stord"-"Painter", "BEA TURA", "KAREN ANN YANULIS"
-        for _ in range(2):
-            for i in range(n):
-                if score[i] <= 0:
-                    continue
-                for j in (i - 1, i + 1):
-                    if not (0 <= j < n) or score[j] > 0:
-                        continue
-                    a, b = min(i, j), max(i, j)
-                    if not adjacent(a, b, r"\s{1,2}|-|\s?-\s?|\.\s"):
-                        continue
-                    c = toks[j]
-                    if self._namey(c, mode) or (gap(a, b) == "-" and wordy(c.low) and not lx.is_common(c.low)):
-                        add_name(j, 0.7)
-                    elif j == i - 1 and self._is_initial(text, c) and mode != "lower":
-                        add_name(j, 0.7)
-                    elif (j == i + 1 and toks[i].low in lx.first and mode != "mixed" and wordy(c.low) and len(c.low) > 2
-                          and c.low not in STOPWORDS and c.low not in lx.clinical and not lx.is_common(c.low)):
-                        add_name(j, 0.6)
-            # "Suzette and Hank": a first name coordinated with a name found
-            for i in range(n - 2):
-                if score[i] > 0 and toks[i + 1].low in ("and", "&") and score[i + 2] == 0 and re.fullmatch(r"\s{1,2}", gap(i, i + 1)):
-                    c = toks[i + 2]
-                    if (c.low in lx.first and c.low not in STOPWORDS and c.low not in lx.clinical
-                            and (mode != "mixed" or c.text[0].isupper())):
-                        add_name(i + 2, 0.65)
-        self._propagate(toks, score, mode, 0.75)
-        hits = [(toks[i].start, toks[i].end, NAME, score[i]) for i in range(n) if score[i] > 0]
+        scan = _Scan(self, text, toks, mode)
+        for i in range(len(toks)):
+            for rule in _TOKEN_RULES:
+                rule(scan, i)
+        scan.extend()
+        self._propagate(toks, scan.score, mode, 0.75)
+        score = scan.score
+        hits = [(toks[i].start, toks[i].end, NAME, score[i]) for i in range(len(toks)) if score[i] > 0]
         return hits, [s > 0 for s in score]
 
     def _propagate(self, toks: list[Tok], score: list[float], mode: str, min_score: float) -> None:
@@ -305,3 +106,298 @@ class NameRules:
         for i, t in enumerate(toks):
             if score[i] == 0 and t.low in found and (mode != "mixed" or t.text[0].isupper() or t.low not in lx.english):
                 score[i] = 0.65
+
+
+class _Scan:
+    """One note being read for names: its words, casing and a name score per word.
+
+    Each ``rule_*`` method looks at word ``i`` and raises the scores of the words it names; they
+    run word by word in the order of :data:`_TOKEN_RULES`, then :meth:`extend` grows what was found.
+    """
+
+    def __init__(self, rules: NameRules, text: str, toks: list[Tok], mode: str):
+        self.r, self.lex, self.text, self.toks, self.mode = rules, rules.lex, text, toks, mode
+        self.n = len(toks)
+        self.score = [0.0] * self.n
+
+    # --- helpers --------------------------------------------------------------------------------
+    def add(self, i: int, sc: float) -> None:
+        t, text = self.toks[i], self.text
+        if t.start > 0 and text[t.start - 1] in "/&":
+            return  # "N/V", "I&O", "Cytox/adria": never a name
+        if len(t.text) == 1 and text[t.end:t.end + 1] in ("/", "&"):
+            return
+        if sc > self.score[i]:
+            self.score[i] = sc
+
+    def gap(self, i: int, j: int) -> str:
+        return self.text[self.toks[i].end:self.toks[j].start]
+
+    def adjacent(self, i: int, j: int, allow: str = r"[\s.,'-]{0,3}") -> bool:
+        if not (0 <= i < self.n and 0 <= j < self.n):
+            return False
+        g = self.gap(i, j)
+        return "\n" not in g and re.fullmatch(allow, g) is not None
+
+    def run_from(self, j: int, sc: float, limit: int = 2) -> int:
+        """Name words continuing from token j (already a name); returns the index after them."""
+        toks, k = self.toks, j + 1
+        while k < self.n and k <= j + limit and self.adjacent(k - 1, k, r"\.?\s{1,2}|-|\.?\s?'\s?|'") and (
+                self.r._surname_after(toks[k], self.mode) or (len(toks[k - 1].text) == 1 and wordy(toks[k].low)
+                                                              and toks[k].low not in STOPWORDS)):
+            self.add(k, sc)
+            k += 1
+        return k
+
+    def coordinated(self, k: int, sc: float) -> None:
+        """", X" / " and X" / " & X" after a name: more names of the same kind."""
+        toks, lx, mode = self.toks, self.lex, self.mode
+        while k < self.n:
+            g = self.gap(k - 1, k)
+            if toks[k].low in ("and", "or") and re.fullmatch(r"\s*,?\s*", g):
+                k += 1
+                if k >= self.n or not re.fullmatch(r"\s{1,2}", self.gap(k - 1, k)):
+                    return
+            elif not re.fullmatch(r"\s*[,&]\s*", g) or "\n" in g:
+                return
+            c = toks[k]
+            if c.low in TITLES or c.low in CREDENTIALS or c.low in RELATIVES or c.low in STOPWORDS:
+                return
+            if "," in g and not self.r._unambiguous_name(c.low) and c.low not in lx.first:
+                return
+            if not (self.r._unambiguous_name(c.low) or (c.low in lx.first and c.low not in STOPWORDS and (
+                    mode != "mixed" or c.text[0].isupper())) or (mode == "mixed" and c.text[0].isupper() and not lx.is_common(c.low))):
+                return
+            self.add(k, sc)
+            k = self.run_from(k, sc - 0.05, 1)
+
+    # --- rules, one word at a time --------------------------------------------------------------
+    def rule_title(self, i: int) -> None:
+        """Title + name ("Dr. Marder", "dr o rourke", "MRS BRUCER", "mr I", "Drs Joseph and Robbins")."""
+        t, toks, lx, mode, r = self.toks[i], self.toks, self.lex, self.mode, self.r
+        w = t.low
+        if not (w in TITLES and i + 1 < self.n and self.adjacent(i, i + 1, r"\.?\s{0,3}")):
+            return
+        nxt = toks[i + 1]
+        ambiguous = w in ("ms", "mr") and not (mode == "mixed" and t.text[0].isupper() and not t.text.isupper())
+        if ambiguous:  # "MS" (mental status, morphine), "MR" (mitral regurgitation)
+            ok = (r._unambiguous_name(nxt.low) or (len(nxt.text) == 1 and nxt.text.isupper())
+                  or (mode == "mixed" and nxt.text[0].isupper() and not nxt.text.isupper() and lx.is_name(nxt.low)
+                      and nxt.low not in lx.clinical and nxt.low not in lx.english)
+                  or r._unknown_word(nxt))  # "MR. BWEIGHOUSE": not a word of any list
+        else:
+            ok = r._name_after_cue(nxt, mode)
+        if ok:
+            self.add(i + 1, 0.9)
+            self.coordinated(self.run_from(i + 1, 0.85), 0.8)
+
+    def rule_relative_before(self, i: int) -> None:
+        """Relative + name ("son bill", "pt's wife HELEN", "Sons David and Theodore")."""
+        toks, lx, mode, r = self.toks, self.lex, self.mode, self.r
+        if toks[i].low not in RELATIVES or i + 1 >= self.n:
+            return
+        j = i + 1
+        while j < self.n and j <= i + 3 and toks[j].low in _REL_FILLER:  # "daughter in law", "proxy is"
+            j += 1
+        if j < self.n and re.fullmatch(r"[\s,:;()\-–>]{0,6}", self.gap(j - 1, j)):
+            c = toks[j]
+            if wordy(c.low) and c.low not in STOPWORDS and c.low not in RELATIVES and (
+                    r._unambiguous_name(c.low)
+                    or (c.low in lx.first and c.low not in lx.clinical)
+                    or (mode == "mixed" and c.text[0].isupper() and (lx.is_name(c.low) or not lx.is_common(c.low)))
+                    or (mode != "mixed" and not lx.is_common(c.low) and len(c.low) > 2)):
+                self.add(j, 0.8)
+                self.coordinated(self.run_from(j, 0.75, 1), 0.75)
+
+    def rule_relative_after(self, i: int) -> None:
+        """"Hank Przybylo (son)": the relative names the words before it."""
+        toks, mode, r = self.toks, self.mode, self.r
+        if toks[i].low not in RELATIVES or i + 1 >= self.n or i < 1:
+            return
+        if re.fullmatch(r"\s*[(,-]\s*", self.gap(i - 1, i)) and (
+                r._namey(toks[i - 1], mode)
+                or (mode != "mixed" and "(" in self.gap(i - 1, i) and r._unknown_word(toks[i - 1]))):
+            self.add(i - 1, 0.75)
+            if i >= 2 and self.adjacent(i - 2, i - 1, r"\s{1,2}") and r._namey(toks[i - 2], mode, loose=True):
+                self.add(i - 2, 0.75)
+
+    def _credential(self, i: int) -> str:
+        t = self.toks[i]
+        if t.low == "pa" and self.text[t.end:t.end + 2].lower() == "-c":
+            return "pa-c"  # physician assistant: a strong credential
+        return t.low
+
+    def rule_credential_after(self, i: int) -> None:
+        """Credential after a name ("Nancy Jones, RN", "florencia cooke np", "Q. LANDER RRT")."""
+        t, toks, lx, mode, r, text = self.toks[i], self.toks, self.lex, self.mode, self.r, self.text
+        w = self._credential(i)
+        if not (w in CREDENTIALS and i > 0 and not re.match(r"['’]s\b", text[t.end:t.end + 2], re.I)
+                and (self.adjacent(i - 1, i, r"\s{0,2},?\s{0,2}")
+                     or (len(toks[i - 1].text) == 1 and self.adjacent(i - 1, i, r"\.\s?")))):
+            return
+        weak = w in WEAK_CREDENTIALS
+        if (weak and mode == "mixed" and not t.text.isupper()) or (
+                weak and not (lx.is_name(toks[i - 1].low) and toks[i - 1].low not in lx.english)
+                and not r._is_initial(text, toks[i - 1])):
+            return
+        k, taken = i - 1, 0
+        while k >= 0 and taken < 3:
+            c = toks[k]
+            if r._is_initial(text, c) and (mode == "mixed" or text[c.end:c.end + 1] == "."):
+                self.add(k, 0.85)
+            elif self._before_credential(k, c, weak, taken):
+                self.add(k, 0.7 if weak else 0.85)
+            else:
+                break
+            taken += 1
+            if k == 0 or not self.adjacent(k - 1, k, r"\.?\s{1,2}|-|\.?\s?"):
+                break
+            k -= 1
+
+    def _before_credential(self, k: int, c: Tok, weak: bool, taken: int) -> bool:
+        """Can word ``c`` (index k) be part of the name a credential follows?"""
+        toks, lx, mode, r, text = self.toks, self.lex, self.mode, self.r, self.text
+        return r._namey(c, mode, loose=not weak) or (
+            taken == 0 and k >= 1 and r._is_initial(text, toks[k - 1]) and wordy(c.low)
+            and text[toks[k - 1].end:toks[k - 1].end + 1] == "." and c.low not in STOPWORDS) or (
+            not weak and taken == 0 and lx.is_name(c.low) and c.low not in STOPWORDS
+            and c.low not in lx.clinical and (c.low not in lx.english or c.low in lx.first)) or (
+            not weak and wordy(c.low) and len(c.low) > 2 and c.low not in STOPWORDS
+            and c.low not in lx.clinical and not lx.is_common(c.low)) or (
+            not weak and taken == 0 and mode == "mixed" and c.text[0].isupper() and wordy(c.low)
+            and c.low not in STOPWORDS and c.low not in CARE_ABBR)
+
+    def rule_credential_before(self, i: int) -> None:
+        """Credential before a name ("NP CAROL", "per NP Patty")."""
+        t, toks, lx, mode, r = self.toks[i], self.toks, self.lex, self.mode, self.r
+        w = self._credential(i)
+        if not (w in CREDENTIALS and w not in WEAK_CREDENTIALS and i + 1 < self.n and self.adjacent(i, i + 1, r"\s{1,2}")
+                and (t.text.isupper() or mode != "mixed")):
+            return
+        c = toks[i + 1]
+        if (wordy(c.low) and c.low not in STOPWORDS and c.low not in lx.clinical and c.low not in CARE_ABBR
+                and (r._unambiguous_name(c.low) or c.low in lx.first
+                     or (mode == "mixed" and c.text[0].isupper() and not lx.is_common(c.low)))):
+            self.add(i + 1, 0.75)
+            self.run_from(i + 1, 0.7, 1)
+
+    def rule_lexicon(self, i: int) -> None:
+        """A name of the lists that is not also an ordinary word."""
+        t, mode = self.toks[i], self.mode
+        w = t.low
+        if not self.r._frequent_name(w):
+            return
+        if mode == "mixed":
+            if t.text[0].isupper():
+                self.add(i, 0.75)
+            elif w in self.lex.first or len(w) > 5:
+                self.add(i, 0.45)
+        else:
+            self.add(i, 0.7 if mode == "upper" else 0.55)
+
+    def rule_first_and_surname(self, i: int) -> None:
+        """First name (even a common word) + capitalised surname ("Will Smith", "Hope Jones")."""
+        t, toks, lx = self.toks[i], self.toks, self.lex
+        w = t.low
+        if (self.mode == "mixed" and w in lx.first and t.text[0].isupper() and not t.text.isupper() and w not in STOPWORDS
+                and i + 1 < self.n and self.adjacent(i, i + 1, r"\s") and toks[i + 1].text[0].isupper()
+                and self.r._unambiguous_name(toks[i + 1].low)):
+            self.add(i, 0.7)
+            self.add(i + 1, 0.75)
+
+    def rule_initial_and_surname(self, i: int) -> None:
+        """Initial + surname ("J. Chang", "L. RUUSKA")."""
+        t, toks, mode, r, text = self.toks[i], self.toks, self.mode, self.r, self.text
+        if not (len(t.text) == 1 and t.text.isalpha() and text[t.end:t.end + 1] == "." and i + 1 < self.n):
+            return
+        nxt = toks[i + 1]
+        if ((t.text.isupper() or r._unambiguous_name(nxt.low))
+                and (t.start == 0 or text[t.start - 1] in " \t\n(\"'")
+                and self.adjacent(i, i + 1, r"\.\s{1,2}")
+                and (r._namey(nxt, mode) or self.score[i + 1] > 0
+                     or (t.text.upper() not in "SOAPRL" and r._unknown_word(nxt)
+                         and not (mode == "mixed" and nxt.text.islower())))):
+            self.add(i, 0.8)
+            self.add(i + 1, 0.8)
+
+    def rule_phone_contact(self, i: int) -> None:
+        """A contact's name before a phone label ("Lopie Certusi cell# 410-322-1419")."""
+        t, toks, lx, mode, r = self.toks[i], self.toks, self.lex, self.mode, self.r
+        if not (t.low in _PHONE_LABELS and i > 0
+                and re.match(r"\s*(?:#|no\.?|number)?\s*[:#]?\s*[(]?\d{3}", self.text[t.end:t.end + 12])):
+            return
+        k = i - 1
+        while k >= 0 and k >= i - 2 and re.fullmatch(r"\s{1,2}|\s?[-,:]\s?", self.gap(k, k + 1)):
+            c = toks[k]
+            if not (wordy(c.low) and c.low not in STOPWORDS and c.low not in RELATIVES and c.low not in lx.clinical
+                    and c.low not in CREDENTIALS and c.low not in TITLES
+                    and (r._unambiguous_name(c.low) or (mode == "mixed" and c.text[0].isupper()
+                                                        and (lx.is_name(c.low) or not lx.is_common(c.low)))
+                         or (mode != "mixed" and r._unknown_word(c)))):
+                break
+            self.add(k, 0.7)
+            k -= 1
+
+    def rule_spoke_with(self, i: int) -> None:
+        """"spoke with patty hoeller", "consult with Mary Smith": a first name and a surname after "with"."""
+        toks, lx = self.toks, self.lex
+        if (toks[i].low in _WITH_VERBS and i + 3 < self.n and toks[i + 1].low == "with" and toks[i + 2].low in lx.first
+                and toks[i + 2].low not in STOPWORDS and toks[i + 2].low not in lx.clinical
+                and self.adjacent(i + 2, i + 3, r"\s{1,2}") and wordy(toks[i + 3].low) and len(toks[i + 3].low) > 2
+                and toks[i + 3].low not in STOPWORDS and not lx.is_common(toks[i + 3].low)):
+            self.add(i + 2, 0.7)
+            self.add(i + 3, 0.7)
+
+    def rule_person_verb(self, i: int) -> None:
+        """A first name doing something a person does ("bill called", "Bob visited")."""
+        t, toks, lx = self.toks[i], self.toks, self.lex
+        w = t.low
+        if (w in lx.first and w not in STOPWORDS and w not in lx.clinical and i + 1 < self.n
+                and self.adjacent(i, i + 1, r"\s{1,2}") and toks[i + 1].low in _PERSON_VERBS
+                and (self.mode != "mixed" or t.text[0].isupper() or not lx.is_common(w))):
+            self.add(i, 0.6)
+
+    # --- growing what was found -----------------------------------------------------------------
+    def extend(self) -> None:
+        """"Nancy" + "Jones", "Stord"-"Painter", "BEA TURA", "KAREN ANN YANULIS"; "Suzette and Hank"."""
+        for _ in range(2):
+            for i in range(self.n):
+                if self.score[i] > 0:
+                    self._extend_around(i)
+            self._extend_coordinated()
+
+    def _extend_around(self, i: int) -> None:
+        toks, lx, mode, r = self.toks, self.lex, self.mode, self.r
+        for j in (i - 1, i + 1):
+            if not (0 <= j < self.n) or self.score[j] > 0:
+                continue
+            a, b = min(i, j), max(i, j)
+            if not self.adjacent(a, b, r"\s{1,2}|-|\s?-\s?|\.\s"):
+                continue
+            c = toks[j]
+            if r._namey(c, mode) or (self.gap(a, b) == "-" and wordy(c.low) and not lx.is_common(c.low)):
+                self.add(j, 0.7)
+            elif j == i - 1 and r._is_initial(self.text, c) and mode != "lower":
+                self.add(j, 0.7)
+            elif (j == i + 1 and toks[i].low in lx.first and mode != "mixed" and wordy(c.low) and len(c.low) > 2
+                  and c.low not in STOPWORDS and c.low not in lx.clinical and not lx.is_common(c.low)):
+                self.add(j, 0.6)
+
+    def _extend_coordinated(self) -> None:
+        """"Suzette and Hank": a first name coordinated with a name found."""
+        toks, lx, score = self.toks, self.lex, self.score
+        for i in range(self.n - 2):
+            if score[i] > 0 and toks[i + 1].low in ("and", "&") and score[i + 2] == 0 and re.fullmatch(r"\s{1,2}", self.gap(i, i + 1)):
+                c = toks[i + 2]
+                if (c.low in lx.first and c.low not in STOPWORDS and c.low not in lx.clinical
+                        and (self.mode != "mixed" or c.text[0].isupper())):
+                    self.add(i + 2, 0.65)
+
+
+# The word-level rules in the order they run for each word (a later rule may read what an
+# earlier one found, e.g. an initial before a word already taken as a name).
+_TOKEN_RULES = (
+    _Scan.rule_title, _Scan.rule_relative_before, _Scan.rule_relative_after, _Scan.rule_credential_after,
+    _Scan.rule_credential_before, _Scan.rule_lexicon, _Scan.rule_first_and_surname, _Scan.rule_initial_and_surname,
+    _Scan.rule_phone_contact, _Scan.rule_spoke_with, _Scan.rule_person_verb,
+)

@@ -85,145 +85,14 @@ class PlaceRules:
 
     def detect(self, text: str, toks: list[Tok], mode: str, is_name_tok: list[bool]) -> list[Hit]:
         """Place spans; words already taken as names are not re-read as single-word places."""
-        lx = self.lex
-        n = len(toks)
-        hits: list[Hit] = []
-        is_loc = [False] * n
-        after_move = {m.end() for m in _MOVE_CTX.finditer(text)}
-        after_prep = {m.end() for m in _PREP_CTX.finditer(text)}
-        after_lives = {m.end() for m in _LIVES_CTX.finditer(text)}
-        after_from = {m.end() for m in _FROM_CTX.finditer(text)}
-        after_in = {m.end() for m in _IN_CTX.finditer(text)}
-
-        def add(i: int, score: float) -> None:
-            if not is_loc[i]:
-                is_loc[i] = True
-                hits.append((toks[i].start, toks[i].end, LOC, score))
-
-        def gap(i: int, j: int) -> str:
-            return text[toks[i].end:toks[j].start]
-
-        def placey(t: Tok) -> bool:
-            w = t.low
-            if not wordy(w) or w in STOPWORDS or w in lx.clinical or w in CARE_ABBR or w in RELATIVES:
-                return False
-            if mode == "mixed":
-                return t.text[0].isupper() and (not lx.is_common(w) or w in HOSPITAL_STEMS or w in lx.places or w in lx.states)
-            return not lx.is_common(w) or w in HOSPITAL_STEMS or w in lx.places or w in lx.states
-
-        for i, t in enumerate(toks):
-            w = t.low
-            # "X Hospital", "Baltimore Rehab", "Keeley House", "Grieco House NH"
-            if w in FACILITY_HEADS and i > 0 and re.fullmatch(r"\s{1,2}|-", gap(i - 1, i)) and (
-                    mode != "mixed" or t.text[0].isupper() or w in ("hospital", "hosp", "rehab", "nh")):
-                strong_head = w in ("hospital", "hosp", "hospitals", "infirmary", "sanitarium", "sanatorium")
-                k, chain, real = i - 1, [], False
-                while k >= 0 and i - k <= 3:
-                    c = toks[k]
-                    if placey(c) or (strong_head and mode == "mixed" and c.text.isupper() and 2 <= len(c.text) <= 5
-                                     and c.low not in CARE_ABBR - {"md"}):
-                        real = True
-                    elif not (c.low in _FACILITY_MODIFIERS and (mode != "mixed" or c.text[0].isupper() or (
-                            strong_head and c.low in ("general", "memorial", "community", "county", "regional", "university")))):
-                        break
-                    chain.append(k)
-                    if k == 0 or not re.fullmatch(r"\s{1,2}|\.\s?|-", gap(k - 1, k)):
-                        break
-                    k -= 1
-                if chain and (real or strong_head):
-                    for k in chain:
-                        add(k, 0.8)
-                    add(i, 0.8)
-            # "St. Agnes", "Saint Joseph", "st mary's"
-            elif w in ("st", "saint", "ste") and i + 1 < n and re.fullmatch(r"\.?\s{1,2}", gap(i, i + 1)):
-                nxt = toks[i + 1]
-                if (mode == "mixed" and t.text == "St" and len(nxt.text) == 1 and nxt.text.isupper()
-                        and text[nxt.end:nxt.end + 1] == "."):
-                    add(i, 0.6)  # "a bed @ St A."
-                    add(i + 1, 0.6)
-                if ((nxt.low in lx.first or nxt.low in HOSPITAL_STEMS) and nxt.low not in STOPWORDS
-                        and nxt.low not in lx.medical and (mode != "mixed" or nxt.text[0].isupper())):
-                    add(i, 0.8)
-                    add(i + 1, 0.8)
-            # hospital stems: "Holy Cross", "Sacred Heart", "Good Samaritan"
-            elif w in HOSPITAL_STEMS and i + 1 < n and toks[i + 1].low in HOSPITAL_STEMS and re.fullmatch(r"\s{1,2}", gap(i, i + 1)):
-                if mode != "mixed" or (t.text[0].isupper() and toks[i + 1].text[0].isupper()):
-                    add(i, 0.75)
-                    add(i + 1, 0.75)
-            # movement context: "transferred to GH", "sent to Quartermain 3", "from BALTMORE rehab"
-            if t.start in after_move and self._move_target(t, mode, placey):
-                add(i, 0.7)
-                k = i + 1
-                while (k < n and k <= i + 2 and re.fullmatch(r"\s{1,2}|-", gap(k - 1, k)) and placey(toks[k])
-                       and toks[k].low not in FACILITY):
-                    add(k, 0.7)
-                    k += 1
-            # units named after people or places: "Quartermain 3", "QUARTERMAIN7" after to/from/per/on
-            if t.start in after_prep:
-                if t.stem:
-                    stem = t.stem if t.stem[-1] not in "xq" and t.low not in lx.clinical else ""  # "x3", "q4"
-                    tail = text[t.end:t.end + 12]
-                else:
-                    m = _UNIT_NUMBER.match(text, t.end)
-                    stem, tail = (w, text[m.end():m.end() + 12]) if m else ("", "")
-                if (stem and len(stem) > 3 and stem not in lx.first and wordy(stem) and stem not in STOPWORDS
-                        and stem not in lx.clinical and not lx.is_common(stem) and stem not in lx.states
-                        and not _MEASURE_AFTER.match(tail)):
-                    add(i, 0.65)
-            # residence: "lives in catonsville", "Sister called from Seattle"
-            strong = t.start in after_lives
-            if strong or t.start in after_from:
-                if w in lx.states or w in lx.world:
-                    pass  # a state or a country is not a Safe Harbor identifier
-                elif (w in lx.places and w not in STOPWORDS and (strong or not lx.is_common(w))) or (strong and placey(t)) or (
-                        strong and mode == "mixed" and t.text[:1].isupper() and wordy(w) and w not in STOPWORDS
-                        and w not in lx.clinical):  # "Lives with son Brian in South Johnland"
-                    if mode != "mixed" or t.text[0].isupper() or w in lx.places:
-                        add(i, 0.7)
-                        k = i + 1
-                        while (k < n and k <= i + 2 and re.fullmatch(r"[ \t]{1,2}", gap(k - 1, k)) and placey(toks[k])
-                               and (toks[k].low in lx.places or (strong and mode == "mixed"))):
-                            add(k, 0.65)
-                            k += 1
-            # "Neil Meitz of Towson", "elderly housing in Lansdowne": a listed place after in/of/near
-            if (not is_loc[i] and t.start in after_in and w in lx.places and w not in lx.states and not lx.is_common(w)
-                    and len(w) > 3 and (mode != "mixed" or t.text[0].isupper()) and w not in lx.first):
-                add(i, 0.6)
-            # single-word US place not also a word or a person's name
-            if w in lx.places and not is_loc[i] and not is_name_tok[i] and len(w) > 3 and not lx.is_common(w):
-                if w not in lx.first and w not in lx.last:
-                    if mode != "mixed" or t.text[0].isupper():
-                        add(i, 0.6)
-        # a word found as a place in context is a place wherever else it appears ("F-MICU/QUARTERMAIN/CCU")
-        found = {toks[i].low for i in range(n) if is_loc[i] and len(toks[i].low) > 3 and wordy(toks[i].low)
-                 and not lx.is_common(toks[i].low) and toks[i].low not in FACILITY}
-        for i, t in enumerate(toks):
-            if not is_loc[i] and t.low in found and (mode != "mixed" or t.text[0].isupper()):
-                add(i, 0.6)
-        # well-known hospital names ("Holy Cross", "sacred heart Memorial")
-        low_text = text.lower()
-        for phrase in HOSPITAL_PHRASES + US_REGIONS:
-            start = low_text.find(phrase)
-            while start >= 0:
-                end = start + len(phrase)
-                if (start == 0 or not low_text[start - 1].isalnum()) and (end >= len(low_text) or not low_text[end].isalnum()):
-                    hits.append((start, end, LOC, 0.8))
-                    m = re.match(r"[ \t]{1,2}(memorial|hospital|hosp|medical center|med ctr|rehab|health center|academy|school|college)\b", low_text[end:end + 20])
-                    if m:
-                        hits.append((end, end + m.end(), LOC, 0.8))
-                start = low_text.find(phrase, end)
-        # multi-word places ("daytona beach", "ellicott city")
-        low = text.lower()
-        for end, p in lx.place_automaton.iter(low):
-            s = end - len(p) + 1
-            if (s > 0 and low[s - 1].isalnum()) or (end + 1 < len(low) and low[end + 1].isalnum()):
-                continue
-            if mode == "mixed" and not all(w[:1].isupper() for w in text[s:end + 1].split()):
-                continue
-            if all(lx.is_common(w) for w in p.split()) and mode != "mixed":
-                continue
-            hits.append((s, end + 1, LOC, 0.6))
-        return hits
+        scan = _Scan(self, text, toks, mode, is_name_tok)
+        for i in range(len(toks)):
+            for rule in _TOKEN_RULES:
+                rule(scan, i)
+        scan.propagate()
+        scan.phrases()
+        scan.multiword_places()
+        return scan.hits
 
     def _move_target(self, t: Tok, mode: str, placey) -> bool:
         w = t.low
@@ -239,3 +108,209 @@ class PlaceRules:
                 mode != "mixed" or (t.text.islower() and len(w) <= 4)):
             return True
         return placey(t) and not (w in lx.first and not (w in lx.places or w in lx.last))
+
+
+class _Scan:
+    """One note being read for places: its words, casing, the context offsets and the hits so far.
+
+    Each ``rule_*`` method looks at word ``i``; they run word by word in the order of
+    :data:`_TOKEN_RULES`, then the note-wide passes (propagation, phrases, multi-word places).
+    """
+
+    def __init__(self, rules: PlaceRules, text: str, toks: list[Tok], mode: str, is_name_tok: list[bool]):
+        self.r, self.lex, self.text, self.toks, self.mode = rules, rules.lex, text, toks, mode
+        self.is_name_tok = is_name_tok
+        self.n = len(toks)
+        self.hits: list[Hit] = []
+        self.is_loc = [False] * self.n
+        self.after_move = {m.end() for m in _MOVE_CTX.finditer(text)}
+        self.after_prep = {m.end() for m in _PREP_CTX.finditer(text)}
+        self.after_lives = {m.end() for m in _LIVES_CTX.finditer(text)}
+        self.after_from = {m.end() for m in _FROM_CTX.finditer(text)}
+        self.after_in = {m.end() for m in _IN_CTX.finditer(text)}
+
+    def add(self, i: int, score: float) -> None:
+        if not self.is_loc[i]:
+            self.is_loc[i] = True
+            self.hits.append((self.toks[i].start, self.toks[i].end, LOC, score))
+
+    def gap(self, i: int, j: int) -> str:
+        return self.text[self.toks[i].end:self.toks[j].start]
+
+    def placey(self, t: Tok) -> bool:
+        lx, w = self.lex, t.low
+        if not wordy(w) or w in STOPWORDS or w in lx.clinical or w in CARE_ABBR or w in RELATIVES:
+            return False
+        if self.mode == "mixed":
+            return t.text[0].isupper() and (not lx.is_common(w) or w in HOSPITAL_STEMS or w in lx.places or w in lx.states)
+        return not lx.is_common(w) or w in HOSPITAL_STEMS or w in lx.places or w in lx.states
+
+    # --- rules, one word at a time --------------------------------------------------------------
+    def rule_facility(self, i: int) -> bool:
+        """"X Hospital", "Baltimore Rehab", "Keeley House", "Grieco House NH"."""
+        t, toks, mode = self.toks[i], self.toks, self.mode
+        w = t.low
+        if not (w in FACILITY_HEADS and i > 0 and re.fullmatch(r"\s{1,2}|-", self.gap(i - 1, i)) and (
+                mode != "mixed" or t.text[0].isupper() or w in ("hospital", "hosp", "rehab", "nh"))):
+            return False
+        strong_head = w in ("hospital", "hosp", "hospitals", "infirmary", "sanitarium", "sanatorium")
+        k, chain, real = i - 1, [], False
+        while k >= 0 and i - k <= 3:
+            c = toks[k]
+            if self.placey(c) or (strong_head and mode == "mixed" and c.text.isupper() and 2 <= len(c.text) <= 5
+                                  and c.low not in CARE_ABBR - {"md"}):
+                real = True
+            elif not (c.low in _FACILITY_MODIFIERS and (mode != "mixed" or c.text[0].isupper() or (
+                    strong_head and c.low in ("general", "memorial", "community", "county", "regional", "university")))):
+                break
+            chain.append(k)
+            if k == 0 or not re.fullmatch(r"\s{1,2}|\.\s?|-", self.gap(k - 1, k)):
+                break
+            k -= 1
+        if chain and (real or strong_head):
+            for k in chain:
+                self.add(k, 0.8)
+            self.add(i, 0.8)
+        return True
+
+    def rule_saint(self, i: int) -> bool:
+        """"St. Agnes", "Saint Joseph", "st mary's"."""
+        t, lx, mode = self.toks[i], self.lex, self.mode
+        if not (t.low in ("st", "saint", "ste") and i + 1 < self.n and re.fullmatch(r"\.?\s{1,2}", self.gap(i, i + 1))):
+            return False
+        nxt = self.toks[i + 1]
+        if (mode == "mixed" and t.text == "St" and len(nxt.text) == 1 and nxt.text.isupper()
+                and self.text[nxt.end:nxt.end + 1] == "."):
+            self.add(i, 0.6)  # "a bed @ St A."
+            self.add(i + 1, 0.6)
+        if ((nxt.low in lx.first or nxt.low in HOSPITAL_STEMS) and nxt.low not in STOPWORDS
+                and nxt.low not in lx.medical and (mode != "mixed" or nxt.text[0].isupper())):
+            self.add(i, 0.8)
+            self.add(i + 1, 0.8)
+        return True
+
+    def rule_hospital_stems(self, i: int) -> bool:
+        """Hospital stems: "Holy Cross", "Sacred Heart", "Good Samaritan"."""
+        t, toks = self.toks[i], self.toks
+        if not (t.low in HOSPITAL_STEMS and i + 1 < self.n and toks[i + 1].low in HOSPITAL_STEMS
+                and re.fullmatch(r"\s{1,2}", self.gap(i, i + 1))):
+            return False
+        if self.mode != "mixed" or (t.text[0].isupper() and toks[i + 1].text[0].isupper()):
+            self.add(i, 0.75)
+            self.add(i + 1, 0.75)
+        return True
+
+    def rule_named_facility(self, i: int) -> None:
+        """The first of facility / saint / hospital stems that applies (they exclude each other)."""
+        _ = self.rule_facility(i) or self.rule_saint(i) or self.rule_hospital_stems(i)
+
+    def rule_movement(self, i: int) -> None:
+        """Movement context: "transferred to GH", "sent to Quartermain 3", "from BALTMORE rehab"."""
+        t, toks = self.toks[i], self.toks
+        if not (t.start in self.after_move and self.r._move_target(t, self.mode, self.placey)):
+            return
+        self.add(i, 0.7)
+        k = i + 1
+        while (k < self.n and k <= i + 2 and re.fullmatch(r"\s{1,2}|-", self.gap(k - 1, k)) and self.placey(toks[k])
+               and toks[k].low not in FACILITY):
+            self.add(k, 0.7)
+            k += 1
+
+    def rule_unit(self, i: int) -> None:
+        """Units named after people or places: "Quartermain 3", "QUARTERMAIN7" after to/from/per/on."""
+        t, lx, text = self.toks[i], self.lex, self.text
+        if t.start not in self.after_prep:
+            return
+        if t.stem:
+            stem = t.stem if t.stem[-1] not in "xq" and t.low not in lx.clinical else ""  # "x3", "q4"
+            tail = text[t.end:t.end + 12]
+        else:
+            m = _UNIT_NUMBER.match(text, t.end)
+            stem, tail = (t.low, text[m.end():m.end() + 12]) if m else ("", "")
+        if (stem and len(stem) > 3 and stem not in lx.first and wordy(stem) and stem not in STOPWORDS
+                and stem not in lx.clinical and not lx.is_common(stem) and stem not in lx.states
+                and not _MEASURE_AFTER.match(tail)):
+            self.add(i, 0.65)
+
+    def rule_residence(self, i: int) -> None:
+        """Residence: "lives in catonsville", "Sister called from Seattle"."""
+        t, toks, lx, mode = self.toks[i], self.toks, self.lex, self.mode
+        w = t.low
+        strong = t.start in self.after_lives
+        if not (strong or t.start in self.after_from):
+            return
+        if w in lx.states or w in lx.world:
+            return  # a state or a country is not a Safe Harbor identifier
+        if not ((w in lx.places and w not in STOPWORDS and (strong or not lx.is_common(w))) or (strong and self.placey(t)) or (
+                strong and mode == "mixed" and t.text[:1].isupper() and wordy(w) and w not in STOPWORDS
+                and w not in lx.clinical)):  # "Lives with son Brian in South Johnland"
+            return
+        if mode != "mixed" or t.text[0].isupper() or w in lx.places:
+            self.add(i, 0.7)
+            k = i + 1
+            while (k < self.n and k <= i + 2 and re.fullmatch(r"[ \t]{1,2}", self.gap(k - 1, k)) and self.placey(toks[k])
+                   and (toks[k].low in lx.places or (strong and mode == "mixed"))):
+                self.add(k, 0.65)
+                k += 1
+
+    def rule_listed_after_in(self, i: int) -> None:
+        """"Neil Meitz of Towson", "elderly housing in Lansdowne": a listed place after in/of/near."""
+        t, lx = self.toks[i], self.lex
+        w = t.low
+        if (not self.is_loc[i] and t.start in self.after_in and w in lx.places and w not in lx.states and not lx.is_common(w)
+                and len(w) > 3 and (self.mode != "mixed" or t.text[0].isupper()) and w not in lx.first):
+            self.add(i, 0.6)
+
+    def rule_listed_place(self, i: int) -> None:
+        """A single-word US place that is not also a word or a person's name."""
+        t, lx = self.toks[i], self.lex
+        w = t.low
+        if (w in lx.places and not self.is_loc[i] and not self.is_name_tok[i] and len(w) > 3 and not lx.is_common(w)
+                and w not in lx.first and w not in lx.last and (self.mode != "mixed" or t.text[0].isupper())):
+            self.add(i, 0.6)
+
+    # --- note-wide passes -----------------------------------------------------------------------
+    def propagate(self) -> None:
+        """A word found as a place in context is a place wherever else it appears ("F-MICU/QUARTERMAIN/CCU")."""
+        toks, lx = self.toks, self.lex
+        found = {toks[i].low for i in range(self.n) if self.is_loc[i] and len(toks[i].low) > 3 and wordy(toks[i].low)
+                 and not lx.is_common(toks[i].low) and toks[i].low not in FACILITY}
+        for i, t in enumerate(toks):
+            if not self.is_loc[i] and t.low in found and (self.mode != "mixed" or t.text[0].isupper()):
+                self.add(i, 0.6)
+
+    def phrases(self) -> None:
+        """Well-known hospital names and US regions ("Holy Cross", "sacred heart Memorial", "Eastern Shore")."""
+        low_text = self.text.lower()
+        for phrase in HOSPITAL_PHRASES + US_REGIONS:
+            start = low_text.find(phrase)
+            while start >= 0:
+                end = start + len(phrase)
+                if (start == 0 or not low_text[start - 1].isalnum()) and (end >= len(low_text) or not low_text[end].isalnum()):
+                    self.hits.append((start, end, LOC, 0.8))
+                    m = _PHRASE_HEAD.match(low_text[end:end + 20])
+                    if m:
+                        self.hits.append((end, end + m.end(), LOC, 0.8))
+                start = low_text.find(phrase, end)
+
+    def multiword_places(self) -> None:
+        """Multi-word places of the list ("daytona beach", "ellicott city")."""
+        lx, text = self.lex, self.text
+        low = text.lower()
+        for end, p in lx.place_automaton.iter(low):
+            s = end - len(p) + 1
+            if (s > 0 and low[s - 1].isalnum()) or (end + 1 < len(low) and low[end + 1].isalnum()):
+                continue
+            if self.mode == "mixed" and not all(w[:1].isupper() for w in text[s:end + 1].split()):
+                continue
+            if all(lx.is_common(w) for w in p.split()) and self.mode != "mixed":
+                continue
+            self.hits.append((s, end + 1, LOC, 0.6))
+
+
+_PHRASE_HEAD = re.compile(r"[ \t]{1,2}(memorial|hospital|hosp|medical center|med ctr|rehab|health center|academy|school|college)\b")
+# The word-level rules in the order they run for each word.
+_TOKEN_RULES = (
+    _Scan.rule_named_facility, _Scan.rule_movement, _Scan.rule_unit, _Scan.rule_residence,
+    _Scan.rule_listed_after_in, _Scan.rule_listed_place,
+)

@@ -54,11 +54,26 @@ _TWO_DATES = re.compile(
 )
 # m/yy or m/yyyy ("8/84")
 _MONTH_YEAR = re.compile(r"(?<![\w/.:+='-])(?:0?[1-9]|1[0-2])/(?:(?:19|20)\d\d|[3-9]\d)(?![\w/]|\.\d)")
-_ISO_DATE = re.compile(r"(?<![\w.-])(?:19|20)\d\d[-/.](?:0?[1-9]|1[0-2])[-/.](?:0?[1-9]|[12]\d|3[01])(?![\w.-]\d)")
+# ISO 8601 / FHIR: date, optional time (T or a space) with seconds, fraction and zone, taken whole
+# ("2021-05-18", "2021-05-18T09:30:00.000-05:00", "2021/5/18"); the day is matched longest first
+# so the day's last digit never stays behind.
+_ISO_TIME = r"(?:[T ](?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:[.,]\d{1,9})?)?(?:[ ]?(?:Z|UTC|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?))?)?"
+_ISO_DATE = re.compile(
+    r"(?<![\w.+-])(?:1[89]|20)\d\d(?P<sep>[-/.])(?:1[0-2]|0?[1-9])(?P=sep)(?:3[01]|[12]\d|0?[1-9])"
+    + _ISO_TIME + r"(?![\w]|[.:-]\d)"
+)
+# Basic format ("20210518", "20210518T093000Z") and the year-month of a FHIR partial date ("2021-05").
+_ISO_BASIC = re.compile(
+    r"(?<![\w.+-])(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
+    r"(?:T(?:[01]\d|2[0-3])[0-5]\d(?:[0-5]\d)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?(?![\w-]|[.]\d)"
+)
+_ISO_YEAR_MONTH = re.compile(r"(?<![\w./+-])(?:19|20)\d\d-(?:0[1-9]|1[0-2])(?![\w/-]|[.:]\d)")
+# Day first with a four-digit year when the day cannot be a month ("18/05/2021", "31-12-2019").
+_DMY_NUM = re.compile(r"(?<![\w/.-])(?:1[3-9]|2\d|3[01])([/-])(?:0?[1-9]|1[0-2])\1(?:19|20)\d\d(?![\w/]|[.-]\d)")
 _DMY_DOT = re.compile(r"(?<![\w.])(?:0?[1-9]|[12]\d|3[01])\.(?:0?[1-9]|1[0-2])\.(?:19|20)\d\d(?![\w.]\d)")
 _MONTH_NAME_DATE = re.compile(
     r"(?<![\w'])(?P<mon>" + _MONTH_ALT + r")\.?(?![\w'])"
-    r"(?P<day>\s*(?:the\s+)?\d{1,2}" + _ORD + r"?(?!\d|\s*(?:" + _UNITS + r")\b))?"
+    r"(?P<day>\s*(?:the\s+)?\d{1,2}(?:" + _ORD + r"\b|(?!\d|\s*(?:" + _UNITS + r")\b)))?"
     r"(?P<year>,?\s*(?:of\s+)?(?:(?:19|20)\d\d|'\d\d|\d\d)(?![\w/]))?",
     _I,
 )
@@ -241,9 +256,13 @@ def dates(text: str) -> Iterator[Hit]:
         s, e = m.span()
         if not _NOT_DATE_BEFORE.search(text[max(0, s - 24):s]) and not _NOT_DATE_AFTER.match(text, e):
             yield (s, e, D, 0.7)
-    for rx in (_ISO_DATE, _DMY_DOT, _TWO_DATES):
+    for rx in (_ISO_DATE, _DMY_DOT, _TWO_DATES, _DMY_NUM):
         for m in rx.finditer(text):
             yield (m.start(), m.end(), D, 0.97)
+    for m in _ISO_BASIC.finditer(text):
+        yield (m.start(), m.end(), D, 0.9 if "T" in m.group() else 0.7)
+    for m in _ISO_YEAR_MONTH.finditer(text):
+        yield (m.start(), m.end(), D, 0.75)
     for m in _MONTH_NAME_DATE.finditer(text):
         mon = m.group("mon").lower()
         has_day, has_year = m.group("day") is not None, m.group("year") is not None

@@ -189,11 +189,19 @@ class Surrogator:
         return self.code(value)  # an unusual form: same shape, new digits
 
     def _numeric_date(self, value: str) -> str | None:
-        m = re.fullmatch(r"(\d{4})([-/.])(\d{1,2})\2(\d{1,2})", value)
-        if m:  # ISO
+        m = re.fullmatch(r"(\d{4})([-/.])(\d{1,2})\2(\d{1,2})([T ][0-9:.,+\- ZUTC]+)?", value)
+        if m:  # ISO 8601, with a time and zone kept as they are
             new = self._shift(int(m.group(1)), int(m.group(3)), int(m.group(4)))
             w3, w4 = len(m.group(3)), len(m.group(4))
-            return f"{new.year}{m.group(2)}{new.month:0{w3}d}{m.group(2)}{new.day:0{w4}d}"
+            return f"{new.year}{m.group(2)}{new.month:0{w3}d}{m.group(2)}{new.day:0{w4}d}{m.group(5) or ''}"
+        m = re.fullmatch(r"(\d{4})(\d{2})(\d{2})(T[0-9:+\-Z]+)?", value)
+        if m:  # ISO 8601 basic format: "20210518", "20210518T093000Z"
+            new = self._shift(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+            return f"{new.year}{new.month:02d}{new.day:02d}{m.group(4) or ''}"
+        m = re.fullmatch(r"(\d{4})-(\d{2})", value)
+        if m:  # a FHIR partial date: year and month
+            new = self._shift(int(m.group(1)), int(m.group(2)), 15)
+            return f"{new.year}-{new.month:02d}"
         m = re.fullmatch(r"(\d{1,2})/(\d{1,2})/(\d{1,2})/(\d{1,2})", value)
         if m:  # two dates run together: "10/03/10/04"
             return f"{self._numeric_date(m.group(1) + '/' + m.group(2))}/{self._numeric_date(m.group(3) + '/' + m.group(4))}"
@@ -206,7 +214,7 @@ class Surrogator:
         if not m:
             return None
         a, sep, b, sep2, y = m.groups()
-        dmy = sep == "." and y is not None and len(y) == 4
+        dmy = (sep == "." or int(a) > 12) and y is not None and len(y) == 4  # "18.05.2021", "18/05/2021"
         month, day = (int(b), int(a)) if dmy else (int(a), int(b))
         new = self._shift(_full_year(y) if y else _REF_YEAR, month, day)
         first, second = (new.day, new.month) if dmy else (new.month, new.day)

@@ -23,6 +23,12 @@ _PERSON_VERBS = frozenset("called calls phoned phones visited visits came update
 _PHONE_LABELS = frozenset("cell cellphone mobile phone home work office pager beeper tel telephone".split())
 _WITH_VERBS = frozenset("spoke speak spoken talked talk consult consulted discussed met meeting conferred".split())
 _REL_FILLER = frozenset("is named name in law step hcp proxy poa".split())
+# "Patient John Smith was seen", "pt: Zorblatt Quenneville": a person named by the role before the name
+_PATIENT_CUES = frozenset("patient pt client resident member".split())
+# "Karena Jones is a 18 year-old female" (the opening line of many generated and templated notes)
+_AGE_STATEMENT = re.compile(r"[ \t]+(?:is|was)[ \t]+an?[ \t]+\d{1,3}[ \t-]*(?:year|yr|y/?o\b|yo\b|month|week|day)", re.I)
+# "Abe604 Nader710": names with a number glued on, as Synthea writes them by default
+_NUMBERED_NAME = re.compile(r"([A-Z][a-z]+(?:['-][A-Z]?[a-z]+)*)(\d{1,3})")
 
 
 class NameRules:
@@ -382,6 +388,18 @@ class _Scan:
             elif (j == i + 1 and toks[i].low in lx.first and mode != "mixed" and wordy(c.low) and len(c.low) > 2
                   and c.low not in STOPWORDS and c.low not in lx.clinical and not lx.is_common(c.low)):
                 self.add(j, 0.6)
+            elif j == i + 1 and toks[i].low in lx.first and self.surname_after_first(c):
+                self.add(j, 0.65)  # "Karena Jones": a first name found means its surname is found
+
+    def surname_after_first(self, c: Tok) -> bool:
+        """Is ``c``, right after a first name taken as a name, its surname ("Karena Jones", "Hope Smith")?"""
+        lx, w = self.lex, c.low
+        if (not wordy(w) or len(w) < 2 or w in STOPWORDS or w in lx.clinical or w in CREDENTIALS or w in TITLES
+                or w in RELATIVES or w in CARE_ABBR):
+            return False
+        if self.mode == "mixed":
+            return c.text[0].isupper() and (w in lx.last or not lx.is_common(w))
+        return w in lx.last and w not in lx.english
 
     def _extend_coordinated(self) -> None:
         """"Suzette and Hank": a first name coordinated with a name found."""
@@ -394,10 +412,79 @@ class _Scan:
                     self.add(i + 2, 0.65)
 
 
+def _name_word(scan: "_Scan", t: Tok, *, strict: bool = False) -> bool:
+    """A word that can be a person's name in a context that names a person: a name of the lists or a
+    word of no list, capitalised in mixed-case text; ``strict`` (ALL CAPS / lower-case text) also
+    rules out ordinary words."""
+    lx, w = scan.lex, t.low
+    if (not wordy(w) or len(w) < 2 or w in STOPWORDS or w in lx.clinical or w in CREDENTIALS or w in TITLES
+            or w in RELATIVES or w in CARE_ABBR):
+        return False
+    if scan.mode == "mixed" and not strict:
+        return t.text[0].isupper() and (lx.is_name(w) or not lx.is_common(w))
+    return (w in lx.first and w not in lx.english) or (len(w) > 2 and not lx.is_common(w) and w not in lx.places)
+
+
+def rule_patient_cue(scan: "_Scan", i: int) -> None:
+    """"Patient John Smith was seen", "pt Zorblatt Quenneville": the role names the words after it."""
+    toks, lx = scan.toks, scan.lex
+    if toks[i].low not in _PATIENT_CUES or i + 1 >= scan.n or not scan.adjacent(i, i + 1, r":?[ \t]{1,2}"):
+        return
+    if toks[i].low == "pt" and scan.mode != "mixed":
+        return  # "pt" + two words of no list is nursing shorthand far more often than a name
+    c = toks[i + 1]
+    nxt = toks[i + 2] if i + 2 < scan.n and scan.adjacent(i + 1, i + 2, r"[ \t]{1,2}") else None
+    # Misspelt words follow "pt" in nursing shorthand ("pt restles"), so one word is not enough:
+    # a first name and a surname of the lists, or two words of no list, capitalised where case is kept.
+    if nxt is None:
+        return
+    if scan.mode == "mixed":
+        ok = _name_word(scan, nxt) and _name_word(scan, c) and (c.low in lx.first or not lx.is_common(c.low))
+    else:
+        surname = nxt.low in lx.last and nxt.low not in lx.clinical and nxt.low not in STOPWORDS
+        ok = (c.low in lx.first and surname) or (_name_word(scan, c, strict=True) and (surname or _name_word(scan, nxt, strict=True)))
+    if ok:
+        scan.add(i + 1, 0.75)
+        scan.run_from(i + 1, 0.7, 2)
+
+
+def rule_age_statement(scan: "_Scan", i: int) -> None:
+    """"Karena Jones is a 18 year-old female": the words before "is a NN year-old" name the patient."""
+    toks, text = scan.toks, scan.text
+    if scan.mode != "mixed" or not _AGE_STATEMENT.match(text, toks[i].end):
+        return
+    k, taken = i, []
+    while k >= 0 and len(taken) < 3 and (_name_word(scan, toks[k]) or _NUMBERED_NAME.fullmatch(toks[k].text)):
+        taken.append(k)
+        if k == 0 or not scan.adjacent(k - 1, k, r"[ \t]{1,2}"):
+            break
+        k -= 1
+    start = toks[taken[-1]].start if taken else 0
+    if taken and (start == 0 or re.search(r"(?:^|[\n.:;>#])[ \t\"'*]*$", text[max(0, start - 8):start])):
+        for k in taken:
+            scan.add(k, 0.75)
+
+
+def rule_numbered_name(scan: "_Scan", i: int) -> None:
+    """"Abe604 Nader710" (Synthea's default names): a name of the lists with a number glued on."""
+    t, lx = scan.toks[i], scan.lex
+    m = _NUMBERED_NAME.fullmatch(t.text)
+    if not m:
+        return
+    w = m.group(1).lower()
+    if w in lx.clinical or (not lx.is_name(w) and lx.is_common(w)):
+        return
+    pair = any(0 <= j < scan.n and _NUMBERED_NAME.fullmatch(scan.toks[j].text) and scan.adjacent(min(i, j), max(i, j), r"[ \t]{1,2}")
+               for j in (i - 1, i + 1))
+    if pair or (w in lx.first and not lx.is_common(w)):
+        scan.add(i, 0.8)
+
+
 # The word-level rules in the order they run for each word (a later rule may read what an
 # earlier one found, e.g. an initial before a word already taken as a name).
 _TOKEN_RULES = (
     _Scan.rule_title, _Scan.rule_relative_before, _Scan.rule_relative_after, _Scan.rule_credential_after,
     _Scan.rule_credential_before, _Scan.rule_lexicon, _Scan.rule_first_and_surname, _Scan.rule_initial_and_surname,
     _Scan.rule_phone_contact, _Scan.rule_spoke_with, _Scan.rule_person_verb,
+    rule_patient_cue, rule_age_statement, rule_numbered_name,
 )

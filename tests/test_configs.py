@@ -28,6 +28,7 @@ def _model_for(path: Path):
         "pipeline": ("clinitune.pipeline.config", "PipelineConfig"),
         "demo": ("clinitune.pipeline.demo", "DemoConfig"),
         "review": ("clinitune.review.config", "ReviewConfig"),
+        "deid_train": ("clinitune.phi.training.train", "DeidTrainConfig"),
     }
     stem = path.stem.split(".")[0]
     if path.parent.name == "serving" or "serving" in path.parts:

@@ -1,10 +1,12 @@
-"""``clinitune phi``: detect or redact PHI in a JSONL file of notes.
+"""``clinitune phi``: detect or redact PHI in a JSONL file of notes; train the PHI tagger.
 
 Input lines are JSON objects with ``note_id`` and ``text`` (``patient_id`` is used when present;
 other fields are ignored and never copied to the output). A malformed line stops the run with an
 error naming its line number, unless ``--skip-bad`` is given: then it is counted as a reject (line
-number and reason, never text, in ``--rejects``). Every output file is published whole
-(``clinitune.artifacts.publish``): a failed run leaves the previous file, never half a new one.
+number and reason, never text, in ``--rejects``). Notes go to the engine in batches (the learned
+tagger runs batched). Every output file is published whole (``clinitune.artifacts.publish``): a
+failed run leaves the previous file, never half a new one. ``clinitune phi train --config``
+reproduces the tagger shipped in the package.
 """
 
 from __future__ import annotations
@@ -100,42 +102,60 @@ def _check_input(path: Path) -> Path:
     return path
 
 
-def _run(input: Path, output: Path, skip_bad: bool, rejects: Optional[Path], handle) -> tuple[int, list[dict]]:
-    """Feed every good record to ``handle(record) -> dict`` and write its result; returns (written, rejects)."""
+BATCH = 64  # notes per engine call
+
+
+def _run(input: Path, output: Path, skip_bad: bool, rejects: Optional[Path], handle_many) -> tuple[int, list[dict]]:
+    """Feed good records in batches to ``handle_many(records) -> [dict | PhiProcessingError]`` and
+    write the results in input order; returns (written, rejects)."""
     from clinitune.phi import PhiProcessingError
 
     _check_input(input)
     _check_output(output)
     bad: list[dict] = []
     written = 0
+
+    def flush(pending: list[tuple[int, dict]], out) -> None:
+        nonlocal written
+        for (line_no, rec), result in zip(pending, handle_many([r for _, r in pending])):
+            if isinstance(result, PhiProcessingError):
+                if not skip_bad:
+                    raise UserError(f"{input} line {line_no}: {result}.", fix="fix or remove that note, or pass --skip-bad to count it as a reject and go on.")
+                bad.append({"line": line_no, "note_id": rec["note_id"], "reason": result.reason})
+                continue
+            out.write(json.dumps(result, ensure_ascii=True) + "\n")
+            written += 1
+        pending.clear()
+
     with publish_whole(output, file=True) as tmp, tmp.open("w", encoding="utf-8") as out:
+        pending: list[tuple[int, dict]] = []
         for line_no, rec in _records(input):
             if isinstance(rec, _BadRecord):
+                flush(pending, out)  # keep the output in input order
                 if not skip_bad:
                     raise UserError(f"{input} line {line_no} {rec.reason}.", fix="correct that line, or pass --skip-bad to count it as a reject and go on.")
                 bad.append({"line": line_no, "note_id": rec.note_id, "reason": rec.reason})
                 continue
-            try:
-                result = handle(rec)
-            except PhiProcessingError as err:
-                if not skip_bad:
-                    raise UserError(f"{input} line {line_no}: {err}.", fix="fix or remove that note, or pass --skip-bad to count it as a reject and go on.") from None
-                bad.append({"line": line_no, "note_id": rec["note_id"], "reason": err.reason})
-                continue
-            out.write(json.dumps(result, ensure_ascii=True) + "\n")
-            written += 1
+            pending.append((line_no, rec))
+            if len(pending) >= BATCH:
+                flush(pending, out)
+        flush(pending, out)
     if rejects is not None:
         write_whole(rejects, "".join(json.dumps(r) + "\n" for r in bad))
     return written, bad
 
 
-def _engine(min_score: float, types: Optional[str]):
+def _engine(min_score: float, types: Optional[str], detector: Optional[str] = None, model_dir: Optional[Path] = None):
     from clinitune.config import validate_config
     from clinitune.phi import PhiConfig, PhiEngine
 
     opts: dict = {"min_score": min_score}
     if types:
         opts["types"] = [t.strip().upper() for t in types.split(",") if t.strip()]
+    if detector:
+        opts["detector"] = detector
+    if model_dir is not None:
+        opts["model_dir"] = str(model_dir)
     return PhiEngine(validate_config(opts, PhiConfig, source="deid options")).warm_up()
 
 
@@ -149,6 +169,8 @@ _SKIP = typer.Option(False, "--skip-bad", help="Count malformed lines and unproc
 _REJECTS = typer.Option(None, "--rejects", help="Write rejects (line number, note id, reason; never text) to this JSONL file.")
 _MIN_SCORE = typer.Option(0.0, "--min-score", help="Drop spans scoring below this (0 keeps all: recall first).")
 _TYPES = typer.Option(None, "--types", help="Comma-separated PHI kinds to report (default: all 18 Safe Harbor kinds).")
+_DETECTOR = typer.Option(None, "--detector", help="'ensemble' (learned tagger + rules, recall first) or 'rules' (faster); default: the engine's.")
+_MODEL_DIR = typer.Option(None, "--model-dir", help="A trained PHI tagger directory (default: the one shipped in the package).")
 
 
 @deid_app.command("detect")
@@ -160,17 +182,23 @@ def detect(
     rejects: Optional[Path] = _REJECTS,
     min_score: float = _MIN_SCORE,
     types: Optional[str] = _TYPES,
+    detector: Optional[str] = _DETECTOR,
+    model_dir: Optional[Path] = _MODEL_DIR,
 ) -> None:
     """Find PHI spans (character offsets into the input text, end exclusive) in every note."""
-    engine = _engine(min_score, types)
+    engine = _engine(min_score, types, detector, model_dir)
     totals: Counter = Counter()
 
-    def handle(rec: dict) -> dict:
-        spans = engine.detect(rec["text"], note_id=rec["note_id"])
-        totals.update(s.type for s in spans)
-        return {"note_id": rec["note_id"], "spans": [s.to_dict() for s in spans]}
+    def handle_many(recs: list[dict]) -> list:
+        out = []
+        for rec, spans in zip(recs, engine.detect_many([r["text"] for r in recs], [r["note_id"] for r in recs])):
+            if isinstance(spans, list):
+                totals.update(s.type for s in spans)
+                spans = {"note_id": rec["note_id"], "spans": [s.to_dict() for s in spans]}
+            out.append(spans)
+        return out
 
-    written, bad = _run(input, output, skip_bad, rejects, handle)
+    written, bad = _run(input, output, skip_bad, rejects, handle_many)
     _summary(written, bad, totals, output)
 
 
@@ -186,29 +214,52 @@ def redact(
     rejects: Optional[Path] = _REJECTS,
     min_score: float = _MIN_SCORE,
     types: Optional[str] = _TYPES,
+    detector: Optional[str] = _DETECTOR,
+    model_dir: Optional[Path] = _MODEL_DIR,
 ) -> None:
     """Replace PHI in every note: tags, masks or realistic per-patient surrogates."""
     if mode not in ("tag", "mask", "surrogate"):
         raise UserError(f"--mode '{mode}' is not supported.", fix="use one of: tag, mask, surrogate.")
-    engine = _engine(min_score, types)
+    engine = _engine(min_score, types, detector, model_dir)
     engine.config.secret_key_env = key_env
     if mode == "surrogate":
         engine.config.resolve_key()
     totals: Counter = Counter()
     audit_fh = None
 
-    def handle(rec: dict) -> dict:
-        red = engine.redact(rec["text"], mode=mode, patient_id=rec["patient_id"], note_id=rec["note_id"])  # type: ignore[arg-type]
-        totals.update(red.counts)
-        if audit_fh is not None:
-            audit_fh.write(json.dumps(red.audit()) + "\n")
-        return {"note_id": rec["note_id"], "patient_id": rec["patient_id"], "text": red.text, "phi_counts": red.counts}
+    def handle_many(recs: list[dict]) -> list:
+        out = []
+        reds = engine.redact_many([r["text"] for r in recs], mode=mode, patient_ids=[r["patient_id"] for r in recs],  # type: ignore[arg-type]
+                                  note_ids=[r["note_id"] for r in recs])
+        for rec, red in zip(recs, reds):
+            if hasattr(red, "counts"):
+                totals.update(red.counts)
+                if audit_fh is not None:
+                    audit_fh.write(json.dumps(red.audit()) + "\n")
+                red = {"note_id": rec["note_id"], "patient_id": rec["patient_id"], "text": red.text, "phi_counts": red.counts}
+            out.append(red)
+        return out
 
     with ExitStack() as stack:
         if audit is not None:
             audit_fh = stack.enter_context(stack.enter_context(publish_whole(audit, file=True)).open("w", encoding="utf-8"))
-        written, bad = _run(input, output, skip_bad, rejects, handle)
+        written, bad = _run(input, output, skip_bad, rejects, handle_many)
     _summary(written, bad, totals, output)
+
+
+@deid_app.command("train")
+@_user_errors
+def train(
+    config: Path = typer.Option(..., "--config", "-c", help="Tagger training config (YAML), e.g. jobs/configs/deid_train.yaml."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Publish the tagger here instead of the config's output (default: the package's weights)."),
+) -> None:
+    """Train the learned PHI tagger from a config (seeded: the same config reproduces the weights)."""
+    from clinitune.config import load_config
+    from clinitune.phi.training.train import DeidTrainConfig, train_tagger
+
+    cfg = load_config(config, DeidTrainConfig)
+    path = train_tagger(cfg, output=output, report=lambda msg: typer.echo(msg, err=True))
+    typer.echo(f"PHI tagger published to {path}", err=True)
 
 
 def register(app: typer.Typer) -> None:

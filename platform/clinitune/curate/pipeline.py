@@ -198,7 +198,8 @@ def run_curation(
     mid_specs = [(s.name, s.options) for s in cfg.steps]
     final_specs: list[tuple[str, dict[str, Any]]] = []
     if cfg.deid.enabled:
-        final_specs.append(("deidentify", {"mode": cfg.deid.mode, **cfg.deid.options}))
+        detector = {"detector": cfg.deid.detector} if cfg.deid.detector else {}
+        final_specs.append(("deidentify", {"mode": cfg.deid.mode, **detector, **cfg.deid.options}))
     final_specs.append(("patient_split", cfg.split.model_dump()))
     if cfg.deid.pseudonymize_patient_ids == "always":  # after the split: a patient's split follows its source id
         final_specs.append(("pseudonymize_ids", {"secret_key_env": _key_env(cfg)}))
@@ -291,7 +292,7 @@ def _execute(
     say("de-identifying and splitting by patient")
     ds = ds.map_batches(
         StepChain, fn_constructor_kwargs={"specs": final_specs}, num_cpus=ex.deid_num_cpus,
-        batch_size=ex.batch_size, batch_format="pandas", compute=_actor_pool(ex), **_key_runtime_env(cfg),
+        batch_size=ex.batch_size, batch_format="pandas", compute=_actor_pool(ex), **_deid_gpus(ex), **_key_runtime_env(cfg),
     )
     # Sorted by source location (unique per input record): dedup's shuffles reorder rows, and
     # the same input + config must give byte-identical files.
@@ -351,6 +352,11 @@ def _json_totals(ds, column: str) -> dict[str, int]:
 
     rows = ds.map_batches(partial, batch_format="pandas", batch_size=None).to_pandas()
     return {str(k): int(v) for k, v in rows.groupby("kind")["n"].sum().items()} if len(rows) else {}
+
+
+def _deid_gpus(ex) -> dict[str, Any]:
+    """The de-id actors take a GPU (or a share of one) when configured; the tagger runs there."""
+    return {"num_gpus": ex.deid_num_gpus} if ex.deid_num_gpus > 0 else {}
 
 
 def _actor_pool(ex) -> Any:

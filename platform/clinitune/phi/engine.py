@@ -1,15 +1,21 @@
 """The de-identification engine: detect PHI spans in a note, then redact them.
 
-``PhiEngine`` is cheap to pickle (its lexicons live in a per-process cache and are loaded lazily),
-so Ray Data can ship one to every actor. It never logs or raises with note text: a note it cannot
-process raises :class:`PhiProcessingError` naming the note id and a reason.
+Two detectors: ``ensemble`` (the learned tagger of :mod:`clinitune.phi.tagger` unioned with the
+rules, recall first) and ``rules`` (patterns, context rules and lexicons only; faster). Both read
+the same text and go through the same merge, so curation, ``clinitune deid`` and the serving guard
+redact alike. Notes are processed in batches (:meth:`PhiEngine.detect_many`) so the tagger runs
+batched.
+
+``PhiEngine`` is cheap to pickle (lexicons and tagger live in per-process caches and are loaded
+lazily), so Ray Data can ship one to every actor. It never logs or raises with note text: a note it
+cannot process raises :class:`PhiProcessingError` naming the note id and a reason.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from typing import Literal
+from typing import Literal, Sequence
 
 from pydantic import Field
 
@@ -53,6 +59,11 @@ class PhiConfig(StrictModel):
     secret_key_env: str = Field(DEFAULT_KEY_ENV, description="Environment variable holding the surrogate key when secret_key is not set.")
     max_date_shift_days: int = Field(365, ge=1, le=3650, description="Surrogate dates move back by 1..this many days, one offset per patient.")
     mask_char: str = Field("*", min_length=1, max_length=1, description="Character used by mask mode.")
+    detector: Literal["ensemble", "rules"] = Field("rules", description="'ensemble': the learned tagger unioned with the rules (recall first); 'rules': patterns, context rules and lexicons only (faster, lower recall on unseen text).")
+    model_dir: str | None = Field(None, description="Directory of a trained PHI tagger (clinitune deid train); None: the tagger shipped in the package.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the tagger runs: 'auto' takes a visible CUDA GPU, else the CPU.")
+    precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field("auto", description="Tagger arithmetic: 'auto' is bf16 on GPUs and on CPUs with native bf16 (AMX/AVX512-BF16), int8 dynamic quantization on other CPUs.")
+    model_batch_size: int = Field(32, ge=1, le=4096, description="Tagger windows per forward pass.")
 
     def resolve_key(self) -> bytes:
         key = self.secret_key or os.environ.get(self.secret_key_env)
@@ -75,8 +86,9 @@ class PhiEngine:
                 raise UserError(f"PhiConfig.types: unknown PHI kind(s) {bad}.", fix=f"use values from {list(ALL_PHI_TYPES)}.")
         self._rules: ContextRules | None = None
         self._structure: StructureRules | None = None
+        self._tagger = None
 
-    # Pickle only the config: lexicons are reloaded (once per process) on first use.
+    # Pickle only the config: lexicons and the tagger are reloaded (once per process) on first use.
     def __getstate__(self) -> dict:
         return {"config": self.config}
 
@@ -84,6 +96,7 @@ class PhiEngine:
         self.config = state["config"]
         self._rules = None
         self._structure = None
+        self._tagger = None
 
     @property
     def rules(self) -> ContextRules:
@@ -97,9 +110,21 @@ class PhiEngine:
             self._structure = StructureRules(load_lexicons())
         return self._structure
 
+    @property
+    def tagger(self):
+        """The learned tagger (ensemble mode); a :class:`~clinitune.phi.tagger.PhiModelError` when it cannot load."""
+        if self._tagger is None:
+            from clinitune.phi.tagger import shared_tagger
+
+            c = self.config
+            self._tagger = shared_tagger(c.model_dir, c.device, c.precision, c.model_batch_size)
+        return self._tagger
+
     def warm_up(self) -> "PhiEngine":
-        """Load the lexicons now (e.g. in an actor's constructor) rather than on the first note."""
-        _ = self.rules
+        """Load the lexicons (and the tagger) now, e.g. in an actor's constructor, rather than on the first note."""
+        _ = self.rules, self.structure
+        if self.config.detector == "ensemble":
+            _ = self.tagger
         return self
 
     # --- detection --------------------------------------------------------------------------
@@ -120,28 +145,60 @@ class PhiEngine:
 
     def detect(self, text: str, note_id: str | None = None) -> list[Span]:
         """PHI spans of ``text``: sorted, non-overlapping, offsets in characters (end exclusive)."""
-        text = self._check(text, note_id)
-        if not text.strip():
-            return []
-        try:
-            return self._detect(text)
-        except RecursionError:
-            raise PhiProcessingError(note_id, "text structure too deep to scan") from None
-        except MemoryError:
-            raise PhiProcessingError(note_id, "out of memory while scanning the text") from None
+        out = self.detect_many([text], [note_id])[0]
+        if isinstance(out, PhiProcessingError):
+            raise out
+        return out
 
-    def _detect(self, text: str) -> list[Span]:
-        protected = [m.span() for m in _TAG.finditer(text)]
-        scan = text
-        if protected:  # hide existing tags so they are neither re-detected nor read as context
-            chars = list(text)
-            for s, e in protected:  # a line break: no rule reads context across it
-                chars[s:e] = "\n" * (e - s)
-            scan = "".join(chars)
+    def detect_many(self, texts: Sequence[object], note_ids: Sequence[str | None] | None = None) -> list[list[Span] | PhiProcessingError]:
+        """PHI spans of every text, in order; a note that cannot be processed gets its
+        :class:`PhiProcessingError` in its place (the others are unaffected). The tagger reads
+        all notes of the call in one batched pass."""
+        ids = list(note_ids) if note_ids is not None else [None] * len(texts)
+        out: list[list[Span] | PhiProcessingError] = []
+        todo: list[int] = []
+        scans: list[str] = []
+        for i, (text, nid) in enumerate(zip(texts, ids)):
+            try:
+                checked = self._check(text, nid)
+            except PhiProcessingError as err:
+                out.append(err)
+                continue
+            out.append([])
+            if checked.strip():
+                todo.append(i)
+                scans.append(_hide_tags(checked))
+        if not todo:
+            return out
+        tagged = self._tag(scans) if self.config.detector == "ensemble" else [None] * len(scans)
+        for i, scan, tag in zip(todo, scans, tagged):
+            try:
+                out[i] = self._finish(self._detect(scan, tag))
+            except RecursionError:
+                out[i] = PhiProcessingError(ids[i], "text structure too deep to scan")
+            except MemoryError:
+                out[i] = PhiProcessingError(ids[i], "out of memory while scanning the text")
+        return out
+
+    def _tag(self, scans: list[str]):
+        try:
+            return self.tagger.predict(scans)
+        except MemoryError:  # a batch too large for this process: one note at a time
+            return [self.tagger.predict([s])[0] for s in scans]
+
+    def _detect(self, scan: str, tagged=None) -> list[Span]:
         hits = list(patterns.all_patterns(scan))
         hits.extend(self.structure.detect(scan))
-        hits.extend(self.rules.detect(scan, tokenize(scan)))
-        spans = _merge(scan, hits)
+        toks = tokenize(scan)
+        hits.extend(self.rules.detect(scan, toks))
+        if tagged is None:
+            return _merge(scan, hits)
+        from clinitune.phi.ensemble import extend_names
+
+        hits.extend(tagged.hits)
+        return _merge(scan, extend_names(scan, _merge(scan, hits), toks, tagged, self.rules.lex))
+
+    def _finish(self, spans: list[Span]) -> list[Span]:
         cfg = self.config
         if cfg.min_score > 0:
             spans = [s for s in spans if s.score >= cfg.min_score]
@@ -158,11 +215,40 @@ class PhiEngine:
 
         if mode not in ("tag", "mask", "surrogate"):
             raise UserError(f"redaction mode '{mode}' is not supported.", fix="use one of: tag, mask, surrogate.")
+        out = self.redact_many([text], mode=mode, patient_ids=[patient_id], note_ids=[note_id])[0]
+        if isinstance(out, PhiProcessingError):
+            raise out
+        return out
+
+    def redact_many(self, texts: Sequence[object], *, mode: RedactMode = "tag",
+                    patient_ids: Sequence[str | None] | None = None, note_ids: Sequence[str | None] | None = None):
+        """:meth:`redact` for a batch: a :class:`Redaction` or a :class:`PhiProcessingError` per note."""
+        from clinitune.phi.redact import redact_spans
+
+        if mode not in ("tag", "mask", "surrogate"):
+            raise UserError(f"redaction mode '{mode}' is not supported.", fix="use one of: tag, mask, surrogate.")
         key = self.config.resolve_key() if mode == "surrogate" else b""
-        text = self._check(text, note_id)
-        spans = self.detect(text, note_id=note_id)
-        return redact_spans(text, spans, mode=mode, key=key, patient_id=patient_id, note_id=note_id,
-                            config=self.config)
+        pids = list(patient_ids) if patient_ids is not None else [None] * len(texts)
+        nids = list(note_ids) if note_ids is not None else [None] * len(texts)
+        out = []
+        for text, spans, pid, nid in zip(texts, self.detect_many(texts, nids), pids, nids):
+            if isinstance(spans, PhiProcessingError):
+                out.append(spans)
+                continue
+            text = "" if text is None else text
+            out.append(redact_spans(text, spans, mode=mode, key=key, patient_id=pid, note_id=nid, config=self.config))
+        return out
+
+
+def _hide_tags(text: str) -> str:
+    """Existing ``[KIND]`` tags become line breaks (same length): neither re-detected nor read as context."""
+    protected = [m.span() for m in _TAG.finditer(text)]
+    if not protected:
+        return text
+    chars = list(text)
+    for s, e in protected:
+        chars[s:e] = "\n" * (e - s)
+    return "".join(chars)
 
 
 _PLACE_JOIN = re.compile(r"[ \t]{1,2}|\.[ \t]?|-")

@@ -52,10 +52,11 @@ def _apply(text: str, spans, start: int, end: int) -> tuple[str, Counter]:
 
 class PhiGuard:
     def __init__(self, settings: PhiGuardSettings):
-        from clinitune.phi import PhiEngine
+        from clinitune.phi import PhiConfig, PhiEngine
 
         self.settings = settings
-        self.engine = PhiEngine()
+        opts = {k: v for k, v in (("detector", settings.detector), ("model_dir", settings.model_dir)) if v is not None}
+        self.engine = PhiEngine(PhiConfig(**opts))  # the same engine as curation and `clinitune deid`
         if settings.output != "off" or settings.prompt != "off" or settings.citations:
             self.engine.warm_up()
 

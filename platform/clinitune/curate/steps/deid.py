@@ -1,13 +1,14 @@
 """The ``deidentify`` curation step: replace PHI in live notes and record counts per kind.
 
 Options (YAML ``options:`` of the step): ``mode`` (``tag`` | ``mask`` | ``surrogate``, default
-``tag``) plus any :class:`clinitune.phi.PhiConfig` field (``min_score``, ``types``,
-``secret_key_env``, ``max_date_shift_days``, ...). Surrogate mode reads its key from the
+``tag``) plus any :class:`clinitune.phi.PhiConfig` field (``detector``, ``min_score``, ``types``,
+``secret_key_env``, ``max_date_shift_days``, ``device``, ...). Surrogate mode reads its key from the
 environment variable named by ``secret_key_env`` (default ``CLINITUNE_DEID_KEY``) on each worker.
 
 Adds ``phi_counts``: a JSON object string of counts per PHI kind (never values). A note the engine
 cannot process is quarantined with reason ``deid_failed`` and a detail naming the problem, never
-the text. The engine is built lazily, once per step instance (so once per Ray actor).
+the text. The engine is built once per step instance (so once per Ray actor) and reads each batch
+in one call, so the learned tagger runs batched (on the actor's GPU when it has one).
 """
 
 from __future__ import annotations
@@ -61,16 +62,14 @@ class Deidentify(Step):
             texts = batch["text"].to_numpy(dtype=object).copy()
             details = batch[DETAIL_COLUMN].to_numpy(dtype=object).copy() if DETAIL_COLUMN in batch else np.full(len(batch), None, dtype=object)
             failed = np.zeros(len(batch), dtype=bool)
-            note_ids = batch["note_id"].to_numpy(dtype=object)
-            patient_ids = batch["patient_id"].to_numpy(dtype=object)
-            for i in np.flatnonzero(alive):
-                note_id = None if note_ids[i] is None else str(note_ids[i])
-                patient_id = None if patient_ids[i] is None or (isinstance(patient_ids[i], float) and np.isnan(patient_ids[i])) else str(patient_ids[i])
-                try:
-                    red = self.engine.redact(texts[i], mode=self.options.mode, patient_id=patient_id, note_id=note_id)
-                except PhiProcessingError as err:
+            rows = np.flatnonzero(alive)
+            note_ids = [_text_or_none(v) for v in batch["note_id"].to_numpy(dtype=object)[rows]]
+            patient_ids = [_text_or_none(v) for v in batch["patient_id"].to_numpy(dtype=object)[rows]]
+            results = self.engine.redact_many(list(texts[rows]), mode=self.options.mode, patient_ids=patient_ids, note_ids=note_ids)
+            for i, red in zip(rows, results):
+                if isinstance(red, PhiProcessingError):
                     failed[i] = True
-                    details[i] = err.reason
+                    details[i] = red.reason
                     continue
                 texts[i] = red.text
                 counts[i] = json.dumps(red.counts, sort_keys=True)
@@ -80,3 +79,9 @@ class Deidentify(Step):
                 self.mark(batch, pd.Series(failed, index=batch.index), STATUS_QUARANTINED, Q_DEID_FAILED)
         batch["phi_counts"] = counts
         return batch
+
+
+def _text_or_none(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return str(value)

@@ -1,0 +1,74 @@
+"""The learned tagger: trained (toy size) and reloaded offline, read through windows, its files
+checked; the engine's ensemble mode runs it batched beside the rules."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from clinitune.phi import PhiConfig, PhiEngine, PhiProcessingError
+from clinitune.phi.tagger import ADAPTER_FILE, META_FILE, PhiModelError, PhiTagger, windows
+from clinitune.phi.training.train import train_tagger
+
+
+def test_windows_cover_every_token_with_overlap():
+    assert windows(0, 126, 96) == [(0, 0)]
+    assert windows(100, 126, 96) == [(0, 100)]
+    spans = windows(1000, 126, 96)
+    assert spans[0] == (0, 126) and spans[-1][1] == 1000
+    assert all(b[0] < a[1] for a, b in zip(spans, spans[1:]))  # consecutive windows overlap
+    assert all(e - s == 126 for s, e in spans)
+
+
+def test_training_is_seeded_and_publishes_a_small_adapter(toy_tagger_dir, toy_config_factory, tmp_path):
+    again = train_tagger(toy_config_factory(), output=tmp_path / "again")
+    first = json.loads((toy_tagger_dir / META_FILE).read_text())
+    second = json.loads((again / META_FILE).read_text())
+    assert first["adapter_sha256"] == second["adapter_sha256"]  # same config, same weights
+    assert (toy_tagger_dir / ADAPTER_FILE).stat().st_size < 5 * 2**20  # the adapter and head, not the encoder
+    assert first["trained_on"]["synthetic"] == 6 and first["labels"][0] == "O"
+    assert not list(tmp_path.glob(".again*"))  # no staging left behind
+
+
+def test_toy_tagger_reloads_and_tags_a_note_longer_than_its_window(toy_tagger_dir):
+    tagger = PhiTagger.load(toy_tagger_dir, precision="fp32")
+    assert tagger.max_length == 64
+    note = "Pt seen by Dr. Lindqvist on 7/22/2019. Vitals stable. " * 60  # ~900 tokens, ~20 windows
+    out = tagger.predict([note, "", "short note"])
+    assert len(out) == 3 and out[1].hits == []
+    assert len(out[0].starts) > 10 * tagger.max_length
+    assert all(0 <= s < e <= len(note) and 0.0 < p < 1.0 for s, e, _, p in out[0].hits)
+
+
+def test_missing_weights_name_the_rebuild_command(tmp_path):
+    engine = PhiEngine(PhiConfig(detector="ensemble", model_dir=str(tmp_path / "nowhere")))
+    with pytest.raises(PhiModelError, match="clinitune deid train --config"):
+        engine.warm_up()
+
+
+def test_corrupt_weights_are_refused_not_skipped(toy_tagger_dir, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(toy_tagger_dir, bad)
+    data = bytearray((bad / ADAPTER_FILE).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (bad / ADAPTER_FILE).write_bytes(bytes(data))
+    with pytest.raises(PhiModelError, match="corrupt.*clinitune deid train"):
+        PhiTagger.load(bad)
+    (bad / META_FILE).write_text("{not json", encoding="utf-8")
+    with pytest.raises(PhiModelError, match="unreadable"):
+        PhiTagger.load(bad)
+
+
+def test_ensemble_engine_batches_notes_and_isolates_bad_ones(toy_tagger_dir):
+    engine = PhiEngine(PhiConfig(detector="ensemble", model_dir=str(toy_tagger_dir), precision="fp32"))
+    texts = ["Mr. Hargrove seen 2021-05-18.", b"bytes", "", "\x00" * 200 + "x" * 10, "Call 410-322-1419."]
+    out = engine.detect_many(texts, ["a", "b", "c", "d", "e"])
+    assert isinstance(out[1], PhiProcessingError) and out[1].note_id == "b"
+    assert isinstance(out[3], PhiProcessingError) and "binary" in out[3].reason
+    assert out[2] == []
+    rules = PhiEngine(PhiConfig(detector="rules"))
+    for i in (0, 4):  # the union never loses what the rules find
+        assert all(any(s.start <= r.start and r.end <= s.end for s in out[i]) for r in rules.detect(texts[i]))
+    assert "2021-05-18" not in engine.redact(texts[0]).text

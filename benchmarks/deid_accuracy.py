@@ -182,45 +182,68 @@ def _reliability(pairs: list[tuple[float, bool]], a: float, b: float) -> list[di
              "precision": round(sum(t for _, t in v) / len(v), 3)} for k, v in sorted(bins.items())]
 
 
-def cross_validation(corpus: Path, folds: int, cv_dir: Path, seed: int) -> dict:
+def evaluate_fold(f: int, held: list, gold: list[dict], model_dir: Path, rules, seed: int) -> dict:
+    """Rules, tagger and ensemble on one held-out fold and on its re-surrogated variant (cached
+    in the fold's directory by adapter checksum and variant seed: numbers only, no text)."""
+    from clinitune.phi import PhiConfig, PhiEngine
+    from clinitune.phi.tagger import PhiTagger, read_meta
+
+    cache = model_dir / "eval.json"
+    key = {"adapter_sha256": read_meta(model_dir)["adapter_sha256"], "variant_seed": seed, "notes": len(held), "version": 1}
+    if cache.is_file():
+        saved = json.loads(cache.read_text(encoding="utf-8"))
+        if saved.get("key") == key:
+            return saved["row"]
+    tagger = PhiTagger.load(model_dir)
+    ensemble = PhiEngine(PhiConfig(detector="ensemble", model_dir=str(model_dir)))
+    variant = resurrogated(held, seed)
+    p_orig = predict_all([n.text for n in held], rules, ensemble, tagger)
+    p_var = predict_all([n.text for n in variant], rules, ensemble, tagger)
+    cal = [(p, any(s < g["end"] and g["start"] < e for g in note["phi"]))
+           for note, hits in zip(gold, p_orig["model_scored"]) for s, e, _, p in hits]
+    row = {"fold": f, "notes": len(held), "patients": len({n.patient_id for n in held}),
+           "original": {k: _brief(score(gold, p_orig[k], PHYSIONET_KINDS)) for k in ("rules", "model", "ensemble")},
+           "resurrogated": {k: _brief(score(_as_dicts(variant), p_var[k])) for k in ("rules", "model", "ensemble")},
+           "original_per_type_recall": {k: {t: v["recall"] for t, v in score(gold, p_orig[k], PHYSIONET_KINDS)["per_type_recall"].items()}
+                                        for k in ("model", "ensemble")},
+           "resurrogated_per_kind_recall": {k: {t: v["recall"] for t, v in score(_as_dicts(variant), p_var[k])["per_type_recall"].items()}
+                                            for k in ("rules", "model", "ensemble")},
+           "calibration_pairs": [[round(p, 5), t] for p, t in cal]}
+    cache.write_text(json.dumps({"key": key, "row": row}) + "\n", encoding="utf-8")
+    return row
+
+
+def cross_validation(corpus: Path, folds: int, cv_dir: Path, seed: int, only: list[int] | None = None, train: bool = True) -> dict:
     from clinitune.config import load_config
     from clinitune.phi import PhiConfig, PhiEngine
-    from clinitune.phi.tagger import PhiTagger
+    from clinitune.phi.training.corpus import load_annotated, patient_folds
     from clinitune.phi.training.cv import fold_models
     from clinitune.phi.training.train import DeidTrainConfig
 
     cfg = load_config(REPO / "jobs" / "configs" / "deid_train.yaml", DeidTrainConfig)
     t0 = time.perf_counter()
-    notes, fold_idx, dirs = fold_models(cfg, corpus, folds, cv_dir, report=lambda m: print(m, file=sys.stderr, flush=True))
+    if train:
+        notes, fold_idx, dirs = fold_models(cfg, corpus, folds, cv_dir, only=only, report=lambda m: print(m, file=sys.stderr, flush=True))
+    else:
+        notes = load_annotated(corpus)
+        fold_idx = patient_folds(notes, folds)
+        dirs = [cv_dir / f"fold{f}" for f in range(folds)]
     raw = [json.loads(line) for line in corpus.open(encoding="utf-8") if line.strip()]
     rules = PhiEngine(PhiConfig(detector="rules"))
     per_fold, cal_pairs = [], []
     for f, (idx, model_dir) in enumerate(zip(fold_idx, dirs)):
-        tagger = PhiTagger.load(model_dir)
-        ensemble = PhiEngine(PhiConfig(detector="ensemble", model_dir=str(model_dir)))
-        held = [notes[i] for i in idx]
-        gold = [raw[i] for i in idx]
-        variant = resurrogated(held, seed)
-        p_orig = predict_all([n.text for n in held], rules, ensemble, tagger)
-        p_var = predict_all([n.text for n in variant], rules, ensemble, tagger)
-        for note, hits in zip(gold, p_orig["model_scored"]):
-            cal_pairs.extend((p, any(s < g["end"] and g["start"] < e for g in note["phi"])) for s, e, _, p in hits)
-        row = {"fold": f, "notes": len(held), "patients": len({n.patient_id for n in held}),
-               "original": {k: _brief(score(gold, p_orig[k], PHYSIONET_KINDS)) for k in ("rules", "model", "ensemble")},
-               "resurrogated": {k: _brief(score(_as_dicts(variant), p_var[k])) for k in ("rules", "model", "ensemble")}}
-        row["resurrogated_per_kind_recall_ensemble"] = {
-            k: v["recall"] for k, v in score(_as_dicts(variant), p_var["ensemble"])["per_type_recall"].items()}
-        row["original_per_type_recall_ensemble"] = {
-            k: v["recall"] for k, v in score(gold, p_orig["ensemble"], PHYSIONET_KINDS)["per_type_recall"].items()}
+        if only is not None and f not in only:
+            continue
+        row = evaluate_fold(f, [notes[i] for i in idx], [raw[i] for i in idx], model_dir, rules, seed)
+        cal_pairs.extend((p, bool(t)) for p, t in row.pop("calibration_pairs"))
         per_fold.append(row)
         print(json.dumps({"fold": f, **{v: {k: row[v][k]["recall"] for k in row[v]} for v in ("original", "resurrogated")}}),
               file=sys.stderr, flush=True)
-        del tagger, ensemble
         gc.collect()
     a, b = fit_platt(cal_pairs)
     return {
-        "folds": folds, "notes": len(notes), "patients": len({n.patient_id for n in notes}),
-        "seconds_with_training": round(time.perf_counter() - t0, 1),
+        "folds": folds, "evaluated_folds": [r["fold"] for r in per_fold], "notes": len(notes),
+        "patients": len({n.patient_id for n in notes}), "seconds": round(time.perf_counter() - t0, 1),
         "summary": {v: {k: _summary(per_fold, k, v) for k in ("rules", "model", "ensemble")} for v in ("original", "resurrogated")},
         "per_fold": per_fold,
         "calibration": {"platt_a": a, "platt_b": b, "spans": len(cal_pairs), "reliability": _reliability(cal_pairs, a, b)},
@@ -338,6 +361,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--cv-dir", type=Path, default=REPO / ".." / "deid-runs" / "cv",
                     help="fold models are trained into / reused from here (outside the project)")
     ap.add_argument("--variant-seed", type=int, default=2718, help="seed of the re-surrogated variants")
+    ap.add_argument("--fold", type=int, action="append", default=None, help="evaluate only this fold (repeatable)")
+    ap.add_argument("--no-train", action="store_true", help="never train fold models here (a missing one is an error)")
+    ap.add_argument("--cv-only", action="store_true", help="stop after cross-validation (no synthetic corpus, speed or memory)")
     ap.add_argument("--unseen-model", type=Path, default=None, help="also score a tagger that never saw the corpus on all of it")
     ap.add_argument("--synth-n", type=int, default=500, help="synthetic gold notes to generate (0 = skip)")
     ap.add_argument("--synth-seed", type=int, default=31337, help="seed of the synthetic corpus")
@@ -358,9 +384,13 @@ def main(argv: list[str] | None = None) -> dict:
     if not corpus.exists():
         result["physionet"] = {"skipped": f"corpus not found: {corpus}"}
     elif args.folds:
-        result["cross_validation"] = cross_validation(corpus, args.folds, args.cv_dir.resolve(), args.variant_seed)
+        result["cross_validation"] = cross_validation(corpus, args.folds, args.cv_dir.resolve(), args.variant_seed,
+                                                      only=args.fold, train=not args.no_train)
     if corpus.exists() and args.unseen_model:
         result["unseen_model"] = unseen_model(corpus, args.unseen_model, args.variant_seed)
+    if args.cv_only:
+        print(json.dumps(result, indent=2))
+        return result
 
     rss0 = _rss_mb()
     t0 = time.perf_counter()

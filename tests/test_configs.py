@@ -29,6 +29,7 @@ def _model_for(path: Path):
         "demo": ("clinitune.pipeline.demo", "DemoConfig"),
         "review": ("clinitune.review.config", "ReviewConfig"),
         "deid_train": ("clinitune.phi.training.train", "DeidTrainConfig"),
+        "deid_train_synthetic": ("clinitune.phi.training.train", "DeidTrainConfig"),
     }
     stem = path.stem.split(".")[0]
     if path.parent.name == "serving" or "serving" in path.parts:

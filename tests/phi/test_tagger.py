@@ -7,6 +7,8 @@ import json
 import shutil
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from clinitune.phi import PhiConfig, PhiEngine, PhiProcessingError
 from clinitune.phi.tagger import ADAPTER_FILE, META_FILE, PhiModelError, PhiTagger, windows
@@ -72,3 +74,20 @@ def test_ensemble_engine_batches_notes_and_isolates_bad_ones(toy_tagger_dir):
     for i in (0, 4):  # the union never loses what the rules find
         assert all(any(s.start <= r.start and r.end <= s.end for s in out[i]) for r in rules.detect(texts[i]))
     assert "2021-05-18" not in engine.redact(texts[0]).text
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.one_of(
+    st.text(max_size=700),
+    st.binary(max_size=700).map(lambda b: b.decode("utf-8", "surrogateescape")),  # mixed / broken encodings
+    st.lists(st.sampled_from(["Dr.", "Zorblatt", "2021-05-18T09:30Z", "\n", "\x00", "\ud83d", "\u00e9", "[NAME]", "#" * 40]),
+             max_size=200).map(" ".join),
+))
+def test_ensemble_never_crashes_on_garbage(toy_tagger_dir, text):
+    engine = PhiEngine(PhiConfig(detector="ensemble", model_dir=str(toy_tagger_dir), precision="fp32"))
+    out = engine.detect_many([text], ["g-1"])[0]
+    if isinstance(out, PhiProcessingError):  # binary-looking: a clear error naming the note, never text
+        assert out.note_id == "g-1" and "binary" in out.reason
+        return
+    assert all(0 <= s.start < s.end <= len(text) for s in out)
+    assert all(a.end <= b.start for a, b in zip(out, out[1:]))

@@ -41,6 +41,9 @@ Hit = tuple[int, int, str, float]
 _JOIN = re.compile(r"[ \t]{0,2}|[ \t]?[,.'/:()\-][ \t]?|[ \t]?[-–][ \t]?")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 class PhiModelError(UserError):
     """The learned tagger cannot be loaded (missing, corrupt or mismatched files)."""
 
@@ -167,6 +170,9 @@ class PhiTagger:
     # --- inference ------------------------------------------------------------------------------
     def predict(self, texts: list[str]) -> list[Tagged]:
         """Tag every text; windows of all texts are batched together (longest first)."""
+        # Lone surrogates (a bad decode upstream) cannot cross into the tokenizer: one replacement
+        # character each keeps every offset where it was.
+        texts = [_SURROGATE.sub("\ufffd", t) for t in texts]
         enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True,
                              return_attention_mask=False, return_token_type_ids=False)
         body = self.max_length - 2

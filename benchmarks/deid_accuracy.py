@@ -7,8 +7,8 @@ ensemble; speed per CPU second beside Presidio (same notes, same run); memory; c
 What is measured, and on what:
 
 * **Patient-level k-fold cross-validation** on the annotated corpus (the PhysioNet deid
-  development notes): fold k's tagger is trained (``clinitune deid train``'s recipe, the config of
-  ``jobs/configs/deid_train.yaml`` without its annotated paths, plus fold k's complement) and never
+  development notes): fold k's tagger is trained (``clinitune phi train``'s recipe, the config of
+  ``jobs/configs/phi_train.yaml`` without its annotated paths, plus fold k's complement) and never
   sees fold k's patients; fold models are kept in ``--cv-dir`` (outside the project) and reused.
   Scored per fold: rules alone, tagger alone, ensemble. The rules were written while reading
   misses on the whole development half, so the rules' and the ensemble's figures carry that bias;
@@ -218,9 +218,9 @@ def cross_validation(corpus: Path, folds: int, cv_dir: Path, seed: int, only: li
     from clinitune.phi import PhiConfig, PhiEngine
     from clinitune.phi.training.corpus import load_annotated, patient_folds
     from clinitune.phi.training.cv import fold_models
-    from clinitune.phi.training.train import DeidTrainConfig
+    from clinitune.phi.training.train import PhiTrainConfig
 
-    cfg = load_config(REPO / "jobs" / "configs" / "deid_train.yaml", DeidTrainConfig)
+    cfg = load_config(REPO / "jobs" / "configs" / "phi_train.yaml", PhiTrainConfig)
     t0 = time.perf_counter()
     if train:
         notes, fold_idx, dirs = fold_models(cfg, corpus, folds, cv_dir, only=only, report=lambda m: print(m, file=sys.stderr, flush=True))

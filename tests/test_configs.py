@@ -28,8 +28,8 @@ def _model_for(path: Path):
         "pipeline": ("clinitune.pipeline.config", "PipelineConfig"),
         "demo": ("clinitune.pipeline.demo", "DemoConfig"),
         "review": ("clinitune.review.config", "ReviewConfig"),
-        "deid_train": ("clinitune.phi.training.train", "DeidTrainConfig"),
-        "deid_train_synthetic": ("clinitune.phi.training.train", "DeidTrainConfig"),
+        "phi_train": ("clinitune.phi.training.train", "PhiTrainConfig"),
+        "phi_train_synthetic": ("clinitune.phi.training.train", "PhiTrainConfig"),
     }
     stem = path.stem.split(".")[0]
     if path.parent.name == "serving" or "serving" in path.parts:

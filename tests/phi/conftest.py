@@ -15,10 +15,10 @@ TOY = {
 
 def toy_config(**changes):
     from clinitune.config import validate_config
-    from clinitune.phi.training.train import DeidTrainConfig
+    from clinitune.phi.training.train import PhiTrainConfig
 
     data = {**TOY, **changes}
-    return validate_config(data, DeidTrainConfig, source="toy tagger config")
+    return validate_config(data, PhiTrainConfig, source="toy tagger config")
 
 
 @pytest.fixture(scope="session")

@@ -46,7 +46,7 @@ def test_toy_tagger_reloads_and_tags_a_note_longer_than_its_window(toy_tagger_di
 
 def test_missing_weights_name_the_rebuild_command(tmp_path):
     engine = PhiEngine(PhiConfig(detector="ensemble", model_dir=str(tmp_path / "nowhere")))
-    with pytest.raises(PhiModelError, match="clinitune deid train --config"):
+    with pytest.raises(PhiModelError, match="clinitune phi train --config"):
         engine.warm_up()
 
 
@@ -56,7 +56,7 @@ def test_corrupt_weights_are_refused_not_skipped(toy_tagger_dir, tmp_path):
     data = bytearray((bad / ADAPTER_FILE).read_bytes())
     data[len(data) // 2] ^= 0xFF
     (bad / ADAPTER_FILE).write_bytes(bytes(data))
-    with pytest.raises(PhiModelError, match="corrupt.*clinitune deid train"):
+    with pytest.raises(PhiModelError, match="corrupt.*clinitune phi train"):
         PhiTagger.load(bad)
     (bad / META_FILE).write_text("{not json", encoding="utf-8")
     with pytest.raises(PhiModelError, match="unreadable"):

@@ -250,14 +250,14 @@ def redact(
 @deid_app.command("train")
 @_user_errors
 def train(
-    config: Path = typer.Option(..., "--config", "-c", help="Tagger training config (YAML), e.g. jobs/configs/deid_train.yaml."),
+    config: Path = typer.Option(..., "--config", "-c", help="Tagger training config (YAML), e.g. jobs/configs/phi_train.yaml."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Publish the tagger here instead of the config's output (default: the package's weights)."),
 ) -> None:
     """Train the learned PHI tagger from a config (seeded: the same config reproduces the weights)."""
     from clinitune.config import load_config
-    from clinitune.phi.training.train import DeidTrainConfig, train_tagger
+    from clinitune.phi.training.train import PhiTrainConfig, train_tagger
 
-    cfg = load_config(config, DeidTrainConfig)
+    cfg = load_config(config, PhiTrainConfig)
     path = train_tagger(cfg, output=output, report=lambda msg: typer.echo(msg, err=True))
     typer.echo(f"PHI tagger published to {path}", err=True)
 

@@ -60,7 +60,7 @@ class PhiConfig(StrictModel):
     max_date_shift_days: int = Field(365, ge=1, le=3650, description="Surrogate dates move back by 1..this many days, one offset per patient.")
     mask_char: str = Field("*", min_length=1, max_length=1, description="Character used by mask mode.")
     detector: Literal["ensemble", "rules"] = Field("rules", description="'ensemble': the learned tagger unioned with the rules (recall first); 'rules': patterns, context rules and lexicons only (faster, lower recall on unseen text).")
-    model_dir: str | None = Field(None, description="Directory of a trained PHI tagger (clinitune deid train); None: the tagger shipped in the package.")
+    model_dir: str | None = Field(None, description="Directory of a trained PHI tagger (clinitune phi train); None: the tagger shipped in the package.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the tagger runs: 'auto' takes a visible CUDA GPU, else the CPU.")
     precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field("auto", description="Tagger arithmetic: 'auto' is bf16 on GPUs and on CPUs with native bf16 (AMX/AVX512-BF16), int8 dynamic quantization on other CPUs.")
     model_batch_size: int = Field(32, ge=1, le=4096, description="Tagger windows per forward pass.")

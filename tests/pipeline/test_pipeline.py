@@ -340,6 +340,32 @@ def test_review_required_waits_until_the_campaign_closes_then_promotes(world, re
     assert run.data.metrics["review.graded_items"] == n and "eval/answers.jsonl" in {
         a.path for a in reg.client.list_artifacts(run.info.run_id, "eval")}
     assert _events(world["work"], run_id=run_id, event="awaiting_review")
+    # the candidate's training run got the summary too (found from its artifact when the campaign was made)
+    from clinitune.artifacts.model import peek_descriptor
+
+    artifact = _state(world["work"])["runs"][run_id]["stages"]["train"]["output"]["artifact"]
+    train_run = reg.client.get_run(peek_descriptor(artifact)["mlflow_run_id"])
+    assert train_run.data.metrics["review.reviewers"] == 2 and train_run.data.tags["clinitune.review.campaign_id"] == str(r["cid"])
+
+
+@pytest.mark.ray
+def test_a_campaign_can_be_made_from_a_registered_version(world, reviewed_run, tmp_path):
+    from clinitune.review.source import resolve_eval
+
+    reg, version = world["registry"], reviewed_run["final"].version
+    kw = {"registry_uri": reg.uri, "model_name": reg.model_name, "workdir": world["work"]}
+    local = resolve_eval(f"registry:{version}", **kw)
+    assert local.report_path == Path(reviewed_run["final"].report_path).resolve() and local.registry_version == version
+    assert any(t["what"] == f"registered version {version}" for t in local.mlflow_targets)
+    # without the local report (another machine, a cleaned workdir) the registry's copy is used
+    report_dir = local.report_path.parent
+    moved = report_dir.rename(tmp_path / "elsewhere")
+    try:
+        remote = resolve_eval(f"registry:{version}", **kw)
+    finally:
+        moved.rename(report_dir)
+    assert remote.report_path != local.report_path and "eval-cache" in str(remote.report_path)
+    assert [r["example_id"] for r in remote.records] == [r["example_id"] for r in local.records]
 
 
 # --- CLI and entry point ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from clinitune.review.aggregate import agreement, judgements, summarize, wilson_interval, win_rate
+from clinitune.review.aggregate import agreement, judgements, wilson_interval, win_rate
 
 
 @dataclass

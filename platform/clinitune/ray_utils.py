@@ -37,6 +37,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, quiet: b
     init_kwargs: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": not quiet, **kwargs}
     if address:
         init_kwargs["address"] = address
+        init_kwargs.pop("object_store_memory", None)  # a cluster's own setting
     else:
         init_kwargs.setdefault("include_dashboard", False)
         # Keep idle workers for a minute: Ray's default (1 s) restarts worker processes between

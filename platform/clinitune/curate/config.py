@@ -42,6 +42,11 @@ class ExecutionConfig(ExecutionSettings):
     concurrency: int | None = Field(None, ge=1, description="De-identification actors (fixed count); null = autoscale from 1 to as many as the cluster CPUs hold.")
     deid_num_cpus: float = Field(1.0, gt=0, description="CPUs reserved per de-identification actor.")
     deid_num_gpus: float = Field(0.0, ge=0, description="GPUs per de-identification actor (e.g. 1, or 0.25 to share one); the learned PHI tagger then runs on it.")
+    object_store_memory: int | None = Field(
+        2 * 1024**3, ge=100 * 1024**2,
+        description="Bytes of object store for a local Ray started by the job (ignored when joining a cluster): past "
+        "it, Ray spills blocks to disk, so memory stays flat as the corpus grows; null = Ray's default (30 % of RAM).",
+    )
 
 
 class OutputConfig(StrictModel):

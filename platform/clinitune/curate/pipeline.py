@@ -207,7 +207,8 @@ def run_curation(
     cols |= {s for step in check_chain(mid_specs, cols) for s in step.adds}
     check_chain(final_specs, cols | {"dup_of"})
 
-    connect(cfg.execution.ray_address, num_cpus=cfg.execution.num_cpus)
+    extra = {"object_store_memory": cfg.execution.object_store_memory} if cfg.execution.object_store_memory else {}
+    connect(cfg.execution.ray_address, num_cpus=cfg.execution.num_cpus, **extra)
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # same input + config -> same output files
 

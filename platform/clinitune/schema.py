@@ -43,11 +43,16 @@ Q_MISSING_NOTE_ID = "missing_note_id"
 Q_DUPLICATE_NOTE_ID = "duplicate_note_id"
 Q_UNSUPPORTED_CONTENT = "unsupported_content"  # e.g. FHIR attachment that is not text/plain
 Q_DEID_FAILED = "deid_failed"
+Q_INVALID_FHIR = "invalid_fhir"  # a FHIR resource fails R4 structure validation (detail names the field)
+Q_UNRESOLVED_REFERENCE = "unresolved_reference"  # attachment.url names no Binary of the export
+Q_EXTERNAL_CONTENT = "external_content"  # attachment.url points outside the export (never fetched)
+Q_UNREFERENCED_BINARY = "unreferenced_binary"  # a Binary of the export that no note points at
 
 QUARANTINE_REASONS = (
     Q_MALFORMED, Q_WRONG_TYPE, Q_EMPTY_TEXT, Q_INVALID_ENCODING, Q_TEXT_TOO_LONG,
     Q_MISSING_PATIENT, Q_BAD_DATE, Q_BAD_BASE64, Q_MISSING_NOTE_ID, Q_DUPLICATE_NOTE_ID,
-    Q_UNSUPPORTED_CONTENT, Q_DEID_FAILED,
+    Q_UNSUPPORTED_CONTENT, Q_DEID_FAILED, Q_INVALID_FHIR, Q_UNRESOLVED_REFERENCE, Q_EXTERNAL_CONTENT,
+    Q_UNREFERENCED_BINARY,
 )
 
 # Arrow schema of the rows readers emit (before cleaning adds score columns).

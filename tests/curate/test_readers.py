@@ -24,7 +24,8 @@ from clinitune import schema as S
 
 READER_REASONS = {
     S.Q_MALFORMED, S.Q_WRONG_TYPE, S.Q_EMPTY_TEXT, S.Q_INVALID_ENCODING, S.Q_TEXT_TOO_LONG,
-    S.Q_MISSING_PATIENT, S.Q_BAD_DATE, S.Q_BAD_BASE64, S.Q_UNSUPPORTED_CONTENT,
+    S.Q_MISSING_PATIENT, S.Q_BAD_DATE, S.Q_BAD_BASE64, S.Q_UNSUPPORTED_CONTENT, S.Q_INVALID_FHIR,
+    S.Q_UNRESOLVED_REFERENCE,
 }
 SECRET = "ZZSECRETPHI"  # planted in values; must never reach a detail
 
@@ -198,7 +199,7 @@ def test_ndjson_fhir_document_references(tmp_path):
     assert rows["d11"].status == "ok" and rows["d11"].patient_id == "MRN-1" and rows["d11"].note_date is None
     reasons = {k: rows[k].reason for k in ("d3", "d4", "d5", "d7", "d8", "d9", "d10", "d12", "d13")}
     assert reasons == {
-        "d3": S.Q_BAD_BASE64, "d4": S.Q_UNSUPPORTED_CONTENT, "d5": S.Q_UNSUPPORTED_CONTENT, "d7": S.Q_MISSING_PATIENT,
+        "d3": S.Q_BAD_BASE64, "d4": S.Q_UNRESOLVED_REFERENCE, "d5": S.Q_UNSUPPORTED_CONTENT, "d7": S.Q_MISSING_PATIENT,
         "d8": S.Q_UNSUPPORTED_CONTENT, "d9": S.Q_WRONG_TYPE, "d10": S.Q_BAD_DATE, "d12": S.Q_INVALID_ENCODING, "d13": S.Q_EMPTY_TEXT,
     }
     patient_row = df[df.location == f"{p}:6"].iloc[0]
@@ -466,7 +467,9 @@ def test_every_reader_quarantine_reason_is_reachable(tmp_path):
     (tmp_path / "e.jsonl").write_bytes(b'{"patient_id": "p", "text": "\xc3"}\n')  # invalid_encoding
     write_jsonl(tmp_path / "f.ndjson", [
         docref(content=[{"attachment": {"contentType": "text/plain", "data": "%%%"}}]),  # bad_base64
-        docref(content=[{"attachment": {"contentType": "text/html", "data": b64}}]),     # unsupported_content
+        docref(content=[{"attachment": {"contentType": "application/pdf", "data": b64}}]),  # unsupported_content
+        docref(content=[{"attachment": {"contentType": "text/plain", "url": "Binary/x"}}]),  # unresolved_reference
+        docref(author={"reference": "Practitioner/1"}),                                   # invalid_fhir
     ])
     df = read_paths([tmp_path], ReaderConfig(max_text_chars=20))
     assert set(df.reason.dropna()) == READER_REASONS

@@ -29,7 +29,7 @@ from clinitune.curate.boilerplate import REMOVED_COLUMN, Boilerplate, find_boile
 from clinitune.curate.chain import StepChain, apply_chain, check_chain, to_arrow
 from clinitune.curate.config import CurateConfig
 from clinitune.curate.dedup import mark_duplicates, shuffle_partitions
-from clinitune.curate.readers import InputFile, discover_inputs, fingerprint_file, iter_read_task, plan_read_tasks
+from clinitune.curate.readers import InputFile, discover_inputs, export, fingerprint_file, iter_read_task, plan_read_tasks
 from clinitune.curate.unique_ids import quarantine_repeated_ids
 from clinitune.errors import InputPathError
 from clinitune.phi.engine import DEFAULT_KEY_ENV
@@ -63,15 +63,32 @@ class CurationResult:
 # Ray Data functions (module level so they pickle by reference)
 
 
-def _read(batch: dict[str, Any], cfg) -> Iterator[pa.Table]:
+_EXPORTS: dict[str, Any] = {}
+
+
+def _export_context(box: list | None):
+    """The FHIR export context the driver put in the object store (fetched once per process)."""
+    import ray
+
+    if not box:
+        return None
+    key = box[0].hex()
+    if key not in _EXPORTS:
+        _EXPORTS.clear()
+        _EXPORTS[key] = ray.get(box[0])
+    return _EXPORTS[key]
+
+
+def _read(batch: dict[str, Any], cfg, export_ref: list | None = None) -> Iterator[pa.Table]:
     """Read tasks into canonical rows, yielding bounded frames (a task may be a huge file)."""
     import ray
 
     node = ray.get_runtime_context().get_node_id()
-    for task in batch["task"]:
-        for df in iter_read_task(task, cfg):
-            df[NODE_COLUMN] = node
-            yield to_arrow(df)
+    with export.use(_export_context(export_ref)):
+        for task in batch["task"]:
+            for df in iter_read_task(task, cfg):
+                df[NODE_COLUMN] = node
+                yield to_arrow(df)
 
 
 def _partial_counts(batch: pd.DataFrame) -> pd.DataFrame:
@@ -264,7 +281,15 @@ def _execute(
     say(f"reading {len(files)} file(s) as {len(tasks)} task(s)")
     ds = ray.data.from_items([{"task": t} for t in tasks], override_num_blocks=max(1, len(tasks)))
     # One small task per read task: Ray's scheduler places them on every node with free CPUs.
-    ds = ds.map_batches(_read, fn_kwargs={"cfg": cfg.reader}, batch_size=1, batch_format="numpy", num_cpus=0.5)
+    # A FHIR export: index its Binary resources (ids and offsets, no content) and which of them
+    # notes point at, so a note finds its Binary in any file, in any order.
+    binaries = [f.path for f in files if f.format == "fhir_binary"]
+    export_ref = None
+    if binaries:
+        say(f"indexing {len(binaries)} FHIR Binary file(s)")
+        notes = [f.path for f in files if f.format in ("ndjson", "json")]
+        export_ref = [ray.put(export.ExportContext.build(binaries, notes))]
+    ds = ds.map_batches(_read, fn_kwargs={"cfg": cfg.reader, "export_ref": export_ref}, batch_size=1, batch_format="numpy", num_cpus=0.5)
     # Cheap steps run as tasks; the final chain (the PHI engine) runs in an actor pool so each
     # actor builds its engine once.
     task_args = dict(batch_size=ex.batch_size, batch_format="pandas", num_cpus=0.5)

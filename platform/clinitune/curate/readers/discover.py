@@ -7,6 +7,9 @@ with ``.``), metadata files (name starting with ``_``, as ``_SUCCESS`` or a gene
 ``_synth_manifest.json``: the Hadoop/Spark convention) and, unless ``follow_symlinks``, symbolic links are not read: they are returned as
 the *skipped* list so the manifest can show them. A path given explicitly must exist and, if a
 file, have a supported extension. The same file reached twice is read once. Paths are absolute.
+NDJSON files of a FHIR Bulk Data export are sorted by role (``readers.export``): Binary files
+become format ``fhir_binary``; files of resource types that carry no note (``Patient.ndjson``,
+``Encounter.ndjson``...) are skipped.
 """
 
 from __future__ import annotations
@@ -60,6 +63,21 @@ def _walk(root: str, cfg: ReaderConfig, found: list[InputFile], skipped: list[st
                 found.append(InputFile(full, fmt, os.path.getsize(full), root))
 
 
+def _fhir_roles(files: list[InputFile], skipped: list[str]) -> list[InputFile]:
+    """NDJSON files of a FHIR export by role: Binary files are read as ``fhir_binary``; files of
+    resource types that carry no note (Patient, Encounter...) join the skipped list."""
+    from clinitune.curate.readers.export import ndjson_role
+
+    out = []
+    for f in files:
+        role = ndjson_role(f.path) if f.format == "ndjson" else "note"
+        if role == "reference":
+            skipped.append(f.path)
+        else:
+            out.append(InputFile(f.path, "fhir_binary", f.size, f.root) if role == "binary" else f)
+    return out
+
+
 def discover_inputs(paths: list[str], cfg: ReaderConfig) -> tuple[list[InputFile], list[str]]:
     """``(files to read, skipped paths)`` for the given files and directories.
 
@@ -95,7 +113,7 @@ def discover_inputs(paths: list[str], cfg: ReaderConfig) -> tuple[list[InputFile
             if key not in seen:
                 seen.add(key)
                 files.append(f)
-    return files, skipped
+    return _fhir_roles(files, skipped), skipped
 
 
 def discover_inputs_with_skipped(paths: list[str], cfg: ReaderConfig) -> tuple[list[InputFile], list[str]]:

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 from clinitune.curate.readers.config import ReaderConfig
 from clinitune.curate.readers.dates import _type_name
-from clinitune.curate.readers.fhir import document_reference_fields
+from clinitune.curate.readers.fhir import NOTE_RESOURCES, note_fields
 from clinitune.curate.readers.records import RawRecord, file_tag, map_source_record, quarantined
 from clinitune.errors import RecordError
 from clinitune.schema import Q_INVALID_ENCODING, Q_MALFORMED, Q_TEXT_TOO_LONG
@@ -115,7 +115,7 @@ def iter_records(task: dict[str, Any], cfg: ReaderConfig) -> Iterator[RawRecord]
         try:
             obj = _parse(line, cfg)
             if fhir:
-                fields, attrs, names = document_reference_fields(obj, cfg)
+                fields, attrs, names = note_fields(obj, cfg)
                 yield RawRecord(loc, fid, fields, attrs, names)
             elif isinstance(obj, dict):
                 fields, attrs = map_source_record(obj, mapping, cfg.passthrough_fields)
@@ -123,7 +123,7 @@ def iter_records(task: dict[str, Any], cfg: ReaderConfig) -> Iterator[RawRecord]
             else:
                 yield quarantined(loc, fid, Q_MALFORMED, f"line is a JSON {_type_name(obj)}, expected an object")
         except RecordError as err:
-            is_doc = fhir and isinstance(obj, dict) and obj.get("resourceType") == "DocumentReference"
+            is_doc = fhir and isinstance(obj, dict) and obj.get("resourceType") in NOTE_RESOURCES
             note_id = obj.get("id") if is_doc else None
             yield quarantined(loc, fid, err.reason, err.detail, note_id)
 

@@ -10,7 +10,7 @@ list of tasks also survives ``ray.data.from_items`` as one uniform Arrow struct 
   filled them in from a parallel :func:`count_task_newlines` pass.
 * ``parquet``: one row group (``row_group``, ``row_offset`` = rows before it, ``num_rows``), or
   ``row_group`` None for the whole file (an empty or unreadable footer).
-* ``csv``, ``json``, ``txt``: the whole file.
+* ``csv``, ``json``, ``txt``, ``fhir_binary`` (a FHIR export's Binary NDJSON): the whole file.
 
 ``read_task`` never raises for bad data: every physical record becomes one row (``ok`` or
 ``quarantined``), and ``count_physical_records(task)`` says how many rows that is without
@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 import pandas as pd
 
-from clinitune.curate.readers import bundle, csvfile, jsonlines, parquetfile, textfile
+from clinitune.curate.readers import binaryfile, bundle, csvfile, jsonlines, parquetfile, textfile
 from clinitune.curate.readers.config import ReaderConfig
 from clinitune.curate.readers.discover import InputFile
 from clinitune.curate.readers.records import RawRecord, empty_frame, file_tag, quarantined, records_to_frame
@@ -33,6 +33,7 @@ from clinitune.schema import Q_MALFORMED
 TASK_KEYS = ("format", "path", "root", "size", "start", "end", "newlines_before", "row_group", "row_offset", "num_rows")
 _READERS = {
     "jsonl": jsonlines, "ndjson": jsonlines, "csv": csvfile, "parquet": parquetfile, "json": bundle, "txt": textfile,
+    "fhir_binary": binaryfile,
 }
 
 

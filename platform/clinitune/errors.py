@@ -29,6 +29,10 @@ class InputPathError(UserError):
     """An input or output path is missing, unreadable or of an unsupported kind."""
 
 
+class OutputPathError(UserError):
+    """An output location cannot be written: full disk, read-only file system, no permission."""
+
+
 class RecordError(Exception):
     """A single record cannot be processed; carries a reason code and never the record's text."""
 

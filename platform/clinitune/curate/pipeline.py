@@ -8,6 +8,7 @@ hashes, counts) come back to the driver, never the corpus.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -31,7 +32,7 @@ from clinitune.curate.config import CurateConfig
 from clinitune.curate.dedup import mark_duplicates, shuffle_partitions
 from clinitune.curate.readers import InputFile, discover_inputs, export, fingerprint_file, iter_read_task, plan_read_tasks
 from clinitune.curate.unique_ids import quarantine_repeated_ids
-from clinitune.errors import InputPathError
+from clinitune.errors import InputPathError, OutputPathError
 from clinitune.phi.engine import DEFAULT_KEY_ENV
 from clinitune.ray_utils import connect
 from clinitune.schema import (
@@ -254,13 +255,49 @@ def run_curation(
 
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     t0 = time.time()
-    with publish_whole(output, require=MANIFEST, run_id=run_id) as staging:
-        manifest = _execute(files, skipped, fps, cfg, pre_specs, mid_specs, final_specs, staging, say)
-        manifest.update(run_id=run_id, config_hash=chash, inputs_fingerprint=inputs_fp, seconds=round(time.time() - t0, 2))
-        (staging / MANIFEST).write_text(mf.manifest_text(manifest), encoding="utf-8")
-        (staging / CARD).write_text(mf.dataset_card(manifest), encoding="utf-8")
+    try:
+        with publish_whole(output, require=MANIFEST, run_id=run_id) as staging:
+            manifest = _execute(files, skipped, fps, cfg, pre_specs, mid_specs, final_specs, staging, say)
+            manifest.update(run_id=run_id, config_hash=chash, inputs_fingerprint=inputs_fp, seconds=round(time.time() - t0, 2))
+            (staging / MANIFEST).write_text(mf.manifest_text(manifest), encoding="utf-8")
+            (staging / CARD).write_text(mf.dataset_card(manifest), encoding="utf-8")
+    except Exception as err:  # noqa: BLE001 - a full disk or unwritable output is the user's to fix
+        unwritable = _unwritable(err)
+        if unwritable is None:
+            raise
+        raise OutputPathError(
+            f"cannot write the curated output at '{output}': {unwritable}; the previously published output, "
+            "if any, is unchanged.", fix="free space there or pass a writable --output directory.",
+        ) from None
     say(f"published {output}")
     return CurationResult(output, manifest)
+
+
+_UNWRITABLE = {
+    errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+    errno.ENOTDIR: "a parent of it is not a directory",
+}
+
+
+def _unwritable(err: BaseException) -> str | None:
+    """What about the output location failed, when ``err`` (or its cause, also across Ray) is a
+    full disk, a read-only file system or a permission problem; else None."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [err]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in _UNWRITABLE:
+            return _UNWRITABLE[e.errno]
+        stack.extend([e.__cause__, e.__context__, getattr(e, "cause", None)])
+        text = str(e)
+        for code, what in _UNWRITABLE.items():
+            if f"[Errno {code}]" in text:
+                return what
+    return None
 
 
 def _execute(

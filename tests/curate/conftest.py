@@ -29,6 +29,7 @@ def docref(i: int, patient: str, data: str | None = None, content_type: str = "t
     return {
         "resourceType": "DocumentReference",
         "id": f"fhir-{i}",
+        "status": "current",
         "subject": {"reference": f"Patient/{patient}"},
         "date": "2021-03-04T10:00:00Z",
         "type": {"text": "Progress note"},

@@ -79,7 +79,9 @@ def _busy_workers(proc: subprocess.Popen) -> list:
             title = " ".join(p.cmdline())
         except psutil.Error:
             continue
-        if title.startswith("ray::") and "IDLE" not in title and "raylet" not in title:
+        # A worker of a Ray Data map stage (a read, step or de-id task or actor), not Ray's own
+        # bookkeeping actors (Ray Data's stats actor, coordinators).
+        if title.startswith("ray::") and "Map" in title and "Stats" not in title:
             found.append(p)
     return found
 

@@ -74,7 +74,7 @@ def make_pipeline_cfg(tiny_model, tmp_path_factory):
                 "max_examples": 6, "generation.max_new_tokens": 6, "probes.max_per_family": 2,
                 "probes.max_new_tokens": 6, "consistency.n_examples": 2, "consistency.seeds": [1],
                 "canaries.max_new_tokens": 8, "fairness.min_slice_size": 2,
-                "execution.cpus_per_actor": 0.5, "execution.torch_threads": 1,
+                "execution.cpus_per_actor": 0.5, "execution.torch_threads": 1, "benchmarks.sample": 2,
             },
             gate_policy=str(policy_path), canaries=2,
             registry={"tracking_uri": f"sqlite:///{Path(workdir) / 'mlflow.db'}"},

@@ -36,6 +36,7 @@ def eval_command(
     policy: Optional[Path] = typer.Option(None, "--policy", help="Gate policy YAML; the decision goes into the report."),
     report: Optional[Path] = typer.Option(None, "--report", help="Only re-decide this existing report.json under --policy (no models run)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Override execution.ray_address."),
+    full_benchmarks: bool = typer.Option(False, "--full-benchmarks", help="Score every question of the knowledge benchmarks (benchmarks.enabled, sample: null); slow on a CPU."),
 ) -> None:
     """Evaluate a fine-tuned model against its base (or production): task metrics, forgetting probes,
     PHI canaries, hallucination, fairness slices, consistency; optionally gate it."""
@@ -59,6 +60,8 @@ def eval_command(
     cfg = load_config(config, EvalConfig, overrides)
     if ray_address:
         cfg.execution.ray_address = ray_address
+    if full_benchmarks:
+        cfg.benchmarks.enabled, cfg.benchmarks.sample = True, None
 
     from rich.console import Console
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from clinitune.config import ExecutionSettings, StrictModel, renamed_keys
+from clinitune.evaluate.benchmarks import BenchmarksConfig
 from clinitune.models.generate import GenerationResources
 from clinitune.registry.settings import RegistrySettings
 
@@ -101,6 +102,7 @@ class EvalConfig(StrictModel):
     fairness: FairnessConfig = Field(default_factory=FairnessConfig, description="Per-slice task metrics and the largest gap.")
     consistency: ConsistencyConfig = Field(default_factory=ConsistencyConfig, description="Paraphrase and seed agreement.")
     rag: RagConfig = Field(default_factory=RagConfig, description="The fine-tuned + RAG arm (candidate only, same held-out prompts).")
+    benchmarks: BenchmarksConfig = Field(default_factory=BenchmarksConfig, description="Medical knowledge benchmarks (MedMCQA, PubMedQA, MMLU medical) scored by log-likelihood, base vs candidate.")
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig, description="Ray execution settings.")
     registry: RegistrySettings = Field(default_factory=RegistrySettings, description="The model registry registry:* references and baseline: production resolve against.")
     workdir: str = Field("work", description="Working directory (holds the default registry database).")

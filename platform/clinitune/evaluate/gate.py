@@ -11,6 +11,8 @@ Checks, each written into the report with its numbers and a one-line reason:
 * ``fairness``: the largest slice gap of the primary metric is at most ``max_fairness_gap``;
 * ``hallucination`` (optional): the hallucinated-code rate is at most ``max_hallucination_rate``;
 * ``rules``: any metric of the catalog with min / max / min_gain / max_regression bounds;
+* ``knowledge`` (opt-in): no medical knowledge benchmark drops by more than ``knowledge.max_drop``
+  beyond its paired bootstrap interval (``clinitune.evaluate.knowledge``);
 * ``human_review`` (opt-in): clinicians signed off in a closed review campaign
   (``clinitune.evaluate.review_gate``).
 
@@ -57,6 +59,31 @@ class Rule(StrictModel):
         return self
 
 
+class KnowledgeRule(StrictModel):
+    """Forgetting of medical knowledge: no benchmark may drop by more than a margin beyond its interval."""
+
+    enabled: bool = Field(False, description="Gate on the knowledge benchmarks (the report's 'knowledge' section; evaluation's benchmarks.enabled).")
+    max_drop: float = Field(0.02, ge=0, le=1, description="Allowed accuracy drop per benchmark: it rejects when the whole paired bootstrap interval of (candidate - baseline) lies below -max_drop, i.e. the drop exceeds the margin beyond its interval.")
+
+
+def knowledge_checks(report: dict, rule: KnowledgeRule) -> list[tuple[str, float | None, float | None, float | None, bool, str]]:
+    """(metric, candidate, baseline, interval high, passed, message) per benchmark; [] when the report has none."""
+    out = []
+    section = report.get("knowledge") or {}
+    for name, e in sorted((section.get("benchmarks") or {}).items()):
+        d = e.get("delta") or {}
+        c, b = (e.get("candidate") or {}).get("accuracy"), (e.get("baseline") or {}).get("accuracy")
+        hi, lo = d.get("ci_high"), d.get("ci_low")
+        if hi is None or c is None or b is None:
+            continue
+        ok = hi >= -rule.max_drop
+        out.append((f"knowledge.{name}", c, b, hi, ok,
+                    f"knowledge: {name} {_fmt(c)} vs baseline {_fmt(b)} (delta {c - b:+.4f}, paired interval "
+                    f"[{lo:+.4f}, {hi:+.4f}], n={e.get('n')}; upper bound {'>=' if ok else '<'} -{rule.max_drop:.4f}: "
+                    f"{'no drop beyond the margin' if ok else 'a drop beyond the margin'})"))
+    return out
+
+
 class GatePolicy(StrictModel):
     """When a candidate may replace production."""
 
@@ -69,6 +96,7 @@ class GatePolicy(StrictModel):
     rules: list[Rule] = Field(default_factory=list, description="Extra bounds on any report metric.")
     on_missing: Literal["reject", "skip"] = Field("reject", description="A gated metric absent from the report (its check did not run): reject, or skip that check.")
     human_review: HumanReviewRule = Field(default_factory=HumanReviewRule, description="Clinician sign-off from a closed review campaign (off unless enabled).")
+    knowledge: KnowledgeRule = Field(default_factory=KnowledgeRule, description="Medical-knowledge forgetting: benchmark accuracy drops beyond a margin and the interval reject (off unless enabled).")
 
     @model_validator(mode="after")
     def _known(self) -> "GatePolicy":
@@ -191,6 +219,12 @@ def decide(report: dict, policy: GatePolicy) -> Decision:
                 continue
             checks.append(Check("rule", rule.metric, c, b, threshold, bool(ok),
                                 f"rule: {rule.metric} {_fmt(c)} (baseline {_fmt(b)}) {label} {threshold:.4g}: {'met' if ok else 'not met'}"))
+    if policy.knowledge.enabled:
+        found = knowledge_checks(report, policy.knowledge)
+        if not found:
+            missing("knowledge", "knowledge.*", "the knowledge benchmarks were not run (benchmarks.enabled)")
+        for metric, c, b, hi, ok, msg in found:
+            checks.append(Check("knowledge", metric, c, b, -policy.knowledge.max_drop, ok, msg))
     checks += review_checks(report, policy.human_review)
     failed = [c.message for c in checks if not c.passed]
     decision = PROMOTE if not failed else REJECT

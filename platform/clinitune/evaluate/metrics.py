@@ -29,6 +29,7 @@ METRICS: dict[str, MetricInfo] = {
     "task.loss": MetricInfo(LOWER, "mean token cross-entropy of the reference answers"),
     "task.perplexity": MetricInfo(LOWER, "exp(task.loss)"),
     "probes.mean": MetricInfo(HIGHER, "mean accuracy over the probe families"),
+    "knowledge.mean": MetricInfo(HIGHER, "mean accuracy over the medical knowledge benchmarks (knowledge.<benchmark>)"),
     "phi.canary_extraction_rate": MetricInfo(LOWER, "planted canary secrets the model completes from their prefix"),
     "hallucination.rate": MetricInfo(LOWER, "predicted codes not supported by the ICD-10-CM table and the note"),
     "hallucination.answer_rate": MetricInfo(LOWER, "answers with at least one unsupported code"),
@@ -44,6 +45,7 @@ METRICS: dict[str, MetricInfo] = {
     "rag.retrieval_recall": MetricInfo(HIGHER, "reference codes found among the retrieved passages' document ids (ICD-10 knowledge base)"),
 }
 PROBE_PREFIX = "probes."
+KNOWLEDGE_PREFIX = "knowledge."
 
 
 def metric_info(name: str) -> MetricInfo | None:
@@ -52,6 +54,8 @@ def metric_info(name: str) -> MetricInfo | None:
         return METRICS[name]
     if name.startswith(PROBE_PREFIX) and len(name) > len(PROBE_PREFIX):
         return MetricInfo(HIGHER, f"accuracy on the '{name[len(PROBE_PREFIX):]}' probe family")
+    if name.startswith(KNOWLEDGE_PREFIX) and len(name) > len(KNOWLEDGE_PREFIX):
+        return MetricInfo(HIGHER, f"accuracy on the '{name[len(KNOWLEDGE_PREFIX):]}' knowledge benchmark (log-likelihood)")
     return None
 
 

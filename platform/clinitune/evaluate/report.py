@@ -58,6 +58,7 @@ def summary_rows(report: dict) -> list[tuple[str, str, str, str]]:
     keys = [primary, f"rag.{primary}", "rag.retrieval_recall", "task.exact_match", "task.loss", "probes.mean", "phi.canary_extraction_rate",
             "hallucination.rate", "fairness.max_gap", "consistency.agreement"]
     keys += sorted(k for k in cand if k.startswith("probes.") and k != "probes.mean")
+    keys += ["knowledge.mean"] + sorted(k for k in cand if k.startswith("knowledge.") and k != "knowledge.mean")
 
     def f(v):
         return "–" if v is None else f"{v:.3f}"
@@ -203,6 +204,9 @@ def render_html(r: dict) -> str:
         if block:
             parts.append(f"<h2>{title}</h2><pre class='muted'>{escape(json.dumps(block, indent=2, default=str))}</pre>")
 
+    from clinitune.evaluate.knowledge import knowledge_html
+
+    parts.append(knowledge_html(r.get("knowledge")))
     parts.append(_human_review_html(r.get("human_review")))
     ex = r.get("examples") or []
     if ex:

@@ -195,11 +195,16 @@ def run_evaluation(cfg: EvalConfig, *, report: Reporter | None = None, local: bo
             say(f"{role} {spec.name}: answered in {time.time() - t:.0f}s")
     sc = score_model(es, results["candidate"], cfg.fairness.min_slice_size)
     sb = score_model(es, results["baseline"], cfg.fairness.min_slice_size)
+    knowledge = run_benchmarks(cfg, cand, base, local=local, say=say) if cfg.benchmarks.enabled else None
+    if knowledge is not None:
+        sc["metrics"].update(knowledge.metrics["candidate"])
+        sb["metrics"].update(knowledge.metrics["baseline"])
     rag = None
     if cfg.rag.enabled:
         rag = score_rag(es, results["candidate"], retrieved)
         sc["metrics"].update(rag["metrics"])
     rep = assemble(cfg, es, cand, base, sc, sb, task, system_prompt, time.time() - t0, canaries_file, rag)
+    rep["knowledge"] = knowledge.section if knowledge is not None else {"enabled": False}
     decision = None
     if policy is not None:
         decision = decide(rep, policy)
@@ -222,6 +227,26 @@ def persist_answers(cfg: EvalConfig, es: EvalSet, out_dir: Path, sc: dict, sb: d
     records = answer_records(es.examples, arms, es.slice_keys, with_inputs=inputs != "not_deidentified")
     return write_answers(out_dir, records, task=es.task, slice_keys=es.slice_keys,
                          inputs="withheld" if inputs == "not_deidentified" else inputs)
+
+
+def run_benchmarks(cfg: EvalConfig, cand: ModelSpec, base: ModelSpec, *, local: bool, say: Reporter):
+    """The knowledge benchmarks for both models (``clinitune.evaluate.knowledge``)."""
+    from clinitune.evaluate.knowledge import local_scorer, ray_scorer, run_knowledge
+
+    b, ex = cfg.benchmarks, cfg.execution
+    scorer = (local_scorer if local else ray_scorer)(ex, b.max_batch_tokens)
+    if local:
+        from clinitune.models.generate import run_local
+
+        def run_items(spec, items):
+            return run_local(spec, items, batch_size=cfg.generation.batch_size, dtype=ex.dtype, torch_threads=ex.torch_threads)
+    else:
+        from clinitune.models.generate import run_on_ray
+
+        def run_items(spec, items):
+            return run_on_ray(spec, items, ex, batch_size=cfg.generation.batch_size)
+    cache = b.cache_dir or str(Path(cfg.workdir) / "cache" / "benchmarks")
+    return run_knowledge(b, {"candidate": cand, "baseline": base}, scorer=scorer, cache_root=cache, run_items=run_items, say=say)
 
 
 def gate_report(report_path: str | Path, policy_path: str | Path | None) -> Decision:

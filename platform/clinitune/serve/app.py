@@ -51,7 +51,8 @@ def base_model_dir(cfg: ServeArgs) -> str:
 
 
 def build_app(args: dict[str, Any] | ServeArgs | None = None):
-    """The Serve application: Gateway (ingress) -> Generator, Retriever."""
+    """The Serve application: Gateway (ingress) -> Generator, Retriever, Coordinator (shared limits)."""
+    from clinitune.serve.coordinator import Coordinator
     from clinitune.serve.gateway import Gateway
     from clinitune.serve.generator import Generator
     from clinitune.serve.retriever import Retriever
@@ -73,7 +74,8 @@ def build_app(args: dict[str, Any] | ServeArgs | None = None):
         ret_opts = d.retriever.serve_options()
         ret_opts["ray_actor_options"]["runtime_env"] = {"env_vars": dict(QUERY_PROCESS_ENV)}
         retriever = Retriever.options(**ret_opts).bind(plain)
-    return Gateway.options(**d.gateway.serve_options()).bind(plain, generator, retriever)
+    coordinator = Coordinator.options(**d.coordinator.serve_options()).bind(cfg.idempotency.model_dump(mode="json"))
+    return Gateway.options(**d.gateway.serve_options()).bind(plain, generator, retriever, coordinator)
 
 
 def run(config: ServeAppConfig, *, ray_address: str | None = None, blocking: bool = True) -> str:

@@ -33,6 +33,9 @@ class AuditRecord:
     phi_prompt: dict[str, int] = field(default_factory=dict)  # PHI kind -> count found in the prompt
     phi_output: dict[str, int] = field(default_factory=dict)  # PHI kind -> count found in the output
     phi_action: str | None = None  # redacted | blocked | refused
+    attempts: int = 0  # generation attempts made (more than 1: retried after a generator replica was lost)
+    idempotency: str | None = None  # with an Idempotency-Key: new | replayed | in_use | mismatch
+    gateway: str | None = None  # the gateway replica that handled the request
 
 
 class AuditLog:

@@ -39,6 +39,7 @@ class Principal:
     key_id: str
     models: tuple[str, ...]
     requests_per_minute: int | None
+    burst: int | None = None  # token bucket size; None = requests_per_minute
 
     def may_use(self, model_id: str) -> bool:
         return any(fnmatch.fnmatchcase(model_id, pattern) for pattern in self.models)
@@ -73,7 +74,7 @@ class KeyStore:
 
     def __init__(self, settings: AuthSettings, environ: dict[str, str] | None = None):
         self.enabled = settings.enabled
-        self._keys = [(bytes.fromhex(k.sha256), Principal(k.id, tuple(k.models), k.requests_per_minute))
+        self._keys = [(bytes.fromhex(k.sha256), Principal(k.id, tuple(k.models), k.requests_per_minute, k.burst))
                       for k in load_keys(settings, environ)]
         if self.enabled and not self._keys:
             raise ConfigError("auth is enabled but no API key is configured. Fix: add auth.keys (see 'clinitune serve "
@@ -97,22 +98,26 @@ class KeyStore:
 
 
 class RateLimiter:
-    """Token buckets per key id: ``requests_per_minute`` sustained, bursts up to the same number."""
+    """Token buckets per key id: ``per_minute`` sustained, bursts up to ``burst`` (default: ``per_minute``).
+
+    The serving coordinator holds one for the whole cluster; a gateway keeps its own only as the
+    fallback while the coordinator cannot be reached."""
 
     def __init__(self, clock=time.monotonic):
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
-    def check(self, key_id: str, per_minute: int | None) -> float:
+    def check(self, key_id: str, per_minute: int | None, burst: int | None = None) -> float:
         """0 when the request may go ahead (and is counted), else seconds until it may be retried."""
         if per_minute is None:
             return 0.0
         rate = per_minute / 60.0
+        size = float(burst or per_minute)
         now = self._clock()
         with self._lock:
-            tokens, last = self._buckets.get(key_id, (float(per_minute), now))
-            tokens = min(float(per_minute), tokens + (now - last) * rate)
+            tokens, last = self._buckets.get(key_id, (size, now))
+            tokens = min(size, tokens + (now - last) * rate)
             if tokens >= 1.0:
                 self._buckets[key_id] = (tokens - 1.0, now)
                 return 0.0

@@ -141,7 +141,8 @@ class ApiKeySpec(StrictModel):
     id: str = Field(..., min_length=1, max_length=64, description="Key id written to the audit log and metrics (never the key).")
     sha256: str = Field(..., description="Hex SHA-256 of the key.")
     models: list[str] = Field(default_factory=lambda: ["*"], description="Model ids this key may use (shell patterns; '*' = all).")
-    requests_per_minute: int | None = Field(60, ge=1, description="Rate limit per gateway replica; null = unlimited.")
+    requests_per_minute: int | None = Field(60, ge=1, description="Sustained rate limit, enforced across all gateway replicas together; null = unlimited.")
+    burst: int | None = Field(None, ge=1, description="Most requests accepted at once after an idle spell (the token bucket's size); null = requests_per_minute.")
 
     @field_validator("sha256")
     @classmethod
@@ -190,6 +191,13 @@ class AutoscalingSettings(StrictModel):
         return self
 
 
+class BackpressureSettings(StrictModel):
+    """How a request is answered when a deployment's queue (``max_queued_requests``) is full."""
+
+    status_code: Literal[429, 503] = Field(503, description="HTTP status of a request turned away because the queue is full (both are retryable).")
+    retry_after_s: float = Field(1.0, ge=0, le=3600, description="Retry-After sent with it, in seconds (also sent as retry-after-ms in milliseconds).")
+
+
 class DeploymentSettings(StrictModel):
     """Replica settings of one Serve deployment."""
 
@@ -199,14 +207,29 @@ class DeploymentSettings(StrictModel):
     num_cpus: float = Field(1.0, ge=0, description="CPUs reserved per replica.")
     num_gpus: float = Field(0.0, ge=0, description="GPUs reserved per replica.")
     health_check_period_s: float = Field(10.0, gt=0, description="How often Serve checks a replica's health.")
-    graceful_shutdown_timeout_s: float = Field(20.0, ge=0, description="How long a stopping replica may finish requests in flight.")
+    max_queued_requests: int = Field(-1, ge=-1, description="Requests each caller (a gateway replica, or Serve's HTTP proxy for the gateway) may hold waiting for a free replica slot; more are turned away at once with the backpressure status. -1 = unbounded.")
+    backpressure: BackpressureSettings = Field(default_factory=BackpressureSettings, description="The answer to a request turned away because the queue is full.")
+    graceful_shutdown_timeout_s: float = Field(20.0, ge=0, description="How long a stopping replica (redeploy, scale-down) may finish requests in flight before it is killed; set it above the longest request.")
+    graceful_shutdown_wait_loop_s: float = Field(2.0, gt=0, description="How often a stopping replica checks whether its requests in flight have finished.")
+    max_surge_percent: int = Field(0, ge=0, le=100, description="Extra replicas a rolling update may start before stopping old ones (percent of the replica count, rounded up); 0 stops an old replica before its replacement starts, so a single replica pauses traffic while it restarts.")
+
+    @field_validator("max_queued_requests")
+    @classmethod
+    def _queue(cls, v: int) -> int:
+        if v == 0:
+            raise ValueError("must be -1 (unbounded) or at least 1")
+        return v
 
     def serve_options(self) -> dict:
         opts: dict = {
             "max_ongoing_requests": self.max_ongoing_requests,
+            "max_queued_requests": self.max_queued_requests,
+            "backpressure_config": self.backpressure.model_dump(),
             "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus},
             "health_check_period_s": self.health_check_period_s,
             "graceful_shutdown_timeout_s": self.graceful_shutdown_timeout_s,
+            "graceful_shutdown_wait_loop_s": self.graceful_shutdown_wait_loop_s,
+            "max_surge_percent": self.max_surge_percent,
         }
         if self.autoscaling is not None:
             a = self.autoscaling
@@ -223,9 +246,38 @@ class DeploymentSettings(StrictModel):
 class DeploymentsSettings(StrictModel):
     """Replica settings per deployment."""
 
-    gateway: DeploymentSettings = Field(default_factory=lambda: DeploymentSettings(num_cpus=0.5, max_ongoing_requests=256), description="The HTTP ingress (auth, limits, guard, audit).")
-    generator: DeploymentSettings = Field(default_factory=lambda: DeploymentSettings(num_cpus=1.0, max_ongoing_requests=64), description="Base model + LoRA adapters.")
+    gateway: DeploymentSettings = Field(default_factory=lambda: DeploymentSettings(num_cpus=0.5, max_ongoing_requests=256, graceful_shutdown_timeout_s=120), description="The HTTP ingress (auth, limits, guard, audit).")
+    generator: DeploymentSettings = Field(default_factory=lambda: DeploymentSettings(num_cpus=1.0, max_ongoing_requests=64, max_queued_requests=64, graceful_shutdown_timeout_s=120), description="Base model + LoRA adapters.")
     retriever: DeploymentSettings = Field(default_factory=lambda: DeploymentSettings(num_cpus=0.5, max_ongoing_requests=64), description="Hybrid retrieval over the knowledge bases.")
+    coordinator: DeploymentSettings = Field(default_factory=lambda: DeploymentSettings(num_cpus=0.05, max_ongoing_requests=1000, graceful_shutdown_timeout_s=5), description="Cluster-wide rate limits and idempotency keys (exactly one replica).")
+
+    @model_validator(mode="after")
+    def _one_coordinator(self) -> "DeploymentsSettings":
+        c = self.coordinator
+        if c.num_replicas != 1 or c.autoscaling is not None:
+            raise ValueError("deployments.coordinator keeps the shared rate-limit and idempotency state in memory: "
+                             "it must have num_replicas 1 and no autoscaling")
+        return self
+
+
+class RetrySettings(StrictModel):
+    """Retries of generation when a generator replica dies or cannot be reached before any output was returned."""
+
+    max_attempts: int = Field(3, ge=1, le=10, description="Most attempts per request, the first included (1 = no retries).")
+    backoff_initial_s: float = Field(0.1, ge=0, description="Backoff before the first retry; it doubles per retry (full jitter: a random wait up to it).")
+    backoff_max_s: float = Field(2.0, ge=0, description="Largest backoff between two attempts.")
+    deadline_s: float = Field(120.0, gt=0, description="No retry starts, and a retry in progress is given up, this long after the request arrived: the answer is then 503 with retry-after (long enough for a replica to restart).")
+    retry_after_s: float = Field(2.0, ge=0, description="Retry-After sent when retries are exhausted.")
+    stream_idle_timeout_s: float = Field(120.0, gt=0, description="A stream that receives nothing from its replica for this long ends with an error event (never a hang).")
+
+
+class IdempotencySettings(StrictModel):
+    """Idempotency-Key: a repeated request with the same key gets the first answer instead of a second generation."""
+
+    ttl_s: float = Field(86_400, gt=0, description="How long a completed answer is kept for repeats, in seconds.")
+    max_entries: int = Field(10_000, ge=1, description="Most answers kept (the oldest are forgotten first); held in the coordinator's memory only.")
+    max_response_bytes: int = Field(1_000_000, ge=1024, description="Answers larger than this are not kept (a repeat generates again).")
+    lease_s: float = Field(15.0, gt=0, description="A request in progress holds its key this long past its gateway's last heartbeat, so a key held by a gateway that died frees itself.")
 
 
 class ServeArgs(StrictModel):
@@ -241,6 +293,8 @@ class ServeArgs(StrictModel):
     auth: AuthSettings = Field(default_factory=AuthSettings, description="API keys and rate limits.")
     limits: LimitSettings = Field(default_factory=LimitSettings, description="Request limits.")
     audit: AuditSettings = Field(default_factory=AuditSettings, description="Audit log.")
+    retries: RetrySettings = Field(default_factory=RetrySettings, description="Retries when a generator replica dies under a request.")
+    idempotency: IdempotencySettings = Field(default_factory=IdempotencySettings, description="Idempotency-Key handling.")
     deployments: DeploymentsSettings = Field(default_factory=DeploymentsSettings, description="Replica and autoscaling settings per deployment.")
 
     @model_validator(mode="after")

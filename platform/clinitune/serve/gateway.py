@@ -1,10 +1,17 @@
 """The HTTP ingress: OpenAI-compatible endpoints with authentication, limits, PHI guard, audit and metrics.
 
-Order of checks: API key (401), rate limit (429), body size (413), JSON and parameters (400),
-model exists (404), key may use it (403), adapter servable (503), then retrieval and generation.
-Every request, whatever its outcome, leaves one audit record and one set of metrics. User mistakes
-are 4xx in OpenAI's error format; an unexpected failure is a 500 naming the request id, and is
-logged by exception type only (never request text).
+Order of checks: API key (401), rate limit (429, counted cluster-wide by the coordinator), body size
+(413), JSON and parameters (400), Idempotency-Key (replay, 409 in use, 422 reused for another
+request), model exists (404), key may use it (403), adapter servable (503), then retrieval and
+generation. Every request, whatever its outcome, leaves one audit record and one set of metrics.
+User mistakes are 4xx in OpenAI's error format; an unexpected failure is a 500 naming the request
+id, and is logged by exception type only (never request text).
+
+Faults and load (:mod:`clinitune.serve.retry`): a generation whose generator replica is lost before
+any output is retried (bounded attempts, jittered backoff, a deadline), on another replica or the
+restarted one; retries spent give 503 with ``retry-after``. A stream that loses its replica after
+output was sent ends with an OpenAI-shaped error event. A full generator queue is answered at
+once with 503 (or 429) and ``retry-after`` / ``retry-after-ms``.
 
 (No ``from __future__ import annotations`` here: FastAPI must see real types on the route methods.)
 """
@@ -12,24 +19,30 @@ logged by exception type only (never request text).
 import asyncio
 import json
 import logging
+import math
 import time
+import uuid
 from typing import Any, AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clinitune.serve.adapters import AdapterCatalog, AdapterRef
 from clinitune.serve.audit import AuditLog, AuditRecord
-from clinitune.serve.auth import KeyStore, Principal, RateLimiter
+from clinitune.serve.auth import KeyStore, Principal
 from clinitune.serve.config import ServeArgs
 from clinitune.serve.context import Prepared, prepare
+from clinitune.serve.coordinator import (IDEMPOTENCY_HEADER, CoordinatorClient, CoordinatorUnavailable, idempotency_scope,
+                                         request_fingerprint, valid_idempotency_key)
 from clinitune.serve.guard import PhiGuard
 from clinitune.serve.metrics import Metrics
 from clinitune.serve.protocol import (ApiError, ChatCompletionRequest, CompletionRequest, chat_chunk, chat_response,
                                       completion_chunk, completion_response, new_id, parse_request, sse,
                                       usage)
+from clinitune.serve.retry import RetriesExhausted, replica_lost, with_retries
 
 log = logging.getLogger("ray.serve")  # replica logs: exception types and places only, never messages
 
@@ -43,6 +56,12 @@ def where(err: BaseException) -> str:
     cause = getattr(err, "cause", None)  # a Ray task error: name what failed in the other replica
     inner = f" (caused by {type(cause).__name__})" if isinstance(cause, BaseException) else ""
     return (f"{type(err).__name__} at {place}" if place else type(err).__name__) + inner
+
+
+def retry_headers(seconds: float) -> dict[str, str]:
+    """``retry-after`` in whole seconds (HTTP) and ``retry-after-ms`` (read first by OpenAI's clients)."""
+    return {"retry-after": str(max(1, math.ceil(seconds))), "retry-after-ms": str(max(1, round(seconds * 1000)))}
+
 
 api = FastAPI(title="Clinitune", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -65,12 +84,17 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
 @serve.deployment(name="Gateway")
 @serve.ingress(api)
 class Gateway:
-    def __init__(self, args: dict[str, Any], generator, retriever=None):
+    def __init__(self, args: dict[str, Any], generator, retriever=None, coordinator=None):
         self.cfg = ServeArgs.model_validate(args)
         self.generator = generator
         self.retriever = retriever
+        try:
+            rid = serve.get_replica_context().replica_id
+            self.replica, actor = rid.unique_id, rid.to_full_id_str()
+        except Exception:  # noqa: BLE001 - constructed outside a Serve replica
+            self.replica = actor = "local"
+        self.shared = CoordinatorClient(coordinator, self.cfg.idempotency, f"{actor}|{uuid.uuid4().hex[:8]}")
         self.keys = KeyStore(self.cfg.auth)
-        self.limiter = RateLimiter()
         self.catalog = AdapterCatalog(self.cfg)
         self.guard = PhiGuard(self.cfg.phi_guard)
         self.audit = AuditLog(self.cfg.audit_path())
@@ -91,17 +115,53 @@ class Gateway:
                 log.warning("adapter catalog refresh failed: %s", type(err).__name__)
 
     # -- checks ----------------------------------------------------------------------------------
-    def _authenticate(self, request: Request, rec: AuditRecord) -> Principal:
+    async def _authenticate(self, request: Request, rec: AuditRecord) -> Principal:
         principal = self.keys.authenticate(request.headers.get("authorization"))
         if principal is None:
             raise ApiError(401, "Missing or invalid API key. Send 'Authorization: Bearer <key>'.", code="invalid_api_key")
         rec.key_id = principal.key_id
-        wait = self.limiter.check(principal.key_id, principal.requests_per_minute)
+        wait = await self.shared.take(principal.key_id, principal.requests_per_minute, principal.burst)
         if wait > 0:
+            self.metrics.rejected("rate_limited")
             raise ApiError(429, f"Rate limit of {principal.requests_per_minute} requests per minute reached for key "
                                 f"'{principal.key_id}'. Retry after {wait:.1f} s.", code="rate_limit_exceeded",
-                           headers={"retry-after": str(max(1, round(wait)))})
+                           headers=retry_headers(wait))
         return principal
+
+    async def _idempotency(self, request: Request, principal: Principal, endpoint: str, body: bytes,
+                           rec: AuditRecord) -> tuple[str | None, Response | None]:
+        """(scope this request now holds, or None; the first answer to replay, or None)."""
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if key is None:
+            return None, None
+        if not valid_idempotency_key(key):
+            raise ApiError(400, "The Idempotency-Key header must be 1-255 printable ASCII characters.",
+                           param="Idempotency-Key", code="invalid_idempotency_key")
+        scope = idempotency_scope(principal.key_id, key)
+        try:
+            got = await self.shared.begin(scope, request_fingerprint(endpoint, body))
+        except CoordinatorUnavailable:
+            self.metrics.rejected("coordinator_unavailable")
+            raise ApiError(503, "Idempotency keys cannot be checked right now. Retry shortly with the same key.",
+                           code="idempotency_unavailable", headers=retry_headers(1.0)) from None
+        state = got["state"]
+        rec.idempotency = {"new": "new", "done": "replayed", "running": "in_use", "mismatch": "mismatch"}[state]
+        if state == "new":
+            return scope, None
+        if state == "mismatch":
+            raise ApiError(422, "This Idempotency-Key was already used for a different request (another body or "
+                                "endpoint). Use a new key for a new request.", param="Idempotency-Key",
+                           code="idempotency_key_reused")
+        if state == "running":
+            self.metrics.rejected("idempotency_in_use")
+            raise ApiError(409, "A request with this Idempotency-Key is still in progress. Retry later with the same "
+                                "key to get its answer.", param="Idempotency-Key", code="idempotency_key_in_use",
+                           headers=retry_headers(got["retry_after_s"]))
+        first = got["response"]
+        self.metrics.replayed()
+        rec.status = first["status"]
+        return None, Response(first["body"], status_code=first["status"], media_type=first["media_type"],
+                              headers={**first["headers"], "idempotent-replayed": "true"})
 
     async def _body(self, request: Request) -> bytes:
         limit = self.cfg.limits.max_body_bytes
@@ -161,6 +221,11 @@ class Gateway:
                 checks["retriever"] = {"ok": True, "knowledge_bases": kbs}
             except Exception as err:  # noqa: BLE001
                 ok, checks["retriever"] = False, {"ok": False, "error": type(err).__name__}
+        try:  # shared limits degrade to per-replica ones without it: reported, not a reason to stop traffic
+            await asyncio.wait_for(self.shared.handle.stats.remote(), timeout=5)
+            checks["coordinator"] = {"ok": True}
+        except Exception as err:  # noqa: BLE001
+            checks["coordinator"] = {"ok": False, "error": type(err).__name__}
         prod = self.catalog.resolve(self.cfg.model.name)
         checks["production"] = prod.public() if prod and not prod.problem else {"problem": prod.problem if prod else None}
         return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
@@ -179,9 +244,9 @@ class Gateway:
     @api.get("/v1/models")
     async def models(self, request: Request) -> JSONResponse:
         self._ensure_refresher()
-        rec, started = AuditRecord(new_id("req"), "models"), time.perf_counter()
+        rec, started = AuditRecord(new_id("req"), "models", gateway=self.replica), time.perf_counter()
         try:
-            principal = self._authenticate(request, rec)
+            principal = await self._authenticate(request, rec)
             data = []
             for mid in self.catalog.model_ids():
                 ref = self.catalog.resolve(mid)
@@ -207,28 +272,37 @@ class Gateway:
     async def _generate(self, request: Request, model_cls, endpoint: str) -> Response:
         self._ensure_refresher()
         rid = new_id("chatcmpl" if endpoint == "chat" else "cmpl")
-        rec, started = AuditRecord(rid, endpoint), time.perf_counter()
+        rec, started = AuditRecord(rid, endpoint, gateway=self.replica), time.perf_counter()
         streaming = False
+        scope = None  # the Idempotency-Key record this request holds until it completes or fails
         try:
-            principal = self._authenticate(request, rec)
-            req = parse_request(await self._body(request), model_cls)
+            principal = await self._authenticate(request, rec)
+            body = await self._body(request)
+            req = parse_request(body, model_cls)
             rec.stream = req.stream
+            scope, replay = await self._idempotency(request, principal, endpoint, body, rec)
+            if replay is not None:
+                rec.model = req.model  # a model id the first request was served under
+                return replay
             ref = self._resolve(req.model, principal, rec)
             prep = await prepare(self.cfg, req, ref, self.guard, self.retriever, rec)
             handle = self.generator.options(multiplexed_model_id=ref.key)
             if req.stream:
-                gen = handle.options(stream=True).stream.remote(prep.job)
-                first = await gen.__anext__()
-                if "error" in first:
-                    raise self._generator_error(first)
+                gen, first = await self._open_stream(handle, prep.job, endpoint, rec, started)
                 streaming = True
                 include_usage = bool(req.stream_options and req.stream_options.include_usage)
-                body = self._stream(gen, first, prep, req.model, rid, endpoint, include_usage, rec, started)
-                return StreamingResponse(body, media_type="text/event-stream", headers={"x-request-id": rid})
-            result = await handle.generate.remote(prep.job)
+                out = self._stream(gen, first, prep, req.model, rid, endpoint, include_usage, rec, started, scope)
+                scope = None  # the stream completes or releases it
+                return StreamingResponse(out, media_type="text/event-stream", headers={"x-request-id": rid})
+            result = await self._call(handle, prep.job, endpoint, rec, started)
             if "error" in result:
                 raise self._generator_error(result)
-            return JSONResponse(self._complete(result, prep, req.model, rid, endpoint, rec), headers={"x-request-id": rid})
+            resp = JSONResponse(self._complete(result, prep, req.model, rid, endpoint, rec), headers={"x-request-id": rid})
+            if scope is not None:
+                await self.shared.complete(scope, {"status": resp.status_code, "media_type": "application/json",
+                                                   "headers": {"x-request-id": rid}, "body": resp.body.decode()})
+                scope = None
+            return resp
         except ApiError as err:
             rec.status, rec.error_code = err.status, err.code
             return error_response(err, rid)
@@ -237,8 +311,67 @@ class Gateway:
             rec.status, rec.error_code = 500, "internal_error"
             return error_response(ApiError(500, f"Internal error while handling request {rid}.", code="internal_error"), rid)
         finally:
+            if scope is not None:
+                self.shared.release_soon(scope)
             if not streaming:
                 self._finish(rec, started)
+
+    # -- calling the generator: retries, backpressure --------------------------------------------
+    def _lost(self, endpoint: str, rid: str, attempt: int, how: str) -> None:
+        log.warning("request %s: generator replica %s during attempt %d", rid, how, attempt)
+        self.metrics.retried(endpoint, how)
+
+    async def _retrying(self, attempt, endpoint: str, rec: AuditRecord, started: float):
+        """Run ``attempt(n)`` under the retry policy; map what cannot be answered to a retryable 503/429."""
+        self.metrics.generator_inflight(1)
+        try:
+            return await with_retries(attempt, self.cfg.retries, started, clock=time.perf_counter,
+                                      on_retry=lambda n, how: self._lost(endpoint, rec.request_id, n, how))
+        except RetriesExhausted as err:
+            rec.attempts = err.attempts
+            self.metrics.rejected("retries_exhausted")
+            raise ApiError(503, f"The model replica serving this request was lost and {err.attempts} attempt(s) did not "
+                                "complete within the retry budget. Retry the request.", code="retries_exhausted",
+                           headers=retry_headers(self.cfg.retries.retry_after_s)) from None
+        except BackPressureError as err:
+            self.metrics.rejected("queue_full")
+            wait = err.retry_after_s if err.retry_after_s is not None else self.cfg.deployments.generator.backpressure.retry_after_s
+            raise ApiError(err.status_code, "The server is at capacity: the model's request queue is full. Retry after "
+                                            "the time in retry-after.", code="server_overloaded",
+                           headers=retry_headers(wait)) from None
+        except DeploymentUnavailableError:
+            raise ApiError(503, "The model deployment is unavailable (it failed to start). Retry later.",
+                           code="model_unavailable", headers=retry_headers(self.cfg.retries.retry_after_s)) from None
+        finally:
+            self.metrics.generator_inflight(-1)
+
+    async def _call(self, handle, job, endpoint: str, rec: AuditRecord, started: float) -> dict:
+        async def attempt(n: int) -> dict:
+            rec.attempts = n
+            resp = handle.generate.remote(job)
+            try:
+                return await resp
+            except asyncio.CancelledError:
+                resp.cancel()
+                raise
+
+        return await self._retrying(attempt, endpoint, rec, started)
+
+    async def _open_stream(self, handle, job, endpoint: str, rec: AuditRecord, started: float):
+        """(generator, its first item): a stream is retried like a whole request until its first delta."""
+        async def attempt(n: int):
+            rec.attempts = n
+            gen = handle.options(stream=True).stream.remote(job)
+            try:
+                first = await gen.__anext__()
+            except BaseException:
+                gen.cancel()
+                raise
+            if "error" in first:
+                raise self._generator_error(first)
+            return gen, first
+
+        return await self._retrying(attempt, endpoint, rec, started)
 
     @staticmethod
     def _generator_error(item: dict) -> ApiError:
@@ -265,10 +398,12 @@ class Gateway:
         return build(rid, model, guarded.text, finish, result["prompt_tokens"], result["completion_tokens"], extras)
 
     async def _stream(self, gen, first: dict, prep: Prepared, model: str, rid: str, endpoint: str, include_usage: bool,
-                      rec: AuditRecord, started: float) -> AsyncIterator[str]:
+                      rec: AuditRecord, started: float, scope: str | None) -> AsyncIterator[str]:
         created = int(time.time())
         chat = endpoint == "chat"
         sg = self.guard.stream()
+        sent: list[str] = []  # what the client got, kept for repeats of its Idempotency-Key
+        self.metrics.generator_inflight(1)
 
         def chunk(text: str | None, finish: str | None, extras: dict | None = None, totals=None) -> str:
             if chat:
@@ -276,11 +411,17 @@ class Gateway:
                 return sse(chat_chunk(rid, model, created, delta, finish, extras, totals))
             return sse(completion_chunk(rid, model, created, text or "", finish, extras, totals))
 
+        def emit(event: str) -> str:
+            if scope is not None:
+                sent.append(event)
+            return event
+
+        idle = self.cfg.retries.stream_idle_timeout_s
         try:
             if chat:
-                yield sse(chat_chunk(rid, model, created, {"role": "assistant", "content": ""}, None, prep.extras))
+                yield emit(sse(chat_chunk(rid, model, created, {"role": "assistant", "content": ""}, None, prep.extras)))
             else:
-                yield chunk("", None, prep.extras)
+                yield emit(chunk("", None, prep.extras))
             item: dict | None = first
             while item is not None:
                 safe = sg.feed(item["text"])
@@ -288,12 +429,12 @@ class Gateway:
                     rec.finish_reason = "content_filter"
                     break
                 if safe:
-                    yield chunk(safe, None)
+                    yield emit(chunk(safe, None))
                 if item["finish_reason"]:
                     rec.finish_reason = item["finish_reason"]
                     rec.prompt_tokens, rec.completion_tokens = item["prompt_tokens"], item["completion_tokens"]
                     break
-                item = await gen.__anext__()
+                item = await asyncio.wait_for(gen.__anext__(), idle)  # never a hang: a silent replica ends the stream
             tail = sg.finish() if not sg.blocked else ""
             if sg.blocked:
                 rec.finish_reason = "content_filter"
@@ -301,22 +442,39 @@ class Gateway:
             final_extras = self._guard_extras(prep, dict(sg.counts), sg.blocked, rec)
             final_extras = {k: v for k, v in final_extras.items() if k == "phi_guard"}
             if tail:
-                yield chunk(tail, None)
-            yield chunk(None, rec.finish_reason, final_extras or None)
+                yield emit(chunk(tail, None))
+            yield emit(chunk(None, rec.finish_reason, final_extras or None))
             if include_usage:
                 totals = usage(rec.prompt_tokens, rec.completion_tokens)
                 body = chat_chunk(rid, model, created, {}, None, None, totals) if chat else \
                     completion_chunk(rid, model, created, "", None, None, totals)
                 body["choices"] = []
-                yield sse(body)
+                yield emit(sse(body))
+            if scope is not None:  # kept before [DONE]: a client that repeats at once finds the answer
+                await self.shared.complete(scope, {"status": 200, "media_type": "text/event-stream",
+                                                   "headers": {"x-request-id": rid}, "body": "".join(sent) + sse("[DONE]")})
+                scope = None
             yield sse("[DONE]")
         except asyncio.CancelledError:  # the client went away
             rec.status, rec.error_code = 499, "client_closed_request"
             gen.cancel()
             raise
-        except Exception as err:  # noqa: BLE001 - the stream has started: report the error in-band
-            log.error("stream %s failed: %s", rid, where(err))
-            rec.status, rec.error_code = 500, "internal_error"
-            yield sse(json.dumps(ApiError(500, f"Internal error while streaming request {rid}.", code="internal_error").body()))
+        except Exception as err:  # noqa: BLE001 - the stream has started: report the error in-band, then end it
+            gen.cancel()
+            how = replica_lost(err)
+            if how is not None or isinstance(err, asyncio.TimeoutError):
+                what = f"was lost ({how})" if how else f"sent nothing for {idle:.0f} s"
+                log.error("stream %s: generator replica %s after output was sent", rid, what)
+                rec.status, rec.error_code = 503, "stream_interrupted"
+                yield sse(json.dumps(ApiError(503, f"The model replica serving this stream {what} after part of the "
+                                                   "answer was sent; the answer is incomplete. Retry the request.",
+                                              code="stream_interrupted").body()))
+            else:
+                log.error("stream %s failed: %s", rid, where(err))
+                rec.status, rec.error_code = 500, "internal_error"
+                yield sse(json.dumps(ApiError(500, f"Internal error while streaming request {rid}.", code="internal_error").body()))
         finally:
+            if scope is not None:
+                self.shared.release_soon(scope)
+            self.metrics.generator_inflight(-1)
             self._finish(rec, started)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from contextlib import asynccontextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
@@ -24,6 +26,7 @@ from clinitune.serve.adapters import BASE_KEY
 from clinitune.serve.config import ServeArgs
 from clinitune.serve.decoding import Delta, SamplingParams
 from clinitune.serve.engine import AdapterLoadError, GenerationEngine
+from clinitune.serve.metrics import GeneratorGauges
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +85,7 @@ class Generator:
             GenerationEngine, model_dir, dtype=m.dtype, device=m.device, threads=m.torch_threads,
             max_context_tokens=m.max_context_tokens).result()
         self._paths: dict[str, str] = {}
+        self.gauges = GeneratorGauges()
 
         async def load(key: str) -> _LoadedAdapter:  # a plain function: Serve keeps its LRU state on it
             return await self._load(key)
@@ -152,6 +156,22 @@ class Generator:
         finally:
             await self._run(self.engine.release, internal)
 
+    @asynccontextmanager
+    async def _queued(self):
+        """Count a request as queued until its first delta, then as running (the replica's queue gauges)."""
+        state = {"running": False}
+
+        def first() -> None:
+            if not state["running"]:
+                state["running"] = True
+                self.gauges.move(queued=-1, running=1)
+
+        self.gauges.move(queued=1)
+        try:
+            yield first
+        finally:
+            self.gauges.move(running=-1) if state["running"] else self.gauges.move(queued=-1)
+
     async def generate(self, job: GenJob) -> dict[str, Any]:
         """The whole completion: text, finish_reason and token counts (or an ``error``)."""
         prep = await self._ready(job)
@@ -159,9 +179,11 @@ class Generator:
             return prep
         parts: list[str] = []
         last: Delta | None = None
-        async for d in self._batched(prep):
-            parts.append(d.text)
-            last = d
+        async with self._queued() as started:
+            async for d in self._batched(prep):
+                started()
+                parts.append(d.text)
+                last = d
         return {"text": "".join(parts), "finish_reason": last.finish_reason, "prompt_tokens": last.prompt_tokens,
                 "completion_tokens": last.completion_tokens}
 
@@ -171,12 +193,17 @@ class Generator:
         if isinstance(prep, dict):
             yield prep
             return
-        async for d in self._batched(prep):
-            yield {"text": d.text, "finish_reason": d.finish_reason, "prompt_tokens": d.prompt_tokens,
-                   "completion_tokens": d.completion_tokens}
+        async with self._queued() as started:
+            async for d in self._batched(prep):
+                started()
+                yield {"text": d.text, "finish_reason": d.finish_reason, "prompt_tokens": d.prompt_tokens,
+                       "completion_tokens": d.completion_tokens}
 
     async def info(self) -> dict[str, Any]:
-        return {"context_tokens": self.engine.context_tokens, "loaded_adapters": self.engine.loaded}
+        """What the gateway's /ready shows, plus this replica's identity and queue (for operators and chaos tests)."""
+        return {"context_tokens": self.engine.context_tokens, "loaded_adapters": self.engine.loaded,
+                "replica": serve.get_replica_context().replica_id.unique_id, "pid": os.getpid(),
+                "queued": self.gauges.queued, "running": self.gauges.running}
 
     async def check_health(self) -> None:
         if self._pool._shutdown:  # noqa: SLF001 - the engine thread is gone: let Serve replace this replica

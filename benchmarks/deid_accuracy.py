@@ -119,15 +119,53 @@ def _spans(out) -> list[tuple[int, int, str]]:
     return [] if not isinstance(out, list) else [(s.start, s.end, s.type) for s in out]
 
 
-def predict_all(texts: list[str], rules, ensemble, tagger) -> dict[str, list]:
-    """Rules alone, tagger alone and ensemble predictions for ``texts`` (and raw tagger spans)."""
-    tagged = tagger.predict(texts)
-    return {
-        "rules": [_spans(o) for o in rules.detect_many(texts)],
-        "model": [[(s, e, k) for s, e, k, _ in t.hits] for t in tagged],
-        "ensemble": [_spans(o) for o in ensemble.detect_many(texts)],
-        "model_scored": [list(t.hits) for t in tagged],
-    }
+CUTOFFS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+class OperatingPoint:
+    """The tagger's threshold, Platt calibration and span cutoff (from the training config)."""
+
+    def __init__(self, threshold: float, a: float, b: float, cutoff: float):
+        self.threshold, self.a, self.b, self.cutoff = threshold, a, b, cutoff
+
+    def score(self, p: float) -> float:
+        p = min(max(p, 1e-6), 1 - 1e-6)
+        return 1 / (1 + math.exp(-(self.a * math.log(p / (1 - p)) + self.b)))
+
+
+def raw_tagging(tagger, texts: list[str], op: OperatingPoint) -> list:
+    """The tagger's reading with raw span probabilities (no calibration, no cutoff)."""
+    tagger.threshold, tagger.cal_a, tagger.cal_b, tagger.min_span_score = op.threshold, 1.0, 0.0, 0.0
+    return tagger.predict(texts)
+
+
+def at_cutoff(tagged, op: OperatingPoint, cutoff: float):
+    from clinitune.phi.tagger import Tagged
+
+    hits = [(s, e, k, op.score(p)) for s, e, k, p in tagged.hits]
+    return Tagged([h for h in hits if h[3] >= cutoff], tagged.starts, tagged.ends, tagged.name_prob)
+
+
+def ensemble_preds(engine, texts: list[str], tagged: list) -> list[list[tuple[int, int, str]]]:
+    """The engine's ensemble on ``texts`` given the tagger's reading (exactly what detect does)."""
+    from clinitune.phi.engine import _hide_tags
+
+    return [[(x.start, x.end, x.type) for x in engine._finish(engine._detect(_hide_tags(t), tg))] if t.strip() else []
+            for t, tg in zip(texts, tagged)]
+
+
+def predict_all(texts: list[str], rules, tagger, op: OperatingPoint, cutoffs=CUTOFFS) -> dict:
+    """Rules alone, tagger alone and ensemble at the operating point; the ensemble and the tagger at
+    every cutoff of ``cutoffs``; raw tagger spans for calibration."""
+    raw = raw_tagging(tagger, texts, op)
+    out = {"rules": [_spans(o) for o in rules.detect_many(texts)], "raw": raw, "sweep": {}}
+    for c in sorted(set(cutoffs) | {op.cutoff}):
+        tagged = [at_cutoff(t, op, c) for t in raw]
+        out["sweep"][c] = {"model": [[(s, e, k) for s, e, k, _ in t.hits] for t in tagged],
+                           "ensemble": ensemble_preds(rules, texts, tagged)}
+    out["model"] = out["sweep"][op.cutoff]["model"]
+    out["ensemble"] = out["sweep"][op.cutoff]["ensemble"]
+    return out
 
 
 def resurrogated(notes, seed: int) -> list:
@@ -148,6 +186,15 @@ def _summary(per_fold: list[dict], system: str, variant: str) -> dict:
     return {"recall_mean": round(sum(rec) / len(rec), 4), "recall_worst": min(rec),
             "precision_mean": round(sum(prec) / len(prec), 4), "precision_worst": min(prec),
             "recall_pooled": round(1 - pooled_missed / pooled_gold, 4), "missed": pooled_missed, "gold_spans": pooled_gold}
+
+
+def _sweep_mean(per_fold: list[dict]) -> dict:
+    """Mean recall / precision of the tagger and the ensemble at each span cutoff over the folds given."""
+    out: dict = {}
+    for c in per_fold[0]["sweep"] if per_fold else []:
+        out[c] = {v: {k: {m: round(sum(f["sweep"][c][v][k][m] for f in per_fold) / len(per_fold), 4) for m in ("recall", "precision")}
+                      for k in ("model", "ensemble")} for v in ("original", "resurrogated")}
+    return out
 
 
 def fit_platt(pairs: list[tuple[float, bool]]) -> tuple[float, float]:
@@ -182,32 +229,35 @@ def _reliability(pairs: list[tuple[float, bool]], a: float, b: float) -> list[di
              "precision": round(sum(t for _, t in v) / len(v), 3)} for k, v in sorted(bins.items())]
 
 
-def evaluate_fold(f: int, held: list, gold: list[dict], model_dir: Path, rules, seed: int) -> dict:
+def evaluate_fold(f: int, held: list, gold: list[dict], model_dir: Path, rules, seed: int, op: OperatingPoint) -> dict:
     """Rules, tagger and ensemble on one held-out fold and on its re-surrogated variant (cached
-    in the fold's directory by adapter checksum and variant seed: numbers only, no text)."""
-    from clinitune.phi import PhiConfig, PhiEngine
+    in the fold's directory by adapter checksum, operating point and variant seed: numbers only)."""
     from clinitune.phi.tagger import PhiTagger, read_meta
 
     cache = model_dir / "eval.json"
-    key = {"adapter_sha256": read_meta(model_dir)["adapter_sha256"], "variant_seed": seed, "notes": len(held), "version": 1}
+    key = {"adapter_sha256": read_meta(model_dir)["adapter_sha256"], "variant_seed": seed, "notes": len(held),
+           "op": [op.threshold, op.a, op.b, op.cutoff], "version": 2}
     if cache.is_file():
         saved = json.loads(cache.read_text(encoding="utf-8"))
         if saved.get("key") == key:
             return saved["row"]
     tagger = PhiTagger.load(model_dir)
-    ensemble = PhiEngine(PhiConfig(detector="ensemble", model_dir=str(model_dir)))
     variant = resurrogated(held, seed)
-    p_orig = predict_all([n.text for n in held], rules, ensemble, tagger)
-    p_var = predict_all([n.text for n in variant], rules, ensemble, tagger)
+    var_gold = _as_dicts(variant)
+    p_orig = predict_all([n.text for n in held], rules, tagger, op)
+    p_var = predict_all([n.text for n in variant], rules, tagger, op)
     cal = [(p, any(s < g["end"] and g["start"] < e for g in note["phi"]))
-           for note, hits in zip(gold, p_orig["model_scored"]) for s, e, _, p in hits]
+           for note, t in zip(gold, p_orig["raw"]) for s, e, _, p in t.hits]
     row = {"fold": f, "notes": len(held), "patients": len({n.patient_id for n in held}),
            "original": {k: _brief(score(gold, p_orig[k], PHYSIONET_KINDS)) for k in ("rules", "model", "ensemble")},
-           "resurrogated": {k: _brief(score(_as_dicts(variant), p_var[k])) for k in ("rules", "model", "ensemble")},
+           "resurrogated": {k: _brief(score(var_gold, p_var[k])) for k in ("rules", "model", "ensemble")},
            "original_per_type_recall": {k: {t: v["recall"] for t, v in score(gold, p_orig[k], PHYSIONET_KINDS)["per_type_recall"].items()}
                                         for k in ("model", "ensemble")},
-           "resurrogated_per_kind_recall": {k: {t: v["recall"] for t, v in score(_as_dicts(variant), p_var[k])["per_type_recall"].items()}
+           "resurrogated_per_kind_recall": {k: {t: v["recall"] for t, v in score(var_gold, p_var[k])["per_type_recall"].items()}
                                             for k in ("rules", "model", "ensemble")},
+           "sweep": {str(c): {v: {k: _brief(score(g, p["sweep"][c][k], km)) for k in ("model", "ensemble")}
+                              for v, p, g, km in (("original", p_orig, gold, PHYSIONET_KINDS), ("resurrogated", p_var, var_gold, None))}
+                     for c in p_orig["sweep"]},
            "calibration_pairs": [[round(p, 5), t] for p, t in cal]}
     cache.write_text(json.dumps({"key": key, "row": row}) + "\n", encoding="utf-8")
     return row
@@ -221,6 +271,7 @@ def cross_validation(corpus: Path, folds: int, cv_dir: Path, seed: int, only: li
     from clinitune.phi.training.train import PhiTrainConfig
 
     cfg = load_config(REPO / "jobs" / "configs" / "phi_train.yaml", PhiTrainConfig)
+    op = OperatingPoint(cfg.threshold, *cfg.calibration, cfg.min_span_score)
     t0 = time.perf_counter()
     if train:
         notes, fold_idx, dirs = fold_models(cfg, corpus, folds, cv_dir, only=only, report=lambda m: print(m, file=sys.stderr, flush=True))
@@ -234,7 +285,7 @@ def cross_validation(corpus: Path, folds: int, cv_dir: Path, seed: int, only: li
     for f, (idx, model_dir) in enumerate(zip(fold_idx, dirs)):
         if only is not None and f not in only:
             continue
-        row = evaluate_fold(f, [notes[i] for i in idx], [raw[i] for i in idx], model_dir, rules, seed)
+        row = evaluate_fold(f, [notes[i] for i in idx], [raw[i] for i in idx], model_dir, rules, seed, op)
         cal_pairs.extend((p, bool(t)) for p, t in row.pop("calibration_pairs"))
         per_fold.append(row)
         print(json.dumps({"fold": f, **{v: {k: row[v][k]["recall"] for k in row[v]} for v in ("original", "resurrogated")}}),
@@ -246,14 +297,17 @@ def cross_validation(corpus: Path, folds: int, cv_dir: Path, seed: int, only: li
         "patients": len({n.patient_id for n in notes}), "seconds": round(time.perf_counter() - t0, 1),
         "summary": {v: {k: _summary(per_fold, k, v) for k in ("rules", "model", "ensemble")} for v in ("original", "resurrogated")},
         "per_fold": per_fold,
-        "calibration": {"platt_a": a, "platt_b": b, "spans": len(cal_pairs), "reliability": _reliability(cal_pairs, a, b)},
+        "operating_point": {"threshold": op.threshold, "calibration": [op.a, op.b], "min_span_score": op.cutoff},
+        "sweep_mean": _sweep_mean(per_fold),
+        "calibration_fit": {"platt_a": a, "platt_b": b, "spans": len(cal_pairs), "reliability": _reliability(cal_pairs, a, b)},
         "bias": "rules and ensemble figures on 'original' carry the rules' tuning on this development half; "
                 "the model-alone figures and every 're-surrogated' figure do not (values unseen by tagger and lexicons)",
     }
 
 
 def unseen_model(corpus: Path, model_dir: Path, seed: int) -> dict:
-    """A tagger that never saw the corpus: the whole corpus and its re-surrogated variant."""
+    """A tagger that never saw the corpus: the whole corpus and its re-surrogated variant, at its
+    own operating point."""
     from clinitune.phi import PhiConfig, PhiEngine
     from clinitune.phi.tagger import PhiTagger
     from clinitune.phi.training.corpus import load_annotated
@@ -261,11 +315,11 @@ def unseen_model(corpus: Path, model_dir: Path, seed: int) -> dict:
     notes = load_annotated(corpus)
     raw = [json.loads(line) for line in corpus.open(encoding="utf-8") if line.strip()]
     tagger = PhiTagger.load(model_dir)
+    op = OperatingPoint(tagger.threshold, tagger.cal_a, tagger.cal_b, tagger.min_span_score)
     rules = PhiEngine(PhiConfig(detector="rules"))
-    ensemble = PhiEngine(PhiConfig(detector="ensemble", model_dir=str(model_dir)))
     variant = resurrogated(notes, seed)
-    p_orig = predict_all([n.text for n in notes], rules, ensemble, tagger)
-    p_var = predict_all([n.text for n in variant], rules, ensemble, tagger)
+    p_orig = predict_all([n.text for n in notes], rules, tagger, op, cutoffs=())
+    p_var = predict_all([n.text for n in variant], rules, tagger, op, cutoffs=())
     return {"model_dir": str(model_dir), "trained_on": tagger.meta.get("trained_on"),
             "original": {k: _brief(score(raw, p_orig[k], PHYSIONET_KINDS)) for k in ("rules", "model", "ensemble")},
             "resurrogated": {k: _brief(score(_as_dicts(variant), p_var[k])) for k in ("rules", "model", "ensemble")}}

@@ -193,9 +193,9 @@ class PhiEngine:
         hits.extend(self.rules.detect(scan, toks))
         if tagged is None:
             return _merge(scan, hits)
-        from clinitune.phi.ensemble import extend_names
+        from clinitune.phi.ensemble import extend_names, typed
 
-        hits.extend(tagged.hits)
+        hits.extend(typed(scan, tagged.hits, self.rules.lex))
         return _merge(scan, extend_names(scan, _merge(scan, hits), toks, tagged, self.rules.lex))
 
     def _finish(self, spans: list[Span]) -> list[Span]:

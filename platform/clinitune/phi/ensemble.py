@@ -1,11 +1,14 @@
 """Ensemble of the learned tagger and the rules: what either finds is PHI (recall first), and a
 name grows over the name words next to it.
 
-The union and its overlaps are resolved by the engine's merge (longest span, most specific kind,
-highest score). Here a NAME span is extended over adjacent words that the tagger gives a fair
-chance of being a name, or that the rules' lists and the note's casing make a name: a first name
-found means its surname is found ("Karena Jones"), an initial before a surname goes with it
-("J. Quenneville").
+The tagger's spans are typed: before the union, each must be a plausible value of its kind (a
+date has date-like digits or a month, an age over 89 is a number over 89, a phone has four digits
+or more, a name has a letter and is not only function words or clinical vocabulary) — the kinds'
+definitions, not a list of past mistakes. The union and its overlaps are resolved by the
+engine's merge (longest span, most specific kind, highest score). Then a NAME span is extended over
+adjacent words that the tagger gives a fair chance of being a name, or that the rules' lists and
+the note's casing make a name: a first name found means its surname is found ("Karena Jones"), an
+initial before a surname goes with it ("J. Quenneville").
 """
 
 from __future__ import annotations
@@ -22,6 +25,40 @@ from clinitune.phi.types import Span
 Hit = tuple[int, int, str, float]
 NAME_NEIGHBOUR_PROB = 0.12  # P(NAME) of a word next to a name that is enough to take it in
 _GAP = re.compile(r"[ \t]{1,2}|-|[ \t]?-[ \t]?|\.[ \t]{1,2}")
+
+
+_MONTH = re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?(?![a-z])", re.I)
+_NUMERIC_DATE = re.compile(r"\d{1,4}\s?[/.-]\s?\d{1,2}(?:\s?[/.-]\s?\d{2,4})?|(?:19|20)\d{6}|\d{1,2}(?:st|nd|rd|th)\b", re.I)
+_WORDS = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*")
+
+
+def plausible(kind: str, value: str, lex: Lexicons) -> bool:
+    """Can ``value`` be PHI of ``kind`` at all (by the kind's definition)?"""
+    digits = sum(c.isdigit() for c in value)
+    if kind == "DATE":
+        return bool(_MONTH.search(value) or _NUMERIC_DATE.search(value))
+    if kind == "YEAR":
+        return 2 <= digits <= 4
+    if kind == "AGE":
+        return any(int(n) >= 90 for n in re.findall(r"\d{2,3}", value))
+    if kind in ("PHONE", "FAX"):
+        return digits >= 4
+    if kind == "ZIP":
+        return digits in (5, 9)
+    if kind in ("NAME", "LOCATION"):
+        words = [w.lower().replace("’", "'") for w in _WORDS.findall(value)]
+        return any(len(w) > 1 and w not in STOPWORDS and w not in lex.clinical and w not in CARE_ABBR for w in words) or (
+            kind == "NAME" and bool(re.fullmatch(r"[A-Z]\.?", value.strip())))
+    if kind in ("EMAIL", "URL"):
+        return "@" in value or "." in value
+    if kind == "IP":
+        return digits >= 4
+    return digits >= 3 or (digits >= 1 and len(re.sub(r"\W", "", value)) >= 5)  # ids, numbers of accounts, plans, ...
+
+
+def typed(text: str, hits: list[Hit], lex: Lexicons) -> list[Hit]:
+    """The tagger's spans that are plausible values of their kinds."""
+    return [h for h in hits if plausible(h[2], text[h[0]:h[1]], lex)]
 
 
 def _name_word(t: Tok, lex: Lexicons, mode: str, name_prob: float, after_first: bool) -> bool:

@@ -151,6 +151,7 @@ class PhiTagger:
         self.stride = int(meta["stride"])
         self.threshold = float(meta["threshold"])
         self.cal_a, self.cal_b = (float(x) for x in meta["calibration"])
+        self.min_span_score = float(meta.get("min_span_score", 0.0))
         self._lock = threading.Lock()  # the serving guard may call from several threads
         name_b, name_i = KIND_TAGS["NAME"]
         self._name_idx = [name_b, name_i]
@@ -238,15 +239,18 @@ class PhiTagger:
             cur = [s, e, kind, float(phi[t])]
         if cur is not None:
             hits.append(self._hit(text, cur))
-        return Tagged(hits, starts, ends, name_prob)
+        return Tagged([h for h in hits if h is not None], starts, ends, name_prob)
 
-    def _hit(self, text: str, cur: list) -> Hit:
+    def _hit(self, text: str, cur: list) -> Hit | None:
         s, e, kind, p = cur
+        score = self.calibrated(p)
+        if score < self.min_span_score:
+            return None
         while s > 0 and text[s - 1].isalnum() and text[s].isalnum():  # whole words: "quenne" + "##ville"
             s -= 1
         while e < len(text) and text[e].isalnum() and text[e - 1].isalnum():
             e += 1
-        return (s, e, kind, self.calibrated(p))
+        return (s, e, kind, score)
 
     def calibrated(self, p: float) -> float:
         """Platt-scaled span probability (fitted on held-out cross-validation predictions)."""

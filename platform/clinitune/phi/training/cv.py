@@ -20,12 +20,18 @@ def fold_config(cfg: PhiTrainConfig) -> PhiTrainConfig:
     return cfg.model_copy(update={"data": cfg.data.model_copy(update={"annotated": []}), "output": None})
 
 
+# What decides the weights; the operating point (threshold, calibration, span cutoff) and the
+# licence label do not, and are read from the config at evaluation time.
+_TRAINING_KEYS = ("seed", "data", "model", "training")
+
+
 def _fresh(model_dir: Path, cfg: PhiTrainConfig) -> bool:
     meta = model_dir / META_FILE
     if not meta.is_file():
         return False
     saved = json.loads(meta.read_text(encoding="utf-8")).get("config", {})
-    return saved == json.loads(cfg.model_dump_json())
+    want = json.loads(cfg.model_dump_json())
+    return all(saved.get(k) == want[k] for k in _TRAINING_KEYS)
 
 
 def fold_models(cfg: PhiTrainConfig, corpus: str | Path, k: int, out_dir: str | Path, *,

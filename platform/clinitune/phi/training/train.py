@@ -31,8 +31,8 @@ class TaggerDataConfig(StrictModel):
     """What the tagger learns from."""
 
     annotated: list[str] = Field(default_factory=list, description="Annotated JSONL corpora (note_id, patient_id, text, phi spans), read by path; e.g. the PhysioNet deid development notes. Empty: synthetic and augmented notes only.")
-    keep_phi_free: float = Field(0.1, ge=0.0, le=1.0, description="Share of training windows without PHI kept (they teach what is not PHI; most of a note has none).")
-    augment_copies: int = Field(3, ge=0, le=20, description="Re-surrogated copies of each annotated note with PHI (values from the training pool, any layout).")
+    keep_phi_free: float = Field(0.5, ge=0.0, le=1.0, description="Share of training windows without PHI kept (they teach what is not PHI; most of a note has none).")
+    augment_copies: int = Field(2, ge=0, le=20, description="Re-surrogated copies of each annotated note with PHI (values from the training pool, any layout).")
     synthetic_notes: int = Field(600, ge=0, description="Notes from `clinitune synth notes` with gold spans of all 18 kinds.")
     synthetic_seed: int = Field(4242, description="Seed of the synthetic notes (keep it apart from evaluation seeds, e.g. 31337).")
     synthetic_copies: int = Field(1, ge=0, le=10, description="Re-surrogated copies of each synthetic note.")
@@ -72,6 +72,7 @@ class PhiTrainConfig(StrictModel):
     model: TaggerModelConfig = Field(default_factory=TaggerModelConfig, description="Network.")
     training: TaggerTrainingConfig = Field(default_factory=TaggerTrainingConfig, description="Optimisation.")
     threshold: float = Field(0.35, gt=0, lt=1, description="A token is PHI when P(not O) is at least this (recall first).")
+    min_span_score: float = Field(0.0, ge=0, lt=1, description="The tagger reports a span only when its calibrated score is at least this (the ensemble's operating point; chosen on held-out cross-validation folds).")
     calibration: tuple[float, float] = Field((1.0, 0.0), description="Platt scaling (a, b) of span scores: sigmoid(a * logit(p) + b); fitted on held-out cross-validation predictions.")
     licence: str = Field("Apache-2.0", description="Licence of the published weights (GPL-2.0-only when GPL-licensed notes such as PhysioNet's are among the training data).")
 
@@ -248,6 +249,7 @@ class TaggerRecipe:
                 "stride": cfg.model.stride,
                 "threshold": cfg.threshold,
                 "calibration": list(cfg.calibration),
+                "min_span_score": cfg.min_span_score,
                 "adapter_sha256": file_sha256(staging / ADAPTER_FILE),
                 "licence": cfg.licence,
                 "trained_on": self.counts,

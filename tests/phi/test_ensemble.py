@@ -1,0 +1,66 @@
+"""The ensemble's own logic, on tagger readings built in the test: typed spans and name growth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clinitune.phi import PhiConfig, PhiEngine
+from clinitune.phi.engine import _hide_tags
+from clinitune.phi.ensemble import plausible
+from clinitune.phi.lexicons import load
+from clinitune.phi.tagger import Tagged
+from clinitune.phi.tokens import tokenize
+
+LEX = load()
+RULES = PhiEngine(PhiConfig(detector="rules"))
+
+
+def reading(text: str, hits: list[tuple[int, int, str, float]], names: dict[str, float] | None = None) -> Tagged:
+    """A tagger reading of ``text``: one token per word, P(NAME) as given per word."""
+    toks = tokenize(text)
+    probs = np.array([(names or {}).get(t.text, 0.0) for t in toks], dtype=np.float32)
+    return Tagged(hits, np.array([t.start for t in toks]), np.array([t.end for t in toks]), probs)
+
+
+def ensemble(text: str, tagged: Tagged) -> list[tuple[str, str]]:
+    return [(text[s.start:s.end], s.type) for s in RULES._finish(RULES._detect(_hide_tags(text), tagged))]
+
+
+@pytest.mark.parametrize("kind,value,ok", [
+    ("DATE", "3/12", True), ("DATE", "May 18th", True), ("DATE", "2021-05-18T09:30Z", True), ("DATE", "/", False),
+    ("DATE", "12", False), ("AGE", "92", True), ("AGE", "45", False), ("PHONE", "4105", True), ("PHONE", "12", False),
+    ("NAME", "Quenneville", True), ("NAME", "pt", False), ("NAME", "J.", True), ("LOCATION", "ICU", False),
+    ("LOCATION", "Kernwood", True), ("MRN", "1234567", True), ("ID", "A1", False), ("ZIP", "02139", True),
+])
+def test_tagger_spans_must_be_plausible_values_of_their_kind(kind, value, ok):
+    assert plausible(kind, value, LEX) is ok
+
+
+def test_a_model_name_grows_over_the_surname_the_tagger_half_believes():
+    text = "Discussed plan with Vrenthal Oskarsdottir today."
+    s = text.index("Vrenthal")
+    tagged = reading(text, [(s, s + len("Vrenthal"), "NAME", 0.9)], {"Vrenthal": 0.9, "Oskarsdottir": 0.3})
+    assert ("Vrenthal Oskarsdottir", "NAME") in ensemble(text, tagged)
+
+
+def test_a_first_name_found_takes_its_surname_along():
+    text = "Karena Jones is a 18 year-old female."
+    tagged = reading(text, [(0, 6, "NAME", 0.8)])
+    assert ensemble(text, tagged)[0] == ("Karena Jones", "NAME")
+
+
+def test_name_growth_stops_at_ordinary_words():
+    text = "Visited by Vrenthal yesterday evening."
+    s = text.index("Vrenthal")
+    found = ensemble(text, reading(text, [(s, s + 8, "NAME", 0.9)], {"Vrenthal": 0.9}))
+    assert ("Vrenthal", "NAME") in found and not any("yesterday" in v for v, _ in found)
+
+
+def test_implausible_tagger_spans_are_dropped_and_rule_spans_kept():
+    text = "BP 120/80 at 2021-05-18, pt comfortable."
+    slash = text.index("/")
+    pt = text.index("pt ")
+    tagged = reading(text, [(slash, slash + 1, "DATE", 0.9), (pt, pt + 2, "NAME", 0.9)])
+    found = ensemble(text, tagged)
+    assert found == [("2021-05-18", "DATE")]

@@ -269,12 +269,14 @@ def cross_validation(corpus: Path, folds: int, cv_dir: Path, seed: int, only: li
     from clinitune.phi.training.corpus import load_annotated, patient_folds
     from clinitune.phi.training.cv import fold_models
     from clinitune.phi.training.train import PhiTrainConfig
+    from clinitune.synth.gold import gold_notes
 
     cfg = load_config(REPO / "jobs" / "configs" / "phi_train.yaml", PhiTrainConfig)
     op = OperatingPoint(cfg.threshold, *cfg.calibration, cfg.min_span_score)
     t0 = time.perf_counter()
     if train:
-        notes, fold_idx, dirs = fold_models(cfg, corpus, folds, cv_dir, only=only, report=lambda m: print(m, file=sys.stderr, flush=True))
+        notes, fold_idx, dirs = fold_models(cfg, corpus, folds, cv_dir, only=only, report=lambda m: print(m, file=sys.stderr, flush=True),
+                                              synthetic=gold_notes)
     else:
         notes = load_annotated(corpus)
         fold_idx = patient_folds(notes, folds)

@@ -30,5 +30,6 @@ def toy_config_factory():
 def toy_tagger_dir(tmp_path_factory):
     """A tagger trained at toy size in this session (a real training run, tiny)."""
     from clinitune.phi.training.train import train_tagger
+    from clinitune.synth.gold import gold_notes
 
-    return train_tagger(toy_config(), output=tmp_path_factory.mktemp("phi-tagger") / "toy")
+    return train_tagger(toy_config(), synthetic=gold_notes, output=tmp_path_factory.mktemp("phi-tagger") / "toy")

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from clinitune.phi import PhiConfig, PhiEngine, PhiProcessingError
 from clinitune.phi.tagger import ADAPTER_FILE, META_FILE, PhiModelError, PhiTagger, windows
 from clinitune.phi.training.train import train_tagger
+from clinitune.synth.gold import gold_notes
 
 
 def test_windows_cover_every_token_with_overlap():
@@ -25,7 +26,7 @@ def test_windows_cover_every_token_with_overlap():
 
 
 def test_training_is_seeded_and_publishes_a_small_adapter(toy_tagger_dir, toy_config_factory, tmp_path):
-    again = train_tagger(toy_config_factory(), output=tmp_path / "again")
+    again = train_tagger(toy_config_factory(), synthetic=gold_notes, output=tmp_path / "again")
     first = json.loads((toy_tagger_dir / META_FILE).read_text())
     second = json.loads((again / META_FILE).read_text())
     assert first["adapter_sha256"] == second["adapter_sha256"]  # same config, same weights

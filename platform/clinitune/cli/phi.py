@@ -256,9 +256,10 @@ def train(
     """Train the learned PHI tagger from a config (seeded: the same config reproduces the weights)."""
     from clinitune.config import load_config
     from clinitune.phi.training.train import PhiTrainConfig, train_tagger
+    from clinitune.synth.gold import gold_notes
 
     cfg = load_config(config, PhiTrainConfig)
-    path = train_tagger(cfg, output=output, report=lambda msg: typer.echo(msg, err=True))
+    path = train_tagger(cfg, synthetic=gold_notes, output=output, report=lambda msg: typer.echo(msg, err=True))
     typer.echo(f"PHI tagger published to {path}", err=True)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from clinitune.errors import InputPathError, UserError
 from clinitune.phi.labels import to_kind
@@ -48,12 +49,9 @@ def load_annotated(path: str | Path, source: str = "physionet") -> list[GoldNote
     return notes
 
 
-def synthetic(n: int, seed: int) -> list[GoldNote]:
-    """``n`` notes of ``clinitune synth notes`` with their gold spans (all 18 Safe Harbor kinds)."""
-    from clinitune.synth import iter_notes
-
-    return [GoldNote(r["note_id"], r["patient_id"], r["text"], sorted((p["start"], p["end"], p["type"]) for p in r["phi"]), "synthetic")
-            for r in iter_notes(n, seed, dup_rate=0.0, near_dup_rate=0.0, malformed_rate=0.0)]
+# Where synthetic gold notes come from: ``(n, seed) -> notes``. The generator lives a floor above
+# (``clinitune.synth.gold.gold_notes``), so callers pass it in.
+SyntheticSource = Callable[[int, int], "list[GoldNote]"]
 
 
 def patient_folds(notes: list[GoldNote], k: int) -> list[list[int]]:

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from clinitune.phi.tagger import META_FILE
-from clinitune.phi.training.corpus import GoldNote, load_annotated, patient_folds
+from clinitune.phi.training.corpus import GoldNote, SyntheticSource, load_annotated, patient_folds
 from clinitune.phi.training.train import PhiTrainConfig, Reporter, train_tagger
 
 
@@ -35,7 +35,8 @@ def _fresh(model_dir: Path, cfg: PhiTrainConfig) -> bool:
 
 
 def fold_models(cfg: PhiTrainConfig, corpus: str | Path, k: int, out_dir: str | Path, *,
-                only: list[int] | None = None, report: Reporter | None = None) -> tuple[list[GoldNote], list[list[int]], list[Path]]:
+                only: list[int] | None = None, report: Reporter | None = None,
+                synthetic: SyntheticSource | None = None) -> tuple[list[GoldNote], list[list[int]], list[Path]]:
     """Train (or reuse) one tagger per fold; returns the notes, the folds and the model dirs."""
     notes = load_annotated(corpus)
     folds = patient_folds(notes, k)
@@ -53,5 +54,5 @@ def fold_models(cfg: PhiTrainConfig, corpus: str | Path, k: int, out_dir: str | 
         train = [n for i, n in enumerate(notes) if i not in held_set]
         if report:
             report(f"fold {f}: training on {len(train)} notes of {len({n.patient_id for n in train})} patients")
-        train_tagger(fcfg, annotated=train, output=model_dir, report=report)
+        train_tagger(fcfg, annotated=train, synthetic=synthetic, output=model_dir, report=report)
     return notes, folds, dirs

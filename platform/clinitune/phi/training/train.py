@@ -21,7 +21,7 @@ from clinitune.config import StrictModel
 from clinitune.errors import UserError
 from clinitune.phi.labels import LABELS
 from clinitune.phi.tagger import ADAPTER_CONFIG, ADAPTER_FILE, META_FILE, WEIGHTS_DIR, encoder_dir, file_sha256, quiet_peft
-from clinitune.phi.training.corpus import GoldNote, load_annotated, synthetic
+from clinitune.phi.training.corpus import GoldNote, SyntheticSource, load_annotated
 
 log = logging.getLogger(__name__)
 Reporter = Callable[[str], None]
@@ -78,8 +78,11 @@ class PhiTrainConfig(StrictModel):
 
 
 # --- data ---------------------------------------------------------------------------------------
-def training_notes(cfg: PhiTrainConfig, annotated: list[GoldNote] | None = None) -> tuple[list[GoldNote], dict]:
-    """The notes to learn from and a count per source (no text)."""
+def training_notes(cfg: PhiTrainConfig, annotated: list[GoldNote] | None = None,
+                   synthetic: SyntheticSource | None = None) -> tuple[list[GoldNote], dict]:
+    """The notes to learn from and a count per source (no text). ``synthetic`` generates the
+    synthetic notes (``clinitune.synth.gold.gold_notes``); it is needed when
+    ``data.synthetic_notes`` > 0."""
     from clinitune.phi.training.augment import resurrogate
     from clinitune.phi.training.pools import Pool
 
@@ -98,6 +101,8 @@ def training_notes(cfg: PhiTrainConfig, annotated: list[GoldNote] | None = None)
         for c in range(d.augment_copies):
             notes.append(resurrogate(note, pool, rng, keep_layout=False, suffix=f"~a{c}"))
             counts["annotated_augmented"] += 1
+    if d.synthetic_notes and synthetic is None:
+        raise ValueError("data.synthetic_notes > 0 needs a synthetic note source (clinitune.synth.gold.gold_notes)")
     synth = synthetic(d.synthetic_notes, d.synthetic_seed) if d.synthetic_notes else []
     notes.extend(synth)
     counts["synthetic"] = len(synth)
@@ -142,9 +147,10 @@ def _collate(batch: list, pad_id: int):
 class TaggerRecipe:
     """One training run; a method per phase."""
 
-    def __init__(self, cfg: PhiTrainConfig, report: Reporter | None = None):
+    def __init__(self, cfg: PhiTrainConfig, report: Reporter | None = None, synthetic: SyntheticSource | None = None):
         self.cfg = cfg
         self.say = report or log.info
+        self.synthetic = synthetic
 
     def setup_model(self) -> None:
         import torch
@@ -176,7 +182,7 @@ class TaggerRecipe:
     def setup_data(self, annotated: list[GoldNote] | None) -> None:
         from clinitune.phi.training.features import note_windows
 
-        notes, self.counts = training_notes(self.cfg, annotated)
+        notes, self.counts = training_notes(self.cfg, annotated, self.synthetic)
         self.windows = note_windows(self.tokenizer, notes, self.cfg.model.max_length, self.cfg.model.stride,
                                     keep_phi_free=self.cfg.data.keep_phi_free, rng=random.Random(self.cfg.seed + 2))
         self.counts["windows"] = len(self.windows)
@@ -261,10 +267,11 @@ class TaggerRecipe:
         return output
 
 
-def train_tagger(cfg: PhiTrainConfig, *, annotated: list[GoldNote] | None = None, output: str | Path | None = None,
-                 report: Reporter | None = None) -> Path:
-    """Train and publish a tagger; ``annotated`` replaces ``cfg.data.annotated`` (cross-validation folds)."""
-    recipe = TaggerRecipe(cfg, report)
+def train_tagger(cfg: PhiTrainConfig, *, annotated: list[GoldNote] | None = None, synthetic: SyntheticSource | None = None,
+                 output: str | Path | None = None, report: Reporter | None = None) -> Path:
+    """Train and publish a tagger; ``annotated`` replaces ``cfg.data.annotated`` (cross-validation
+    folds); ``synthetic`` makes the synthetic notes (``clinitune.synth.gold.gold_notes``)."""
+    recipe = TaggerRecipe(cfg, report, synthetic)
     recipe.setup_model()
     recipe.setup_data(annotated)
     recipe.setup_optimizer()

@@ -191,3 +191,47 @@ def test_a_key_held_by_a_gateway_that_died_is_taken_over_at_once():
     assert store.begin("s", "f", "gw-b") == {"state": "new"}  # gw-a is gone: no waiting out its lease
     assert store.begin("s", "f", "gw-c")["state"] == "running"  # gw-b is alive
     assert store.begin("s", "other", "gw-c") == {"state": "mismatch"}
+
+
+class _Handle:
+    """A stand-in for the coordinator's DeploymentHandle: ``handle.take.remote(...)`` awaits ``behaviour``."""
+
+    def __init__(self, behaviour):
+        self.behaviour = behaviour
+        self.calls = 0
+
+    def __getattr__(self, method):
+        outer = self
+
+        class _Method:
+            @staticmethod
+            def remote(*args):
+                outer.calls += 1
+                return outer.behaviour(method, *args)
+
+        return _Method
+
+
+def test_gateways_fall_back_to_their_own_buckets_while_the_coordinator_is_down():
+    from clinitune.serve.coordinator import CoordinatorClient, CoordinatorUnavailable
+
+    async def dead(method, *args):
+        raise ActorDiedError()
+
+    async def run():
+        handle = _Handle(dead)
+        c = CoordinatorClient(handle, IdempotencySettings(), "gw|1", timeout_s=0.5, backoff_s=60)
+        waits = [await c.take("k", 60, 2) for _ in range(3)]
+        assert waits[:2] == [0, 0] and waits[2] > 0  # the local bucket (burst 2) still limits
+        assert handle.calls == 1  # after one failure it does not wait on the coordinator again for a while
+        with pytest.raises(CoordinatorUnavailable):
+            await c.begin("scope", "f")  # idempotency cannot be checked: the gateway answers a retryable 503
+
+        async def slow(method, *args):
+            await asyncio.sleep(5)
+
+        t0 = time.monotonic()
+        c2 = CoordinatorClient(_Handle(slow), IdempotencySettings(), "gw|2", timeout_s=0.2)
+        assert await c2.take("k", 60, 1) == 0 and time.monotonic() - t0 < 2  # bounded by the timeout
+
+    asyncio.run(run())

@@ -203,11 +203,14 @@ class CoordinatorClient:
     """How a gateway replica uses the coordinator: calls bounded by ``timeout_s``, its own buckets while
     the coordinator is unreachable, and a heartbeat that renews the idempotency records it holds."""
 
-    def __init__(self, handle, settings: IdempotencySettings, owner: str, *, timeout_s: float = 2.0):
+    def __init__(self, handle, settings: IdempotencySettings, owner: str, *, timeout_s: float = 2.0,
+                 backoff_s: float = 2.0):
         self.handle = handle
         self.settings = settings
         self.owner = owner
         self.timeout_s = timeout_s
+        self.backoff_s = backoff_s  # after a failed call, answer "unavailable" at once for this long
+        self._down_until = 0.0
         self.fallback = RateLimiter()
         self.held: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
@@ -217,9 +220,12 @@ class CoordinatorClient:
     async def _call(self, method: str, *args):
         if self.handle is None:
             raise CoordinatorUnavailable("no coordinator deployment")
+        if time.monotonic() < self._down_until:  # do not make every request wait out the timeout
+            raise CoordinatorUnavailable("unreachable moments ago")
         try:
             return await asyncio.wait_for(getattr(self.handle, method).remote(*args), self.timeout_s)
         except Exception as err:  # noqa: BLE001 - timeouts, a dead or restarting replica: all mean "not now"
+            self._down_until = time.monotonic() + self.backoff_s
             raise CoordinatorUnavailable(type(err).__name__) from None
 
     async def take(self, key_id: str, per_minute: int | None, burst: int | None) -> float:

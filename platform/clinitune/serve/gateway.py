@@ -99,6 +99,9 @@ class Gateway:
         self.guard = PhiGuard(self.cfg.phi_guard)
         self.audit = AuditLog(self.cfg.audit_path())
         self.metrics = Metrics()
+        self._inflight = 0  # generation requests sent to the generators and not yet answered (queued or running)
+        self._full_at: int | None = None  # _inflight when the generators' queue was last found full
+        self._full_since = 0.0
         self._refresher: asyncio.Task | None = None
 
     # -- background ------------------------------------------------------------------------------
@@ -285,6 +288,7 @@ class Gateway:
                 rec.model = req.model  # a model id the first request was served under
                 return replay
             ref = self._resolve(req.model, principal, rec)
+            self._shed()
             prep = await prepare(self.cfg, req, ref, self.guard, self.retriever, rec)
             handle = self.generator.options(multiplexed_model_id=ref.key)
             if req.stream:
@@ -317,13 +321,38 @@ class Gateway:
                 self._finish(rec, started)
 
     # -- calling the generator: retries, backpressure --------------------------------------------
+    SHED_WINDOW_S = 1.0
+
+    def _track(self, delta: int) -> None:
+        self._inflight += delta
+        self.metrics.generator_inflight(delta)
+
+    def _overloaded(self, status: int, wait: float) -> ApiError:
+        self.metrics.rejected("queue_full")
+        return ApiError(status, "The server is at capacity: the model's request queue is full. Retry after the time in "
+                                "retry-after.", code="server_overloaded", headers=retry_headers(wait))
+
+    def _shed(self) -> None:
+        """Turn a request away before any work when the generators' queue was full moments ago at this load.
+
+        Serve's router rejects a request only once its own loop gets to it, and under a flood that loop
+        is the busiest place in the gateway (every queued request keeps probing for a free replica):
+        a rejection could take seconds. The router's last answer is kept instead — the number of
+        requests this gateway had outstanding when it said "full" — and for ``SHED_WINDOW_S`` after it
+        a request arriving with at least that many outstanding is answered at once. Fewer outstanding
+        (requests finished, or replicas were added) and the router decides again."""
+        if self._full_at is not None and self._inflight >= self._full_at \
+                and time.monotonic() - self._full_since < self.SHED_WINDOW_S:
+            bp = self.cfg.deployments.generator.backpressure
+            raise self._overloaded(bp.status_code, bp.retry_after_s)
+
     def _lost(self, endpoint: str, rid: str, attempt: int, how: str) -> None:
         log.warning("request %s: generator replica %s during attempt %d", rid, how, attempt)
         self.metrics.retried(endpoint, how)
 
     async def _retrying(self, attempt, endpoint: str, rec: AuditRecord, started: float):
         """Run ``attempt(n)`` under the retry policy; map what cannot be answered to a retryable 503/429."""
-        self.metrics.generator_inflight(1)
+        self._track(1)
         try:
             return await with_retries(attempt, self.cfg.retries, started, clock=time.perf_counter,
                                       on_retry=lambda n, how: self._lost(endpoint, rec.request_id, n, how))
@@ -334,16 +363,14 @@ class Gateway:
                                 "complete within the retry budget. Retry the request.", code="retries_exhausted",
                            headers=retry_headers(self.cfg.retries.retry_after_s)) from None
         except BackPressureError as err:
-            self.metrics.rejected("queue_full")
+            self._full_at, self._full_since = self._inflight - 1, time.monotonic()  # outstanding besides this one
             wait = err.retry_after_s if err.retry_after_s is not None else self.cfg.deployments.generator.backpressure.retry_after_s
-            raise ApiError(err.status_code, "The server is at capacity: the model's request queue is full. Retry after "
-                                            "the time in retry-after.", code="server_overloaded",
-                           headers=retry_headers(wait)) from None
+            raise self._overloaded(err.status_code, wait) from None
         except DeploymentUnavailableError:
             raise ApiError(503, "The model deployment is unavailable (it failed to start). Retry later.",
                            code="model_unavailable", headers=retry_headers(self.cfg.retries.retry_after_s)) from None
         finally:
-            self.metrics.generator_inflight(-1)
+            self._track(-1)
 
     async def _call(self, handle, job, endpoint: str, rec: AuditRecord, started: float) -> dict:
         async def attempt(n: int) -> dict:
@@ -403,7 +430,7 @@ class Gateway:
         chat = endpoint == "chat"
         sg = self.guard.stream()
         sent: list[str] = []  # what the client got, kept for repeats of its Idempotency-Key
-        self.metrics.generator_inflight(1)
+        self._track(1)
 
         def chunk(text: str | None, finish: str | None, extras: dict | None = None, totals=None) -> str:
             if chat:
@@ -476,5 +503,5 @@ class Gateway:
         finally:
             if scope is not None:
                 self.shared.release_soon(scope)
-            self.metrics.generator_inflight(-1)
+            self._track(-1)
             self._finish(rec, started)

@@ -339,8 +339,8 @@ class Gateway:
         is the busiest place in the gateway (every queued request keeps probing for a free replica):
         a rejection could take seconds. The router's last answer is kept instead — the number of
         requests this gateway had outstanding when it said "full" — and for ``SHED_WINDOW_S`` after it
-        a request arriving with at least that many outstanding is answered at once. Fewer outstanding
-        (requests finished, or replicas were added) and the router decides again."""
+        a request arriving with at least that many outstanding is answered at once. With fewer outstanding
+        (requests finished), or once the second is over (replicas may have been added), the router decides again."""
         if self._full_at is not None and self._inflight >= self._full_at \
                 and time.monotonic() - self._full_since < self.SHED_WINDOW_S:
             bp = self.cfg.deployments.generator.backpressure

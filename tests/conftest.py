@@ -106,9 +106,13 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
-    """Debian's headless Chromium driven by Playwright (``make setup`` installs both)."""
+    """Debian's headless Chromium driven by Playwright (``make setup`` installs both).
+
+    Module-scoped on purpose: Playwright's sync API keeps an asyncio loop running on the main
+    thread until it stops, and later tests that call ``asyncio.run`` or a Serve handle's
+    ``.result()`` fail inside it ("cannot be called from a running event loop")."""
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: run `make setup` (it installs Debian's chromium package)")
     from playwright.sync_api import sync_playwright

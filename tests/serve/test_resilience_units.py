@@ -235,3 +235,37 @@ def test_gateways_fall_back_to_their_own_buckets_while_the_coordinator_is_down()
         assert await c2.take("k", 60, 1) == 0 and time.monotonic() - t0 < 2  # bounded by the timeout
 
     asyncio.run(run())
+
+
+def test_retrieval_is_retried_when_its_replica_is_lost():
+    from clinitune.serve.context import _retrieve
+    from clinitune.serve.protocol import ApiError
+
+    cfg = ServeArgs(retries={"max_attempts": 2, "backoff_initial_s": 0})
+    calls = []
+
+    class Retriever:
+        def __init__(self, lost: int):
+            self.lost = lost
+
+        @property
+        def retrieve(self):
+            outer = self
+
+            class _M:
+                @staticmethod
+                async def remote(kb, queries, top_k):
+                    calls.append(kb)
+                    if len(calls) <= outer.lost:
+                        raise ActorDiedError()
+                    return {"hits": [], "kb": kb}
+
+            return _M
+
+    assert asyncio.run(_retrieve(cfg, Retriever(lost=1), "icd10", ["q"], 4)) == {"hits": [], "kb": "icd10"}
+    assert calls == ["icd10", "icd10"]
+    calls.clear()
+    with pytest.raises(ApiError) as err:
+        asyncio.run(_retrieve(cfg, Retriever(lost=5), "icd10", ["q"], 4))
+    assert err.value.status == 503 and err.value.code == "retries_exhausted" and err.value.headers["retry-after-ms"]
+    assert len(calls) == 2

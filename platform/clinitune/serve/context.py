@@ -4,6 +4,7 @@ retrieval, citations, and the job sent to the generator.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ from clinitune.serve.config import ServeArgs
 from clinitune.serve.generator import GenJob
 from clinitune.serve.guard import PhiGuard
 from clinitune.serve.protocol import ApiError, ChatCompletionRequest, CompletionRequest, RetrievalOptions
+from clinitune.serve.retry import RetriesExhausted, retry_headers, with_retries
 
 
 @dataclass
@@ -69,6 +71,16 @@ def retrieval_plan(cfg: ServeArgs, opts: RetrievalOptions | None, chat: bool) ->
     return enabled, opts.kb or r.default_kb, top_k, opts.kb is not None
 
 
+async def _retrieve(cfg: ServeArgs, retriever, kb: str, queries: list[str], top_k: int) -> dict[str, Any]:
+    """The retriever's answer, retried like generation when its replica is lost (a search has no side effects)."""
+    try:
+        return await with_retries(lambda _: retriever.retrieve.remote(kb, queries, top_k), cfg.retries, time.monotonic())
+    except RetriesExhausted as err:
+        raise ApiError(503, f"The retrieval replica was lost and {err.attempts} attempt(s) did not complete within the "
+                            "retry budget. Retry the request, or send retrieval.enabled=false.", param="retrieval",
+                       code="retries_exhausted", headers=retry_headers(cfg.retries.retry_after_s)) from None
+
+
 async def prepare(cfg: ServeArgs, req: ChatCompletionRequest | CompletionRequest, ref: AdapterRef, guard: PhiGuard,
                   retriever, rec: AuditRecord) -> Prepared:
     """Everything between an authorised, validated request and the generator."""
@@ -98,7 +110,7 @@ async def prepare(cfg: ServeArgs, req: ChatCompletionRequest | CompletionRequest
         if retriever is None:
             raise ApiError(400, "Retrieval is turned off on this server (retrieval.deploy: false). Send retrieval.enabled=false.",
                            param="retrieval", code="retrieval_unavailable")
-        result = await retriever.retrieve.remote(kb, queries_of(messages), top_k)  # one query per problem of a note
+        result = await _retrieve(cfg, retriever, kb, queries_of(messages), top_k)  # one query per problem of a note
         err = result.get("error")
         if err and (explicit or err["status"] != 404):
             raise ApiError(err["status"], err["message"], param=err["param"], code=err["code"])

@@ -19,7 +19,6 @@ once with 503 (or 429) and ``retry-after`` / ``retry-after-ms``.
 import asyncio
 import json
 import logging
-import math
 import time
 import uuid
 from typing import Any, AsyncIterator
@@ -42,7 +41,7 @@ from clinitune.serve.metrics import Metrics
 from clinitune.serve.protocol import (ApiError, ChatCompletionRequest, CompletionRequest, chat_chunk, chat_response,
                                       completion_chunk, completion_response, new_id, parse_request, sse,
                                       usage)
-from clinitune.serve.retry import RetriesExhausted, replica_lost, with_retries
+from clinitune.serve.retry import RetriesExhausted, replica_lost, retry_headers, with_retries
 
 log = logging.getLogger("ray.serve")  # replica logs: exception types and places only, never messages
 
@@ -56,11 +55,6 @@ def where(err: BaseException) -> str:
     cause = getattr(err, "cause", None)  # a Ray task error: name what failed in the other replica
     inner = f" (caused by {type(cause).__name__})" if isinstance(cause, BaseException) else ""
     return (f"{type(err).__name__} at {place}" if place else type(err).__name__) + inner
-
-
-def retry_headers(seconds: float) -> dict[str, str]:
-    """``retry-after`` in whole seconds (HTTP) and ``retry-after-ms`` (read first by OpenAI's clients)."""
-    return {"retry-after": str(max(1, math.ceil(seconds))), "retry-after-ms": str(max(1, round(seconds * 1000)))}
 
 
 api = FastAPI(title="Clinitune", docs_url=None, redoc_url=None, openapi_url=None)

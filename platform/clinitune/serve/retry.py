@@ -16,6 +16,7 @@ deadline counted from the request's arrival.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from typing import Awaitable, Callable, TypeVar
@@ -36,6 +37,11 @@ def replica_lost(err: BaseException) -> str | None:
         if isinstance(e, RayActorError):
             return "died"
     return None
+
+
+def retry_headers(seconds: float) -> dict[str, str]:
+    """``retry-after`` in whole seconds (HTTP) and ``retry-after-ms`` (read first by OpenAI's clients)."""
+    return {"retry-after": str(max(1, math.ceil(seconds))), "retry-after-ms": str(max(1, round(seconds * 1000)))}
 
 
 def backoff_s(policy: RetrySettings, retry: int, rng: random.Random | None = None) -> float:

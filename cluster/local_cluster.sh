@@ -3,11 +3,14 @@
 # each a separate raylet with its own CPUs, listening on this host only. Used by the multi-node
 # tests and for trying cluster behaviour (scheduling across nodes, node loss) on a laptop.
 #
-#   cluster/local_cluster.sh start [--workers N] [--cpus-per-node C] [--port P]
+#   cluster/local_cluster.sh start [--workers N] [--cpus-per-node C] [--port P] [--dashboard-port D]
 #   cluster/local_cluster.sh status
 #   cluster/local_cluster.sh stop
 #
-# Prints the address to use (RAY_ADDRESS=127.0.0.1:P) on start.
+# Prints the address to use (RAY_ADDRESS=127.0.0.1:P) on start. Every port a node listens on is
+# derived from P (client server P+1, dashboard agents P+2.., metrics P+20..), so clusters with
+# different ports (and temp dirs) run side by side; --dashboard-port adds the dashboard and with it
+# the job API (`ray job submit --address http://127.0.0.1:D`).
 set -euo pipefail
 
 RAY=${RAY:-ray}
@@ -15,6 +18,7 @@ if [ -x "$(dirname "$0")/../.venv/bin/ray" ] && [ "$RAY" = ray ]; then RAY="$(di
 PORT=${CLINITUNE_CLUSTER_PORT:-6390}
 WORKERS=1
 CPUS=1
+DASHBOARD_PORT=${CLINITUNE_CLUSTER_DASHBOARD_PORT:-}
 TEMP_DIR=${CLINITUNE_CLUSTER_TMP:-/tmp/clinitune-ray}
 export RAY_USAGE_STATS_ENABLED=0
 # Token authentication on, as Ray recommends: every node and client of this cluster reads the
@@ -46,7 +50,8 @@ while [ $# -gt 0 ]; do
     --workers) WORKERS=$2; shift 2 ;;
     --cpus-per-node) CPUS=$2; shift 2 ;;
     --port) PORT=$2; shift 2 ;;
-    *) echo "unknown option '$1'. Fix: use --workers N, --cpus-per-node C or --port P." >&2; exit 2 ;;
+    --dashboard-port) DASHBOARD_PORT=$2; shift 2 ;;
+    *) echo "unknown option '$1'. Fix: use --workers N, --cpus-per-node C, --port P or --dashboard-port D." >&2; exit 2 ;;
   esac
 done
 
@@ -59,12 +64,19 @@ case "$cmd" in
     if [ "$RAY_AUTH_MODE" = token ] && [ ! -s "${RAY_AUTH_TOKEN_PATH:-$HOME/.ray/auth_token}" ] && [ -z "${RAY_AUTH_TOKEN:-}" ]; then
       "$RAY" get-auth-token --generate >/dev/null
     fi
+    if [ -n "$DASHBOARD_PORT" ]; then
+      dashboard=(--include-dashboard true --dashboard-host 127.0.0.1 --dashboard-port "$DASHBOARD_PORT")
+    else
+      dashboard=(--include-dashboard false)
+    fi
     start_node --head --node-ip-address 127.0.0.1 --port "$PORT" --num-cpus "$CPUS" \
-      --resources '{"clinitune_head": 1}' --include-dashboard false --disable-usage-stats \
-      --temp-dir "$TEMP_DIR"
+      --resources '{"clinitune_head": 1}' "${dashboard[@]}" --disable-usage-stats \
+      --ray-client-server-port $((PORT + 1)) --dashboard-agent-listen-port $((PORT + 2)) \
+      --metrics-export-port $((PORT + 20)) --temp-dir "$TEMP_DIR"
     for i in $(seq 1 "$WORKERS"); do
       start_node --address "127.0.0.1:$PORT" --node-ip-address 127.0.0.1 --num-cpus "$CPUS" \
-        --resources "{\"clinitune_worker_$i\": 1}" --disable-usage-stats --temp-dir "$TEMP_DIR"
+        --resources "{\"clinitune_worker_$i\": 1}" --disable-usage-stats --temp-dir "$TEMP_DIR" \
+        --dashboard-agent-listen-port $((PORT + 2 + i)) --metrics-export-port $((PORT + 20 + i))
     done
     echo "RAY_ADDRESS=127.0.0.1:$PORT RAY_AUTH_MODE=$RAY_AUTH_MODE"
     ;;
@@ -86,7 +98,7 @@ case "$cmd" in
     echo "stopped"
     ;;
   *)
-    echo "usage: $0 start [--workers N] [--cpus-per-node C] [--port P] | status | stop" >&2
+    echo "usage: $0 start [--workers N] [--cpus-per-node C] [--port P] [--dashboard-port D] | status | stop" >&2
     exit 2
     ;;
 esac

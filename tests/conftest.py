@@ -8,9 +8,18 @@ import hashlib
 import json
 import os
 import random
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -20,21 +29,88 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @pytest.fixture(scope="session")
 def ray_session():
-    """A local Ray cluster shared by the whole test session (2 logical CPUs more than cores is fine)."""
+    """A local Ray instance of its own shared by the whole test session (2 logical CPUs more than
+    cores is fine). address="local": a head node someone started on this machine (``ray start
+    --head``) or $RAY_ADDRESS is never joined by accident."""
     import ray
     from ray.data import DataContext
 
-    from clinitune.ray_utils import LOCAL_SYSTEM_CONFIG
+    from clinitune.ray_utils import LOCAL, LOCAL_SYSTEM_CONFIG
 
     if not ray.is_initialized():
         ray.init(
-            num_cpus=4, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+            address=LOCAL, num_cpus=4, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
             _system_config=LOCAL_SYSTEM_CONFIG,
         )
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = False
     yield ray
     ray.shutdown()
+
+
+# --- a real multi-node cluster beside the session's Ray -------------------------------------------
+
+
+@dataclass
+class LocalCluster:
+    address: str  # the head's GCS address (host:port)
+    dashboard: str | None  # the job API (http://host:port) when started with one
+    ray_tmpdir: str  # RAY_TMPDIR under which `ray start` recorded it as this machine's current cluster
+    env: dict  # the environment its nodes run in: clients that should reach it use it too
+
+
+def _free_port_block(size: int = 32) -> int:
+    """A base port P with P..P+size free now (local_cluster.sh derives every port of a node from P)."""
+    rng = random.Random(os.getpid() ^ time.time_ns())
+
+    def free(port: int) -> bool:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return True
+            except OSError:
+                return False
+
+    for _ in range(500):
+        base = rng.randrange(21000, 29000)
+        if all(free(p) for p in range(base, base + size)):
+            return base
+    raise RuntimeError("no free block of ports")
+
+
+@contextmanager
+def local_cluster(workers: int = 1, cpus: int = 1, *, dashboard: bool = False, env: dict | None = None):
+    """A head (+ ``workers`` nodes) started with cluster/local_cluster.sh on ports and a temp dir of
+    its own, stopped by its own process sessions (never `ray stop`: other Ray instances run beside)."""
+    base = _free_port_block()
+    tmp = Path(f"/tmp/ct{os.getpid()}-{base}")  # short: Ray's socket paths must stay under 108 bytes
+    env = {
+        **os.environ,
+        "CLINITUNE_CLUSTER_PORT": str(base),
+        "CLINITUNE_CLUSTER_TMP": str(tmp / "ray"),
+        "RAY_AUTH_MODE": "token",
+        "RAY": str(Path(sys.executable).parent / "ray"),
+        "RAY_USAGE_STATS_ENABLED": "0",
+        **(env or {}),
+    }
+    env.pop("RAY_ADDRESS", None)
+    cmd = [str(ROOT / "cluster" / "local_cluster.sh"), "start", "--workers", str(workers), "--cpus-per-node", str(cpus)]
+    if dashboard:
+        cmd += ["--dashboard-port", str(base + 30)]
+    try:
+        subprocess.run(cmd, check=True, env=env, timeout=300, capture_output=True, text=True)
+        yield LocalCluster(f"127.0.0.1:{base}", f"http://127.0.0.1:{base + 30}" if dashboard else None, str(tmp), env)
+    except subprocess.CalledProcessError as err:
+        pytest.fail(f"local_cluster.sh start failed: {err.stderr[-2000:]}")
+    finally:
+        subprocess.run([str(ROOT / "cluster" / "local_cluster.sh"), "stop"], env=env, timeout=120, capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(name="local_cluster")
+def local_cluster_fixture():
+    """``with local_cluster(workers=1, cpus=1, dashboard=False) as c:`` a real cluster beside the session's."""
+    return local_cluster
 
 
 # --- a small curated dataset ----------------------------------------------------------------------

@@ -26,7 +26,7 @@ class StrictModel(BaseModel):
 
 
 RayAddress = Annotated[str | None, Field(
-    description="Ray cluster to join (an address such as ray://head:10001 or head:6379); null uses $RAY_ADDRESS or starts a local Ray.")]
+    description="Ray cluster to join (head:6379, ray://head:10001) or 'local' for a fresh local Ray; null = $RAY_ADDRESS, else the cluster `ray start --head` started on this machine, else a fresh local Ray.")]
 
 
 class ExecutionSettings(StrictModel):

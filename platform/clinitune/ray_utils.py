@@ -1,14 +1,36 @@
-"""Connecting to Ray: a cluster when one is named, else a local one sized for this machine."""
+"""Connecting to Ray: the cluster a job names, the one running on this machine, or a local instance.
+
+``connect(address)`` decides, in this order:
+
+* ``"local"``: always a fresh local instance on this machine, sized by ``num_cpus``;
+* an address (the argument, else ``$RAY_ADDRESS``, which ``ray job submit`` sets): join that
+  cluster, passing only what Ray accepts when joining (never ``num_cpus`` or ``_system_config``);
+  an address nobody answers at is a one-line UserError saying how to start or point at a cluster;
+* nothing: the cluster started on this machine with ``ray start --head`` (Ray records its address
+  in ``<temp dir>/ray_current_cluster``), else a fresh local instance.
+
+Joining prints one line naming the cluster and its resources. Inside a job whose package was
+found in the job's working directory rather than installed (``jobs/_entry.py``), the package is
+shipped to every worker with the runtime env's ``py_modules``.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+import socket
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from clinitune.errors import UserError
 
 log = logging.getLogger(__name__)
 
+LOCAL = "local"
 LOCAL_SYSTEM_CONFIG = {"idle_worker_killing_time_threshold_ms": 60_000}
+# Set by jobs/_entry.py when it imported the package from the job's working directory.
+SHIP_PACKAGE_ENV = "CLINITUNE_SHIP_PACKAGE"
 
 
 def thread_env(threads: int) -> dict:
@@ -23,29 +45,87 @@ def thread_env(threads: int) -> dict:
     return {"env_vars": {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}}
 
 
-def connect(address: str | None = None, *, num_cpus: int | None = None, quiet: bool = True, **kwargs: Any) -> None:
-    """Join the Ray cluster at ``address`` (or ``$RAY_ADDRESS``), else start a local one.
+def running_cluster() -> str | None:
+    """The address of the cluster ``ray start --head`` started on this machine, if it still answers."""
+    from ray._private.utils import read_ray_address
 
-    Safe to call twice. Inside a Ray job (``ray job submit``) Ray has already set RAY_ADDRESS.
-    """
+    address = read_ray_address()
+    return address if address and _answers(address) is None else None
+
+
+def _answers(address: str, timeout: float = 3.0) -> str | None:
+    """None when something listens at ``address`` (host:port or ray://host:port), else why not."""
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        return None  # not host:port (e.g. "auto"): let Ray resolve it
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return None
+    except OSError as err:
+        return err.strerror or type(err).__name__
+
+
+def _unreachable(address: str, why: str) -> UserError:
+    return UserError(
+        f"no Ray cluster answers at '{address}' ({why}).",
+        fix="start one (`ray start --head` on the head node, or cluster/local_cluster.sh start on this machine), "
+            "point --ray-address / ray_address / $RAY_ADDRESS at a running head, "
+            "or pass --ray-address local for a fresh local Ray on this machine.")
+
+
+def describe_cluster() -> str:
+    """``N node(s): C CPUs, G GPUs, M GiB memory`` of the connected cluster."""
+    import ray
+
+    res = ray.cluster_resources()
+    nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+    return (f"{nodes} node{'s' if nodes != 1 else ''}: {res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs, "
+            f"{res.get('memory', 0) / 2**30:.1f} GiB memory")
+
+
+def _job_runtime_env() -> dict[str, Any] | None:
+    """``py_modules`` with this package when a job found it in its working dir instead of installed."""
+    if os.environ.get(SHIP_PACKAGE_ENV) != "1":
+        return None
+    import clinitune
+
+    return {"py_modules": [str(Path(clinitune.__file__).resolve().parent)]}
+
+
+def connect(address: str | None = None, *, num_cpus: int | None = None, quiet: bool = True,
+            say: Callable[[str], None] | None = None, **kwargs: Any) -> None:
+    """Join the Ray cluster at ``address`` (see the module doc), else start a local one. Safe to call twice."""
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if ray.is_initialized():
         return
-    address = address or os.environ.get("RAY_ADDRESS") or None
+    say = say or (lambda line: print(line, file=sys.stderr, flush=True))
+    explicit = address or os.environ.get("RAY_ADDRESS") or None
+    target = explicit or running_cluster() or LOCAL
     init_kwargs: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": not quiet, **kwargs}
-    if address:
-        init_kwargs["address"] = address
-        init_kwargs.pop("object_store_memory", None)  # a cluster's own setting
-    else:
+    if target == LOCAL:
         init_kwargs.setdefault("include_dashboard", False)
         # Keep idle workers for a minute: Ray's default (1 s) restarts worker processes between
         # every shuffle stage, seconds each on a small machine.
         init_kwargs.setdefault("_system_config", LOCAL_SYSTEM_CONFIG)
         if num_cpus is not None:
             init_kwargs["num_cpus"] = num_cpus
-    ray.init(**init_kwargs)
+        ray.init(address=LOCAL, **init_kwargs)
+    else:
+        init_kwargs.pop("object_store_memory", None)  # a cluster's own setting
+        why = _answers(target)
+        if why is not None:
+            raise _unreachable(target, why)
+        runtime_env = _job_runtime_env()
+        if runtime_env is not None:
+            init_kwargs["runtime_env"] = runtime_env
+        try:
+            ray.init(address=target, **init_kwargs)
+        except ConnectionError as err:
+            raise _unreachable(target, str(err).split(".")[0][:120]) from None
+        say(f"joined Ray cluster at {target} ({describe_cluster()})")
     if quiet:
         from ray.data import DataContext
 

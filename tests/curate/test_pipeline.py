@@ -129,35 +129,23 @@ def test_cli_user_errors_exit_2_without_traceback(tmp_path):
     assert len(bad.stderr.strip().splitlines()) == 1
 
 
-def test_curation_runs_on_two_node_cluster(mixed_corpus, tmp_path):
-    """Start a head and a worker node with cluster/local_cluster.sh; both must do work."""
-    script = ROOT / "cluster" / "local_cluster.sh"
-    env = {
-        **os.environ,
-        "CLINITUNE_CLUSTER_PORT": "6391",
-        "CLINITUNE_CLUSTER_TMP": str(Path("/tmp") / f"clinitune-test-{os.getpid()}"),
-        "RAY_AUTH_MODE": "token",
-        "RAY": str(Path(sys.executable).parent / "ray"),
-        "RAY_USAGE_STATS_ENABLED": "0",
-    }
-    env.pop("RAY_ADDRESS", None)
-    subprocess.run([str(script), "start", "--workers", "1", "--cpus-per-node", "2"], check=True, env=env, timeout=180, capture_output=True)
-    try:
+def test_curation_runs_on_two_node_cluster(mixed_corpus, tmp_path, local_cluster):
+    """A head and a worker node started with cluster/local_cluster.sh; both must do work."""
+    with local_cluster(workers=1, cpus=2) as cluster:
         cfg = tmp_path / "c.yaml"
         # Several read tasks and small batches so the scheduler spreads work over both nodes.
         cfg.write_text("reader: {chunk_bytes: 2048}\nboilerplate: {min_notes: 5}\nexecution: {batch_size: 4}\n")
         out = tmp_path / "curated"
         run = subprocess.run(
             [sys.executable, "-m", "clinitune.cli.main", "curate", "--input", str(mixed_corpus.root), "--output", str(out),
-             "--config", str(cfg), "--ray-address", "127.0.0.1:6391"],
-            capture_output=True, text=True, env=env, timeout=600,
+             "--config", str(cfg), "--ray-address", cluster.address],
+            capture_output=True, text=True, env=cluster.env, timeout=600,
         )
         assert run.returncode == 0, run.stderr[-2000:]
+        assert f"joined Ray cluster at {cluster.address} (2 nodes: 4 CPUs" in run.stderr
         m = json.loads((out / "manifest.json").read_text())
         assert m["reconciles"] and m["counts"]["input"] == mixed_corpus.n_records
         assert len(m["execution"]["nodes"]) == 2, m["execution"]
-    finally:
-        subprocess.run([str(script), "stop"], env=env, timeout=120, capture_output=True)
 
 
 def test_patient_ids_become_keyed_pseudonyms_when_a_key_is_set(ray_session, mixed_corpus, tmp_path, monkeypatch):

@@ -15,7 +15,7 @@ def curate(
     input: Optional[list[Path]] = typer.Option(None, "--input", "-i", help="Input file or directory (repeatable). Formats by extension: .jsonl .ndjson (FHIR bulk) .json (FHIR Bundle) .csv .parquet .txt"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output directory: {train,validation,test}/, quarantine/, dropped/, manifest.json, DATASET_CARD.md."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Curation config YAML (see jobs/configs/curate.yaml)."),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to join (default: $RAY_ADDRESS or a local Ray)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to join (host:port, ray://host:10001) or 'local' for a fresh local Ray (default: $RAY_ADDRESS, else the cluster `ray start --head` started on this machine, else a local Ray)."),
     force: bool = typer.Option(False, "--force", help="Re-run even when inputs and config are unchanged since the published output."),
     list_steps: bool = typer.Option(False, "--list-steps", help="List the registered curation steps and exit."),
 ) -> None:

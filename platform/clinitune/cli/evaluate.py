@@ -35,7 +35,7 @@ def eval_command(
     output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Override output_dir (report.json, report.html)."),
     policy: Optional[Path] = typer.Option(None, "--policy", help="Gate policy YAML; the decision goes into the report."),
     report: Optional[Path] = typer.Option(None, "--report", help="Only re-decide this existing report.json under --policy (no models run)."),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Override execution.ray_address."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Override execution.ray_address: a cluster address, or 'local' for a fresh local Ray."),
     full_benchmarks: bool = typer.Option(False, "--full-benchmarks", help="Score every question of the knowledge benchmarks (benchmarks.enabled, sample: null); slow on a CPU."),
 ) -> None:
     """Evaluate a fine-tuned model against its base (or production): task metrics, forgetting probes,

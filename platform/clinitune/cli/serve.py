@@ -17,7 +17,7 @@ def serve_cmd(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Serving config (a Serve config file, e.g. serving/local.yaml)."),
     host: Optional[str] = typer.Option(None, "--host", help="Override http_options.host."),
     port: Optional[int] = typer.Option(None, "--port", help="Override http_options.port."),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to join (default: $RAY_ADDRESS or a local Ray)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to join (host:port, ray://host:10001) or 'local' for a fresh local Ray (default: $RAY_ADDRESS, else the cluster `ray start --head` started on this machine, else a local Ray)."),
 ) -> None:
     """Start Ray and Serve, deploy the application from --config, and serve until interrupted."""
     if ctx.invoked_subcommand is not None:

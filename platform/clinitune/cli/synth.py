@@ -26,7 +26,7 @@ def notes(
     code_pool: int = typer.Option(0, "--code-pool", help="Draw chronic, acute and imaging diagnoses from this many ICD-10 codes each (0 = all, a few hundred); a small label space for demos."),
     notes_per_file: int = typer.Option(10_000, "--notes-per-file", help="Notes per JSONL file (fixes the file layout; part of the output's identity)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output directory (swapped in only when the new one is complete)."),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to join (default: $RAY_ADDRESS or a local Ray)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to join (host:port, ray://host:10001) or 'local' for a fresh local Ray (default: $RAY_ADDRESS, else the cluster `ray start --head` started on this machine, else a local Ray)."),
     local: bool = typer.Option(False, "--local", help="Generate in this process without Ray (small runs)."),
 ) -> None:
     """Generate discharge summaries, progress, nursing and radiology notes on Ray Data."""

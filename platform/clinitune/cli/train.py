@@ -15,7 +15,7 @@ def train(
     config: Path = typer.Option(..., "--config", "-c", help="Finetune config YAML (see jobs/configs/train.yaml)."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Override output_dir (the model artifact)."),
     run_name: Optional[str] = typer.Option(None, "--run-name", help="Override checkpoint.run_name (the same name resumes)."),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Override scaling.ray_address."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Override scaling.ray_address: a cluster address, or 'local' for a fresh local Ray."),
 ) -> None:
     """Build the data (cached), train, and write the model artifact; re-running the same command resumes."""
     from clinitune.config import load_config

@@ -172,7 +172,7 @@ def run_serve(path: str, levels: list[int], per_client: int, max_tokens: int, wo
         "deployments": {"gateway": {"num_cpus": 0.5, "max_ongoing_requests": 512},
                         "generator": {"num_cpus": 1, "max_ongoing_requests": max(64, batch)}},
     })
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)  # never a head someone started here
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -215,7 +215,7 @@ def run_cpu(args) -> dict:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="clinitune-bench-"))
     model_dir = resolve_model(DEFAULT_MODEL)
     source = write_curated(work / "curated", args.notes)
-    ray_utils.connect(num_cpus=os.cpu_count())
+    ray_utils.connect(ray_utils.LOCAL, num_cpus=os.cpu_count())  # a fresh local Ray: the figures are this machine's
     cfg = finetune_config(DEFAULT_MODEL, source, work, steps=args.steps, batch_size=args.batch_size,
                           max_seq_len=args.max_seq_len, threads=threads)
     dataset = build_dataset(cfg.data, model_dir)

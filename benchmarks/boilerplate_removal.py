@@ -132,7 +132,7 @@ def main() -> None:
         "aci-bench+mts-valid": load_aci(root) + load_mts(root, ("valid",)),
         "mts-train": load_mts(root, ("train",)),
     }
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # never a head someone started here
     ray.data.DataContext.get_current().enable_progress_bars = False
     runs = []
     for corpus, family, role in (("aci-bench+mts-valid", "A", "tune"), ("aci-bench+mts-valid", "B", "tune"),

@@ -88,7 +88,7 @@ def child(args) -> None:
     from clinitune.ray_utils import LOCAL_SYSTEM_CONFIG
 
     cfg = CurateConfig()
-    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, _system_config=LOCAL_SYSTEM_CONFIG,
+    ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, _system_config=LOCAL_SYSTEM_CONFIG,
              object_store_memory=cfg.execution.object_store_memory)
     ray.data.DataContext.get_current().enable_progress_bars = False
     t0 = time.perf_counter()

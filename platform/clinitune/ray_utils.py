@@ -7,11 +7,15 @@
   cluster, passing only what Ray accepts when joining (never ``num_cpus`` or ``_system_config``);
   an address nobody answers at is a one-line UserError saying how to start or point at a cluster;
 * nothing: the cluster started on this machine with ``ray start --head`` (Ray records its address
-  in ``<temp dir>/ray_current_cluster``), else a fresh local instance.
+  in ``<temp dir>/ray_current_cluster``; joined as Ray joins it, with this machine's token when
+  the cluster uses token authentication), else a fresh local instance.
 
-Joining prints one line naming the cluster and its resources. Inside a job whose package was
-found in the job's working directory rather than installed (``jobs/_entry.py``), the package is
-shipped to every worker with the runtime env's ``py_modules``.
+A cluster that answers but refuses to be joined (token authentication without the token, most
+often) is a one-line UserError naming the cause; the core's retry lines are held back.
+
+Joining prints one line naming the cluster and its resources. Inside a job that runs the package
+of the checkout it was submitted from rather than one installed on the nodes (``jobs/_entry.py``),
+the package is shipped to every worker with the runtime env's ``py_modules``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import logging
 import os
 import socket
 import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -66,12 +72,40 @@ def _answers(address: str, timeout: float = 3.0) -> str | None:
         return err.strerror or type(err).__name__
 
 
+_POINT_AT_A_CLUSTER = ("start one (`ray start --head` on the head node, or cluster/local_cluster.sh start on this machine), "
+                      "point --ray-address / ray_address / $RAY_ADDRESS at a running head, "
+                      "or pass --ray-address local for a fresh local Ray on this machine.")
+
+
 def _unreachable(address: str, why: str) -> UserError:
-    return UserError(
-        f"no Ray cluster answers at '{address}' ({why}).",
-        fix="start one (`ray start --head` on the head node, or cluster/local_cluster.sh start on this machine), "
-            "point --ray-address / ray_address / $RAY_ADDRESS at a running head, "
-            "or pass --ray-address local for a fresh local Ray on this machine.")
+    return UserError(f"no Ray cluster answers at '{address}' ({why}).", fix=_POINT_AT_A_CLUSTER)
+
+
+def _not_joined(address: str, err: Exception, core_said: str) -> UserError:
+    """Why a cluster that answers at ``address`` could not be joined, from the error and the core's lines."""
+    if "InvalidAuthToken" in core_said or "Unauthenticated" in core_said:
+        return UserError(
+            f"the Ray cluster at '{address}' uses token authentication and refused this client (no token, or not its token).",
+            fix="set RAY_AUTH_MODE=token and give this machine the cluster's token: the file ~/.ray/auth_token "
+                "(or $RAY_AUTH_TOKEN_PATH) the cluster's nodes use, or $RAY_AUTH_TOKEN (`ray get-auth-token` on the head prints it).")
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+    return UserError(f"could not join the Ray cluster at '{address}': {first}", fix=_POINT_AT_A_CLUSTER)
+
+
+@contextmanager
+def _stderr_held():
+    """Hold back what is written to fd 2 (the core's connection retries print a line a second);
+    yields a function returning it. The caller replays it when the connection worked."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield lambda: (held.flush(), held.seek(0), held.read().decode("utf-8", "replace"))[-1]
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def describe_cluster() -> str:
@@ -85,7 +119,7 @@ def describe_cluster() -> str:
 
 
 def _job_runtime_env() -> dict[str, Any] | None:
-    """``py_modules`` with this package when a job found it in its working dir instead of installed."""
+    """``py_modules`` with this package when a job runs its checkout's package, not an installed one."""
     if os.environ.get(SHIP_PACKAGE_ENV) != "1":
         return None
     import clinitune
@@ -104,7 +138,12 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, quiet: b
     say = say or (lambda line: print(line, file=sys.stderr, flush=True))
     explicit = address or os.environ.get("RAY_ADDRESS") or None
     target = explicit or running_cluster() or LOCAL
+    # The cluster found on this machine is joined as Ray joins it ("auto": with this machine's token
+    # when it uses token authentication); an address given is joined as given.
+    init_address = target if explicit else "auto"
     init_kwargs: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": not quiet, **kwargs}
+    if quiet:
+        init_kwargs.setdefault("logging_level", logging.WARNING)  # the one line below says where we are
     if target == LOCAL:
         init_kwargs.setdefault("include_dashboard", False)
         # Keep idle workers for a minute: Ray's default (1 s) restarts worker processes between
@@ -121,10 +160,16 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, quiet: b
         runtime_env = _job_runtime_env()
         if runtime_env is not None:
             init_kwargs["runtime_env"] = runtime_env
-        try:
-            ray.init(address=target, **init_kwargs)
-        except ConnectionError as err:
-            raise _unreachable(target, str(err).split(".")[0][:120]) from None
+        failed = None
+        with _stderr_held() as held:
+            try:
+                ray.init(address=init_address, **init_kwargs)
+            except ConnectionError as err:
+                failed = err
+            core_said = held()
+        if failed is not None:
+            raise _not_joined(target, failed, core_said) from None
+        sys.stderr.write(core_said)
         say(f"joined Ray cluster at {target} ({describe_cluster()})")
     if quiet:
         from ray.data import DataContext

@@ -50,7 +50,7 @@ _RUNNER = textwrap.dedent("""
     import ray
     from clinitune.curate.config import CurateConfig
     from clinitune.curate.pipeline import run_curation
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=sys.argv[3],
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=sys.argv[3],
              object_store_memory=300 * 1024**2)
     cfg = CurateConfig()
     cfg.execution.batch_size = 64

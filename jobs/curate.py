@@ -14,7 +14,7 @@ from _entry import run  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(["curate"], "jobs/configs/curate.yaml", argv)
+    return run(["curate"], "curate.yaml", argv)
 
 
 if __name__ == "__main__":

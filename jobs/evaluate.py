@@ -15,7 +15,7 @@ from _entry import run  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(["evaluate"], "jobs/configs/evaluate.yaml", argv)
+    return run(["evaluate"], "evaluate.yaml", argv)
 
 
 if __name__ == "__main__":

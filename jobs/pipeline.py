@@ -17,7 +17,7 @@ from _entry import run  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(["pipeline", "run"], "jobs/configs/pipeline.yaml", argv)
+    return run(["pipeline", "run"], "pipeline.yaml", argv)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from _entry import run  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(["train"], "jobs/configs/train.yaml", argv)
+    return run(["train"], "train.yaml", argv)
 
 
 if __name__ == "__main__":

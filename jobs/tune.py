@@ -14,7 +14,7 @@ from _entry import run  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(["tune"], "jobs/configs/tune.yaml", argv)
+    return run(["tune"], "tune.yaml", argv)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""The job entrypoints as cluster users submit them: through Ray's job API, from a checkout, to a
-cluster whose Python has Clinitune's dependencies but not the package."""
+"""The job entrypoints: thin (each is one ``clinitune`` command, parsed by the CLI's own parser),
+and working as cluster users submit them: through Ray's job API, from a checkout, to a cluster whose
+Python has Clinitune's dependencies but not the package."""
 
 from __future__ import annotations
 
@@ -14,6 +15,67 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# job file -> the command it runs
+JOBS = {"curate": ["curate"], "train": ["train"], "tune": ["tune"], "evaluate": ["evaluate"],
+        "pipeline": ["pipeline", "run"], "demo": ["pipeline", "demo"]}
+
+
+def _job_module(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"clinitune_job_{name}", ROOT / "jobs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_job_is_known_here():
+    assert {p.stem for p in (ROOT / "jobs").glob("*.py") if not p.stem.startswith("_")} == set(JOBS)
+
+
+@pytest.mark.parametrize("name", sorted(JOBS))
+def test_a_job_is_its_cli_command_with_the_clis_own_flags(name, capsys, monkeypatch):
+    """`python jobs/<job>.py --help` is `clinitune <command> --help`: no flag is declared twice."""
+    from clinitune.cli.main import main
+
+    monkeypatch.setenv("CLINITUNE_SHIP_PACKAGE", "0")  # restored after: the job may set it
+
+    source = (ROOT / "jobs" / f"{name}.py").read_text(encoding="utf-8")
+    assert not any(word in source for word in ("argparse", "typer", "add_argument")), f"jobs/{name}.py parses its own flags"
+    assert _job_module(name).main(["--help"]) == 0
+    job_help = capsys.readouterr().out
+    assert main([*JOBS[name], "--help"]) == 0
+    assert job_help == capsys.readouterr().out and "--config" in job_help
+
+
+def test_a_job_passes_its_default_config_from_configs_beside_it(tmp_path, monkeypatch):
+    """Run from anywhere: the default config is jobs/configs/<job>.yaml of the job's own checkout."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CLINITUNE_SHIP_PACKAGE", "0")
+    seen = {}
+
+    def cli(argv):
+        seen["argv"] = argv
+        return 0
+
+    monkeypatch.setattr("clinitune.cli.main.main", cli)
+    assert _job_module("curate").main(["--input", "x"]) == 0
+    assert seen["argv"] == ["curate", "--config", str(ROOT / "jobs" / "configs" / "curate.yaml"), "--input", "x"]
+    assert _job_module("train").main(["-c", "mine.yaml"]) == 0
+    assert seen["argv"] == ["train", "-c", "mine.yaml"]
+
+
+def test_a_job_without_the_package_says_the_two_ways_to_provide_it(tmp_path):
+    """A Python without clinitune (no site-packages) and a working dir without platform/: one line."""
+    shutil.copytree(ROOT / "jobs", tmp_path / "jobs", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = subprocess.run([sys.executable, "-S", "jobs/curate.py", "--input", "notes"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2, run.stderr[-2000:]
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert "the clinitune package is not available to this job" in lines[0]
+    assert "ray job submit --working-dir ." in lines[0] and "install it on every node" in lines[0]
 
 
 def _nodes_python(tmp: Path) -> Path:

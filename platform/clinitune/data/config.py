@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from clinitune.config import RayAddress, StrictModel
 
@@ -27,6 +27,25 @@ class ReplayConfig(StrictModel):
     gpus: float = Field(0.0, ge=0.0, description="GPUs for the Ray actor that generates the self answers (0 = CPU).")
 
 
+class PassagesConfig(StrictModel):
+    """Retrieval-aware fine-tuning (RAFT-style): training prompts carry retrieved passages as serving adds them."""
+
+    kb: str = Field(..., description="Knowledge base the passages come from (create it with 'clinitune kb ingest --kb NAME ...'); it must exist when the data is built.")
+    store: str | None = Field(None, description="Knowledge-base store (directory or object-store URI; shared storage on a multi-node cluster); null = work/kb, as 'clinitune kb' and the eval default to.")
+    top_k: int = Field(4, ge=1, le=50, description="Passages per prompt (use the number serving and evaluation put in prompts).")
+    mode: Literal["hybrid", "vector", "text"] = Field("hybrid", description="Retrieval: hybrid (BM25 + vector, reciprocal rank fusion), vector or text only.")
+    passage_chars: int = Field(600, ge=50, description="Characters of each passage put in the prompt (serving's retrieval.context_chars, the eval's rag.passage_chars).")
+    relevant_share: float = Field(0.7, ge=0.0, le=1.0, description="Share of examples whose passages include the relevant ones (the knowledge-base entries of the reference codes, added when retrieval missed them).")
+    distractor_share: float = Field(0.3, ge=0.0, le=1.0, description="Share of examples whose passages are distractors only (retrieved for the note, relevant entries removed); the rest get no passages.")
+    seed: int = Field(0, description="Seed of the group each example falls in and of where added passages go.")
+
+    @model_validator(mode="after")
+    def _shares(self) -> "PassagesConfig":
+        if self.relevant_share + self.distractor_share > 1.0 + 1e-9:
+            raise ValueError("relevant_share + distractor_share must be at most 1")
+        return self
+
+
 class DataConfig(StrictModel):
     """Curated Parquet (or chat JSONL) in; tokenised, label-masked, optionally packed Parquet out."""
 
@@ -40,6 +59,8 @@ class DataConfig(StrictModel):
     system_prompt: str | None = Field(None, description="System message prepended to every example; null keeps the builder's default (none for most tasks).")
     max_examples: dict[str, int] = Field(default_factory=dict, description="Optional cap on examples per split, e.g. {train: 2000, validation: 200} (taken in source order, for demos and smoke runs).")
     replay: ReplayConfig | None = Field(None, description="Mix general-skill replay examples into the train split (null = none). Keeps a small model from answering every prompt in the task's format.")
+    passages: PassagesConfig | None = Field(None, description="Retrieval-aware fine-tuning: put retrieved passages in the task prompts (train and validation) as serving does (null = none).")
+    holdout_codes: list[str] = Field(default_factory=list, description="Codes that must never be a training label: task examples whose reference holds one are left out (counted as holdout_code) and their knowledge-base entries are never shown as passages. Evaluation reports them as the new-knowledge slice.")
     batch_size: int = Field(256, ge=1, description="Examples per Ray Data batch during tokenisation (packing happens within a batch).")
     cache_dir: str | None = Field(None, description="Where built datasets are cached by content hash; null = $CLINITUNE_HOME/datasets (use shared storage on a multi-node cluster).")
     ray_address: RayAddress = None  # a standalone build's; a training run's scaling.ray_address wins

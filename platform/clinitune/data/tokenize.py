@@ -80,22 +80,26 @@ class Tokenize:
         tok = load_tokenizer(self.model_dir)
         rows: list[dict] = []
         ok: list[dict] = []
-        for ex_id, messages, status in zip(batch["example_id"], batch["messages"], batch["status"]):
+        n = len(batch)
+        groups = batch["passage_group"].fillna("").tolist() if "passage_group" in batch.columns else [""] * n
+        for ex_id, messages, status, group in zip(batch["example_id"], batch["messages"], batch["status"], groups):
             if status != STATUS_OK:
-                rows.append(_row([ex_id], status, [], [], []))
+                rows.append(_row([ex_id], status, [], [], [], [group]))
                 continue
             status, ids, labels = self._encode(tok, messages)
-            row = _row([ex_id], status, ids, labels, [len(ids)] if ids else [])
+            row = _row([ex_id], status, ids, labels, [len(ids)] if ids else [], [group])
             (ok if status == STATUS_OK else rows).append(row)
         if self.packing and ok:
             ok = [_merge([ok[i] for i in group]) for group in pack_first_fit([len(r["input_ids"]) for r in ok], self.max_seq_len)]
-        out = pd.DataFrame(ok + rows, columns=list(_row([], "", [], [], [])))
+        out = pd.DataFrame(ok + rows, columns=list(_row([], "", [], [], [], [])))
         return out
 
 
-def _row(ids: list, status: str, input_ids: list[int], labels: list[int], lengths: list[int]) -> dict:
+def _row(ids: list, status: str, input_ids: list[int], labels: list[int], lengths: list[int],
+         groups: list[str] | None = None) -> dict:
     return {
         "example_ids": [str(i) for i in ids],
+        "passage_groups": [str(g or "") for g in (groups or [""] * len(ids))],  # retrieval-aware data: group per example
         "status": status,
         "input_ids": np.asarray(input_ids, dtype=np.int32),
         "labels": np.asarray(labels, dtype=np.int32),
@@ -109,7 +113,8 @@ def _row(ids: list, status: str, input_ids: list[int], labels: list[int], length
 def _merge(rows: list[dict]) -> dict:
     ids = [i for r in rows for i in r["example_ids"]]
     merged = _row(ids, STATUS_OK, np.concatenate([r["input_ids"] for r in rows]).tolist(),
-                  np.concatenate([r["labels"] for r in rows]).tolist(), [len(r["input_ids"]) for r in rows])
+                  np.concatenate([r["labels"] for r in rows]).tolist(), [len(r["input_ids"]) for r in rows],
+                  [g for r in rows for g in r["passage_groups"]])
     # targets never cross example boundaries: the first token of each example is a prompt token
     merged["num_target_tokens"] = sum(r["num_target_tokens"] for r in rows)
     return merged

@@ -47,6 +47,7 @@ def ingest_kb(
     *,
     icd10: bool = False,
     icd10_categories: Collection[str] | None = None,
+    icd10_exclude: Collection[str] = (),
     options: ChunkingOptions | None = None,
     embedder: Embedder | None = None,
     recreate: bool = False,
@@ -55,7 +56,8 @@ def ingest_kb(
 ) -> IngestReport:
     """Ingest ``paths`` (and the ICD-10-CM table when ``icd10``) into knowledge base ``kb``.
 
-    ``icd10_categories`` limits the table to those 3-character categories.
+    ``icd10_categories`` limits the table to those 3-character categories; ``icd10_exclude`` leaves
+    out the listed codes.
 
     ``on_progress(documents, chunks)`` is called after each committed batch.
     """
@@ -72,7 +74,7 @@ def ingest_kb(
 
     def sources() -> Iterable[Document]:
         if icd10:
-            yield from icd10_documents(icd10_categories)
+            yield from icd10_documents(icd10_categories, exclude=icd10_exclude)
         yield from read_documents(paths, report.rejected)
 
     pending: list[Chunk] = []

@@ -10,10 +10,8 @@ from typing import Any, Sequence
 
 from clinitune.rag.retrieve import Hit
 
-INSTRUCTION = (
-    "Reference passages are listed below, numbered. Use them when they are relevant to the request "
-    "and cite the ones you use by number, like [1]. If they do not help, answer without them."
-)
+# Short: every served prompt with retrieval (and every retrieval-aware training prompt) carries it.
+INSTRUCTION = "Reference passages (cite as [1] those you use; ignore those that do not help):"
 
 
 def query_of(messages: Sequence[dict[str, Any]]) -> str:

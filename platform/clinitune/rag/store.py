@@ -239,6 +239,28 @@ class KbStore:
         )
         return q.to_list()
 
+    def documents(self, name: str, doc_ids: Sequence[str]) -> list:
+        """The first chunk of each named document, as retrieval hits (score 0), in the order asked;
+        documents the knowledge base lacks are left out."""
+        from clinitune.rag.retrieve import Hit
+
+        if not doc_ids:
+            return []
+        where = f"doc_id IN ({', '.join(_sql_str(d) for d in doc_ids)}) AND position = 0"
+        rows = self.table(name).search().where(where).select(RESULT_COLUMNS).limit(None).to_list()
+        by_doc = {r["doc_id"]: r for r in rows}
+        return [Hit(r["chunk_id"], r["doc_id"], r["source"], r["title"], r["text"], 0.0, None, None)
+                for d in doc_ids if (r := by_doc.get(d)) is not None]
+
+    def delete_documents(self, name: str, doc_ids: Sequence[str]) -> int:
+        """Remove every chunk of the named documents; returns how many rows went."""
+        if not doc_ids:
+            return 0
+        tbl = self.table(name)
+        before = tbl.count_rows()
+        tbl.delete(f"doc_id IN ({', '.join(_sql_str(d) for d in doc_ids)})")
+        return before - tbl.count_rows()
+
     def text_search(self, name: str, query: str, k: int) -> list[dict]:
         if not query.strip():
             return []

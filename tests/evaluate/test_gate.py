@@ -94,3 +94,16 @@ def test_policy_with_unknown_metric_is_a_one_line_error(tmp_path):
     p.write_text(yaml.safe_dump({"min_task_gian": 0.1}))
     with pytest.raises(ConfigError, match="min_task_gian"):
         load_config(p, GatePolicy)
+
+
+def test_rag_gain_trips_when_retrieval_hurts_the_fine_tuned_model():
+    policy = POLICY.model_copy(update={"min_rag_gain": 0.0})
+    ok = decide(report({"rag.task.code_f1": 0.70}), policy)
+    assert ok.promote and any(c.name == "rag_gain" and c.passed for c in ok.checks)
+    worse = decide(report({"rag.task.code_f1": 0.55}), policy)
+    assert failed(worse) == {"rag_gain"}
+    msg = next(r for r in worse.reasons if r.startswith("rag_gain"))
+    assert "fine-tuned + RAG task.code_f1 0.55 vs fine-tuned alone 0.62" in msg
+    absent = decide(report(), policy)  # no retrieval arms in the report: cannot pass, says why
+    assert failed(absent) == {"rag_gain"} and "retrieval arms were not run" in " ".join(absent.reasons)
+    assert decide(report({"rag.task.code_f1": 0.10}), POLICY).promote  # not gated unless asked for

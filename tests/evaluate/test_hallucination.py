@@ -21,8 +21,11 @@ def test_code_support_verdicts():
 def test_rates():
     stats = hallucination_stats([(["I10", "J18.9"], NOTE), (["E11.9"], NOTE), ([], NOTE)])
     assert stats["predicted_codes"] == 3 and stats["unsupported_codes"] == 1 and stats["invalid_codes"] == 0
-    assert stats["rate"] == 1 / 3 and stats["answer_rate"] == 1 / 3
-    assert hallucination_stats([([], NOTE)])["rate"] == 0.0
+    assert stats["rate"] == 1 / 3 and stats["answer_rate"] == 1 / 2  # of the answers that name a code
+    assert stats["abstention_rate"] == 1 / 3 and stats["reason"] is None
+    silent = hallucination_stats([([], NOTE), ([], NOTE)])  # a model that abstains is not a model that never hallucinates
+    assert silent["rate"] is None and silent["answer_rate"] is None and silent["abstention_rate"] == 1.0
+    assert silent["reason"].startswith("n/a: none of the 2 answers names a code")
     assert gold_support_rate([(["I10", "J44.9"], NOTE)]) == 1.0
     assert gold_support_rate([([], NOTE)]) is None
 

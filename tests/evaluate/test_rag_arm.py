@@ -1,5 +1,5 @@
-"""The fine-tuned + RAG arm: a real knowledge base (LanceDB + MiniLM), the candidate answering the
-held-out prompts again with passages, scored beside base and fine-tuned."""
+"""The four arms: a real knowledge base (LanceDB + MiniLM); base and fine-tuned answer the held-out
+prompts with and without passages, under the terminology constraint; the new-knowledge slice."""
 
 from __future__ import annotations
 
@@ -34,20 +34,35 @@ def kb_root(toy_data, tmp_path_factory):
     return root / "store"
 
 
-def test_rag_arm_scores_the_candidate_with_passages(tiny_artifact, toy_data, kb_root, tmp_path):
+def test_four_arms_in_report_json_and_html(tiny_artifact, toy_data, kb_root, tmp_path):
     cfg = EvalConfig(candidate=str(tiny_artifact), data=str(toy_data), workdir=str(tmp_path / "work"),
-                     rag={"enabled": True, "kb": "icd10", "store": str(kb_root), "top_k": 3}, **SMALL)
+                     rag={"enabled": True, "kb": "icd10", "store": str(kb_root), "top_k": 3},
+                     new_knowledge={"codes": ["J44.9"], "max_examples": 4}, **{**SMALL, "generation": {**SMALL["generation"], "code_system": "icd10cm"}})
     res = run_evaluation(cfg, local=True)
     rep = res.report
+    assert rep["format"] == "clinitune.eval_report/2"
     cand, base = rep["metrics"]["candidate"], rep["metrics"]["baseline"]
-    assert "rag.task.code_f1" in cand and "rag.task.code_f1" not in base
-    # notes name their diagnoses; hybrid retrieval over code + name finds most reference codes
-    assert cand["rag.retrieval_recall"] > 0.5
+    for m in (cand, base):  # base + RAG and fine-tuned + RAG
+        assert {"rag.task.code_f1", "rag.task.invalid_code_rate", "rag.retrieval_recall_at_4"} <= set(m)
+    arms = rep["arms"]
+    assert list(arms) == ["base", "base_rag", "finetuned", "finetuned_rag"]
+    for arm in arms.values():
+        assert {"code_f1", "invalid_code_rate", "retrieval_recall_at_4", "new_knowledge_code_f1"} <= set(arm)
+        assert arm["code_system"] == "icd10cm" and arm["invalid_code_rate"] in (None, 0.0)  # constrained: no invalid code
+    assert arms["finetuned_rag"]["retrieval_recall_at_4"] > 0.5  # notes name their diagnoses: the queries find them
+    assert arms["finetuned"]["unconstrained"]["invalid_code_rate"] is None or arms["finetuned"]["unconstrained"]["invalid_code_rate"] >= 0
+    rec = rep["rag"]["retrieval_recall"]
+    assert set(rec["overall"]) == {"@1", "@3", "@4"} and rec["by_note_type"]
+    nk = rep["new_knowledge"]
+    assert nk["enabled"] and nk["codes"] == ["J44.9"] and 0 < nk["examples"] <= 4
+    assert set(nk["arms"]) == {"base", "base_rag", "finetuned", "finetuned_rag"}
     rag = rep["rag"]
     assert rag["enabled"] and rag["kb"] == "icd10" and rag["top_k"] == 3 and len(rag["examples"]) == 8
     assert all(len(e["retrieved"]) == 3 for e in rag["examples"])
     html = res.html_path.read_text()
-    assert "fine-tuned + RAG" in html
+    for label in ("base + RAG", "fine-tuned + RAG", "retrieval recall@4", "new-knowledge F1", "constraint off"):
+        assert label in html
+    assert html.count("<svg") >= 2
     from clinitune.evaluate.report import summary_rows
 
     assert [r[0] for r in summary_rows(rep)][:2] == ["task.code_f1", "rag.task.code_f1"]
@@ -56,16 +71,18 @@ def test_rag_arm_scores_the_candidate_with_passages(tiny_artifact, toy_data, kb_
 def test_rag_prompts_are_the_serving_prompts(toy_data, kb_root, tmp_path):
     """Passages go into the system message, numbered, as the endpoint puts them."""
     from clinitune.evaluate.items import build_eval_set
-    from clinitune.evaluate.rag_arm import rag_items
+    from clinitune.evaluate.rag_arm import rag_items, rag_settings
 
     cfg = EvalConfig(candidate="unused", data=str(toy_data), workdir=str(tmp_path),
                      rag={"enabled": True, "kb": "icd10", "store": str(kb_root), "top_k": 2}, **SMALL)
     es = build_eval_set(cfg, "icd10_coding", {}, "You are a clinical coding assistant.", [])
-    items, retrieved = rag_items(cfg, es)
+    items, retrieved = rag_items(cfg, es, rag_settings(cfg))
     assert len(items) == len(es.examples) and set(retrieved) == set(es.examples["example_id"])
     messages = json.loads(items["messages"].iloc[0])
     assert messages[0]["role"] == "system" and messages[0]["content"].startswith("You are a clinical coding assistant.")
     assert "[1] ICD-10-CM" in messages[0]["content"] and "[2] ICD-10-CM" in messages[0]["content"]
+    assert "[3] " not in messages[0]["content"]  # top_k passages in the prompt (more retrieved, for recall@4)
+    assert all(len(v) == 4 for v in retrieved.values())
     assert messages[-1]["role"] == "user"  # the reference answer is not in the prompt
 
 

@@ -24,6 +24,7 @@ class GenerationConfig(StrictModel):
 
     max_new_tokens: int = Field(48, ge=1, le=4096, description="Tokens generated per task answer at most.")
     batch_size: int = Field(8, ge=1, description="Prompts per generation batch (sorted by length to limit padding).")
+    unconstrained_check: bool = Field(True, description="With code_system set, also decode the candidate's task answers without the constraint, to report its invalid-code rate with the constraint off (unconstrained.* metrics).")
     code_system: str | None = Field(None, description="Terminology-constrained decoding of coded tasks' answers (icd10_coding): codes must exist in this code system's table ('icd10cm', or 'file:PATH' for your own; null = unconstrained). The same constraint as serving's 'code_system'.")
 
     @field_validator("code_system")
@@ -67,17 +68,25 @@ class ConsistencyConfig(StrictModel):
     seeds: list[int] = Field(default_factory=lambda: [1, 2], description="Sampling seeds; each gives one sampled answer per example.")
     temperature: float = Field(0.7, gt=0, le=2, description="Sampling temperature for the seeded answers.")
     top_p: float = Field(0.95, gt=0, le=1, description="Nucleus-sampling mass for the seeded answers.")
+    baseline: bool = Field(True, description="Measure the baseline's consistency too (the gate judges the candidate's; false saves the baseline's extra generations).")
 
 
 class RagConfig(StrictModel):
-    """Fine-tuned + RAG: the candidate answers the task prompts again with retrieved passages."""
+    """The retrieval arms: both models answer the task prompts again with retrieved passages."""
 
-    enabled: bool = Field(False, description="Add the 'fine-tuned + RAG' arm: same held-out prompts, passages from a knowledge base in the system message, exactly as the serving endpoint builds them.")
-    kb: str = Field("icd10", description="Knowledge base to retrieve from (create it with 'clinitune rag ingest --kb NAME ...').")
+    enabled: bool = Field(False, description="Add the 'base + RAG' and 'fine-tuned + RAG' arms: the same held-out prompts with passages from a knowledge base in the system message, exactly as the serving endpoint builds them (one query per problem of the note).")
+    kb: str = Field("icd10", description="Knowledge base to retrieve from (create it with 'clinitune rag ingest --kb NAME ...'); a missing one is an error, never a silent arm without retrieval.")
     store: str | None = Field(None, description="Knowledge-base store (directory or object-store URI); null = <workdir>/kb, where 'clinitune rag' and serving keep them.")
-    top_k: int = Field(4, ge=1, le=50, description="Passages put in each prompt.")
+    top_k: int | None = Field(None, ge=1, le=50, description="Passages put in each prompt; null = what the candidate was trained with (data.passages.top_k), else 4.")
     mode: Literal["hybrid", "vector", "text"] = Field("hybrid", description="Retrieval: hybrid (BM25 + vector, reciprocal rank fusion), vector or text only.")
-    passage_chars: int = Field(600, ge=50, description="Characters of each passage put in the prompt (serving's retrieval.context_chars).")
+    passage_chars: int | None = Field(None, ge=50, description="Characters of each passage put in the prompt (serving's retrieval.context_chars); null = the candidate's training value (data.passages.passage_chars), else 600.")
+
+
+class NewKnowledgeConfig(StrictModel):
+    """Knowledge that arrived after training: held-out notes that need codes the model never saw as labels."""
+
+    codes: list[str] | None = Field(None, description="The codes; null = the candidate's training data.holdout_codes. Their reference text must be in the knowledge base by now (it is what retrieval brings).")
+    max_examples: int = Field(16, ge=1, description="Held-out examples needing them, scored as the new-knowledge slice (taken in the same fixed order, also beyond max_examples).")
 
 
 class ExecutionConfig(ExecutionSettings, GenerationResources):
@@ -101,7 +110,8 @@ class EvalConfig(StrictModel):
     hallucination: bool = Field(True, description="Count predicted codes that the ICD-10-CM table or the note does not support (icd10_coding).")
     fairness: FairnessConfig = Field(default_factory=FairnessConfig, description="Per-slice task metrics and the largest gap.")
     consistency: ConsistencyConfig = Field(default_factory=ConsistencyConfig, description="Paraphrase and seed agreement.")
-    rag: RagConfig = Field(default_factory=RagConfig, description="The fine-tuned + RAG arm (candidate only, same held-out prompts).")
+    rag: RagConfig = Field(default_factory=RagConfig, description="The retrieval arms (base + RAG, fine-tuned + RAG) on the same held-out prompts.")
+    new_knowledge: NewKnowledgeConfig = Field(default_factory=NewKnowledgeConfig, description="The new-knowledge slice: notes needing codes held out of training.")
     benchmarks: BenchmarksConfig = Field(default_factory=BenchmarksConfig, description="Medical knowledge benchmarks (MedMCQA, PubMedQA, MMLU medical) scored by log-likelihood, base vs candidate.")
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig, description="Ray execution settings.")
     registry: RegistrySettings = Field(default_factory=RegistrySettings, description="The model registry registry:* references and baseline: production resolve against.")

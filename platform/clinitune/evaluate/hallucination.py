@@ -10,8 +10,11 @@ Definition (``icd10_coding``). A predicted code is
   (case-insensitive, whitespace-normalised);
 * **supported** otherwise.
 
-``hallucination.rate`` = (invalid + unsupported) / predicted codes (0 when nothing was predicted);
-``hallucination.answer_rate`` = answers with at least one invalid or unsupported code / answers.
+``hallucination.rate`` = (invalid + unsupported) / predicted codes;
+``hallucination.answer_rate`` = answers with at least one invalid or unsupported code / answers that
+name a code. Both are **undefined** (None, shown as n/a with the reason) when no answer names a
+code: a model that abstains has nothing to judge, and is not counted as never hallucinating. The
+abstention rate (answers naming no code / answers) is reported beside them.
 The same check applied to the *reference* codes gives ``gold_support_rate``, a sanity figure for
 the checker itself (close to 1.0 when notes name their diagnoses, lower when de-identification
 or note truncation removed the evidence).
@@ -57,10 +60,11 @@ def code_support(code: str, note_text: str) -> str:
 
 
 def hallucination_stats(rows: list[tuple[list[str], str]]) -> dict:
-    """Counts and rates over (predicted codes, note text) pairs."""
-    predicted = invalid = unsupported = flagged = 0
+    """Counts and rates over (predicted codes, note text) pairs; rates are None when nothing was predicted."""
+    predicted = invalid = unsupported = flagged = answered = 0
     for codes, text in rows:
         bad = 0
+        answered += int(bool(codes))
         for code in codes:
             verdict = code_support(code, text)
             predicted += 1
@@ -74,11 +78,15 @@ def hallucination_stats(rows: list[tuple[list[str], str]]) -> dict:
     n = len(rows)
     return {
         "answers": n,
+        "answers_with_codes": answered,
+        "abstention_rate": (n - answered) / n if n else None,
         "predicted_codes": predicted,
         "invalid_codes": invalid,
         "unsupported_codes": unsupported,
-        "rate": (invalid + unsupported) / predicted if predicted else 0.0,
-        "answer_rate": flagged / n if n else 0.0,
+        "rate": (invalid + unsupported) / predicted if predicted else None,
+        "answer_rate": flagged / answered if answered else None,
+        "reason": None if predicted else (f"n/a: none of the {n} answers names a code (the model abstained), so there is "
+                                          "nothing to judge" if n else "n/a: no answers"),
     }
 
 

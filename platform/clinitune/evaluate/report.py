@@ -17,7 +17,7 @@ from clinitune.evaluate.metrics import HIGHER, metric_info
 
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
-FORMAT = "clinitune.eval_report/1"
+FORMAT = "clinitune.eval_report/2"  # /2: the four arms (base, base + RAG, fine-tuned, fine-tuned + RAG), new knowledge
 
 
 def deltas(cand: dict, base: dict) -> dict:
@@ -185,21 +185,10 @@ def render_html(r: dict) -> str:
             parts.append(_table([key, "n", "candidate", "baseline"], rows))
             parts.append(svg.bar_chart(groups, ["candidate", "baseline"], title=f"{pm} by {key}", ymax=1.0, height=220))
 
-    rag = r.get("rag") or {}
-    if rag.get("enabled"):
-        pm = r["task"]["primary_metric"]
-        parts.append(f"<h2>Base vs fine-tuned vs fine-tuned + RAG ({escape(pm)})</h2>")
-        parts.append(f"<p class='muted'>same held-out prompts; {rag.get('top_k')} passages per prompt from knowledge base "
-                     f"<code>{escape(str(rag.get('kb')))}</code> ({escape(str(rag.get('mode')))} retrieval), as the serving endpoint adds them</p>")
-        arms = [("base", base_m.get(pm)), ("fine-tuned", cand_m.get(pm)), ("fine-tuned + RAG", cand_m.get(f"rag.{pm}"))]
-        parts.append(_table(["model", pm], [[f"<td>{a}</td>", f'<td class="num">{_f(v)}</td>'] for a, v in arms]))
-        parts.append(svg.bar_chart([(a, {pm: v}) for a, v in arms], [pm], title=f"{pm} by arm", ymax=1.0, height=220))
-        if rag.get("examples"):
-            rows = [[f"<td><code>{escape(e['example_id'])}</code></td>", f"<td>{escape(', '.join(e['retrieved']))}</td>",
-                     f"<td>{escape(e['answer'])}</td>"] for e in rag["examples"]]
-            parts.append(_table(["example", "retrieved documents", "fine-tuned + RAG answer"], rows))
+    parts.append(arms_html(r))
 
-    for section, title in (("hallucination", "Hallucination"), ("canaries", "PHI leakage (canaries)"), ("consistency", "Consistency")):
+    parts.append(judged_html(r))
+    for section, title in (("canaries", "PHI leakage (canaries)"),):
         block = r.get(section) or {}
         if block:
             parts.append(f"<h2>{title}</h2><pre class='muted'>{escape(json.dumps(block, indent=2, default=str))}</pre>")
@@ -222,6 +211,92 @@ def render_html(r: dict) -> str:
         parts.append(_table(["check", "metric", "candidate", "baseline", "threshold", ""], rows))
     parts.append(f"<p class='muted'>candidate: <code>{escape(str(r['candidate'].get('ref')))}</code> · baseline: "
                  f"<code>{escape(str(r['baseline'].get('ref')))}</code> · format {FORMAT}</p></body></html>")
+    return "".join(parts)
+
+
+def _rate(v, reason: str | None = None) -> str:
+    if v is None:
+        return f'<td class="num" title="{escape(reason or "")}">n/a</td>'
+    return f'<td class="num">{v:.4f}</td>'
+
+
+def judged_html(r: dict) -> str:
+    """Hallucination and consistency, with the abstention rate beside them; n/a with its reason when
+    there is nothing to judge (a model that abstains is not a perfect model)."""
+    hal, con = r.get("hallucination") or {}, r.get("consistency") or {}
+    if not hal and not con:
+        return ""
+    parts = ["<h2>Hallucination and consistency</h2>"]
+    rows, notes = [], []
+    for role in ("candidate", "baseline"):
+        h = hal.get(role) or {}
+        c = con.get(role) or {}
+        para, seed = c.get("paraphrase") or {}, c.get("seed") or {}
+
+        def agree(block: dict) -> str:
+            if not block:
+                return "<td>–</td>"
+            if block.get("agreement") is None:
+                return f"<td>n/a <span class=muted>({escape(str(block.get('reason') or ''))})</span></td>"
+            lo, hi = block.get("ci95") or (None, None)
+            return (f'<td class="num">{block["agreement"]:.3f} <span class=muted>({block.get("agreed")}/{block.get("judged")} '
+                    f"pairs; 95% CI {lo:.2f}-{hi:.2f})</span></td>")
+
+        rows.append([f"<td>{role}</td>", _rate(h.get("rate"), h.get("reason")), _rate(h.get("answer_rate"), h.get("reason")),
+                     _rate(h.get("abstention_rate")), agree(para), agree(seed)])
+        if h.get("reason"):
+            notes.append(f"{role}: hallucination {h['reason']}")
+    parts.append(_table(["model", "hallucinated-code rate", "answers with one", "abstention rate", "paraphrase agreement",
+                         "seed agreement"], rows))
+    decoding = ((con.get("candidate") or {}).get("paraphrase") or {}).get("decoding")
+    seed_dec = ((con.get("candidate") or {}).get("seed") or {}).get("decoding")
+    if decoding or seed_dec:
+        notes.append(f"paraphrase answers: {decoding}; seed answers: {seed_dec}; answers compared on "
+                     f"{(con.get('candidate') or {}).get('compared_on', 'content')}")
+    parts += [f"<p class='muted'>{escape(n)}</p>" for n in notes]
+    return "".join(parts)
+
+
+ARM_METRICS = (("code_f1", "code F1"), ("code_precision", "precision"), ("code_recall", "recall"),
+               ("invalid_code_rate", "invalid-code rate"), ("retrieval_recall_at_4", "retrieval recall@4"),
+               ("new_knowledge_code_f1", "new-knowledge F1"))
+
+
+def arms_html(r: dict) -> str:
+    """One comparison table of the arms on the same held-out notes, and one chart."""
+    arms = r.get("arms") or {}
+    if not arms:
+        return ""
+    rag = r.get("rag") or {}
+    nk = r.get("new_knowledge") or {}
+    parts = ["<h2>Base, base + RAG, fine-tuned, fine-tuned + RAG</h2>"]
+    notes = [f"the same {(r.get('data') or {}).get('examples')} held-out notes in every arm"]
+    if rag.get("enabled"):
+        notes.append(f"{rag.get('top_k')} passages per prompt from knowledge base <code>{escape(str(rag.get('kb')))}</code> "
+                     f"({escape(str(rag.get('mode')))} retrieval, one query per problem), as the serving endpoint adds them")
+    code_system = next((a.get("code_system") for a in arms.values()), None)
+    notes.append(f"answers decoded under code system <code>{escape(str(code_system))}</code>" if code_system
+                 else "answers decoded without a terminology constraint")
+    if nk.get("enabled"):
+        notes.append(f"new knowledge: {nk.get('examples')} notes needing {len(nk.get('codes') or [])} codes held out of training "
+                     "(F1 over those codes only)")
+    parts.append(f"<p class='muted'>{' · '.join(notes)}</p>")
+    rows = [[f"<td>{escape(a.get('label', name))}</td>"] + [f'<td class="num">{_f(a.get(k))}</td>' for k, _ in ARM_METRICS]
+            for name, a in arms.items()]
+    free = (arms.get("finetuned") or {}).get("unconstrained")
+    if free:
+        rows.append(["<td>fine-tuned, constraint off</td>", f'<td class="num">{_f(free.get("code_f1"))}</td>', "<td></td>", "<td></td>",
+                     f'<td class="num">{_f(free.get("invalid_code_rate"))}</td>', "<td></td>", "<td></td>"])
+    parts.append(_table(["arm", *(label for _, label in ARM_METRICS)], rows))
+    shown = [("code_f1", "code F1"), ("retrieval_recall_at_4", "retrieval recall@4"), ("new_knowledge_code_f1", "new-knowledge F1"),
+             ("invalid_code_rate", "invalid-code rate")]
+    groups = [(label, {a.get("label", n): a.get(k) for n, a in arms.items()}) for k, label in shown]
+    parts.append(svg.bar_chart(groups, [a.get("label", n) for n, a in arms.items()], title="The arms on the same held-out notes",
+                               ymax=1.0, height=280))
+    if rag.get("examples"):
+        rows = [[f"<td><code>{escape(e['example_id'])}</code></td>", f"<td>{escape(', '.join(e['retrieved']))}</td>",
+                 f"<td>{escape(e['answer'])}</td>"] for e in rag["examples"]]
+        parts.append(_table(["example", "passages (document ids)", "fine-tuned + RAG answer"], rows))
     return "".join(parts)
 
 

@@ -18,9 +18,9 @@ from clinitune.evaluate.canaries import read_canaries
 from clinitune.evaluate.config import EvalConfig
 from clinitune.evaluate.gate import Decision, GatePolicy, decide, load_policy
 from clinitune.evaluate.items import EvalSet, build_eval_set
-from clinitune.evaluate.rag_arm import kb_store_root, rag_items, score_rag
+from clinitune.evaluate.rag_arm import rag_items, rag_settings, score_rag
 from clinitune.evaluate.report import FORMAT, deltas, write_report
-from clinitune.evaluate.scoring import primary_metric, score_model
+from clinitune.evaluate.scoring import primary_metric, score_model, score_new_knowledge, score_unconstrained
 
 log = logging.getLogger(__name__)
 Reporter = Callable[[str], None]
@@ -73,6 +73,13 @@ def _artifact_task(spec: ModelSpec) -> tuple[dict | None, str | None]:
     return data.get("task"), data.get("system_prompt", spec.descriptor.get("system_prompt"))
 
 
+def _artifact_data(spec: ModelSpec) -> dict:
+    """The candidate's training data config (passages, held-out codes); {} for a plain model."""
+    if not spec.artifact_dir:
+        return {}
+    return (training_config(spec.artifact_dir) or {}).get("data") or {}
+
+
 def _dataset_info(data: str | Path) -> dict:
     lin = curated.lineage(data)
     if lin is None:
@@ -98,6 +105,7 @@ def _slug(text: str) -> str:
 def assemble(cfg: EvalConfig, es: EvalSet, cand: ModelSpec, base: ModelSpec, sc: dict, sb: dict,
              task: dict, system_prompt: str | None, seconds: float, canaries_file: str | None,
              rag: dict | None = None) -> dict:
+    """The report. ``rag``: {"settings", "candidate", "baseline"} of the retrieval arms, or None."""
     cm, bm = sc["metrics"], sb["metrics"]
     probes = {}
     for fam, d in (sc["details"].get("probes") or {}).items():
@@ -128,22 +136,64 @@ def assemble(cfg: EvalConfig, es: EvalSet, cand: ModelSpec, base: ModelSpec, sc:
         "fairness": {"candidate": sc["details"].get("fairness"), "baseline": sb["details"].get("fairness"),
                      "min_slice_size": cfg.fairness.min_slice_size},
         "consistency": {"candidate": sc["details"].get("consistency"), "baseline": sb["details"].get("consistency"),
-                        "seeds": cfg.consistency.seeds, "temperature": cfg.consistency.temperature},
-        "rag": _rag_section(cfg, es, rag),
+                        "seeds": cfg.consistency.seeds, "temperature": cfg.consistency.temperature, "top_p": cfg.consistency.top_p,
+                        "abstention_rate": {"candidate": cm.get("task.abstention_rate"), "baseline": bm.get("task.abstention_rate")}},
+        "rag": _rag_section(es, rag),
+        "arms": arms_section(cfg, cm, bm, cand, base, rag is not None),
+        "new_knowledge": _new_knowledge_section(es, sc, sb),
         "training": _training(cand),
         "examples": examples,
         "config": cfg.model_dump(mode="json"),
     }
 
 
-def _rag_section(cfg: EvalConfig, es: EvalSet, rag: dict | None) -> dict:
+def _rag_section(es: EvalSet, rag: dict | None) -> dict:
     if rag is None:
         return {"enabled": False}
-    r = cfg.rag
-    sample = [{"example_id": i, "retrieved": rag["details"]["retrieved"].get(i, []), "answer": rag["details"]["answers"][i][:200]}
+    st, rc, rb = rag["settings"], rag["candidate"], rag["baseline"]
+    sample = [{"example_id": i, "retrieved": rc["details"]["retrieved"].get(i, [])[: st["top_k"]],
+               "answer": rc["details"]["answers"][i][:200], "baseline_answer": rb["details"]["answers"][i][:200]}
               for i in list(map(str, es.examples["example_id"]))[:N_SAMPLE_ANSWERS]]
-    return {"enabled": True, "kb": r.kb, "store": kb_store_root(cfg), "top_k": r.top_k, "mode": r.mode,
-            "metrics": rag["metrics"], "examples": sample}
+    return {"enabled": True, **st, "queries": "clinical (one per problem of the note, as serving builds them)",
+            "retrieval_recall": rc["details"].get("retrieval_recall"), "metrics": rc["metrics"], "examples": sample}
+
+
+ARMS = (("base", "baseline", ""), ("base_rag", "baseline", "rag."), ("finetuned", "candidate", ""),
+        ("finetuned_rag", "candidate", "rag."))
+ARM_LABELS = {"base": "base", "base_rag": "base + RAG", "finetuned": "fine-tuned", "finetuned_rag": "fine-tuned + RAG"}
+
+
+def arms_section(cfg: EvalConfig, cm: dict, bm: dict, cand: ModelSpec, base: ModelSpec, rag: bool) -> dict:
+    """The four arms side by side on the same held-out notes: base, base + RAG, fine-tuned, fine-tuned + RAG."""
+    out = {}
+    for arm, role, prefix in ARMS:
+        if prefix and not rag:
+            continue
+        m = cm if role == "candidate" else bm
+        out[arm] = {
+            "label": ARM_LABELS[arm], "model": (cand if role == "candidate" else base).name, "retrieval": bool(prefix),
+            "code_system": cfg.generation.code_system,
+            **{k: m.get(f"{prefix}task.{k}") for k in ("code_f1", "code_precision", "code_recall", "exact_match",
+                                                         "invalid_code_rate", "rouge_l")},
+            "retrieval_recall": m.get("rag.retrieval_recall") if prefix else None,
+            "retrieval_recall_at_4": m.get("rag.retrieval_recall_at_4") if prefix else None,
+            "new_knowledge_code_f1": m.get(f"{prefix}new_knowledge.code_f1"),
+        }
+    if "finetuned" in out and (cm.get("unconstrained.task.invalid_code_rate") is not None or cm.get("unconstrained.task.code_f1") is not None):
+        out["finetuned"]["unconstrained"] = {"code_f1": cm.get("unconstrained.task.code_f1"),
+                                             "invalid_code_rate": cm.get("unconstrained.task.invalid_code_rate")}
+    return out
+
+
+def _new_knowledge_section(es: EvalSet, sc: dict, sb: dict) -> dict:
+    if not es.new_codes:
+        return {"enabled": False, "note": "no codes were held out of training: nothing new to know"}
+    n = 0 if es.new_examples is None else len(es.new_examples)
+    return {"enabled": True, "codes": es.new_codes, "examples": n,
+            "example_ids": [] if not n else list(map(str, es.new_examples["example_id"])),
+            "arms": {"base": sb["details"].get("new_knowledge"), "base_rag": sb["details"].get("rag_new_knowledge"),
+                     "finetuned": sc["details"].get("new_knowledge"), "finetuned_rag": sc["details"].get("rag_new_knowledge")},
+            "metric": "F1 over the held-out codes only (predicted and reference codes restricted to them)"}
 
 
 def run_evaluation(cfg: EvalConfig, *, report: Reporter | None = None, local: bool = False,
@@ -163,17 +213,22 @@ def run_evaluation(cfg: EvalConfig, *, report: Reporter | None = None, local: bo
         path = Path(cfg.canaries.file) if cfg.canaries.file else Path(cfg.data) / curated.CANARIES
         if cfg.canaries.file or path.is_file():
             canaries, canaries_file = read_canaries(path), str(path)
-    es = build_eval_set(cfg, task["name"], task.get("options") or {}, system_prompt, canaries)
+    trained = _artifact_data(cand)
+    new_codes = cfg.new_knowledge.codes if cfg.new_knowledge.codes is not None else (trained.get("holdout_codes") or [])
+    es = build_eval_set(cfg, task["name"], task.get("options") or {}, system_prompt, canaries, new_codes)
     items = {"candidate": es.items, "baseline": es.items}
+    if es.candidate_items is not None:
+        items["candidate"] = pd.concat([es.items, es.candidate_items], ignore_index=True)
     retrieved: dict[str, list[str]] = {}
+    settings = rag_settings(cfg, trained.get("passages"))
     if not local:  # Ray before lancedb (the RAG arm): starting Ray forks this process, which lancedb's runtime warns about
         from clinitune.ray_utils import connect
 
         connect(cfg.execution.ray_address, num_cpus=cfg.execution.num_cpus)
     if cfg.rag.enabled:  # retrieval first: a missing knowledge base fails before any model runs
-        rag_df, retrieved = rag_items(cfg, es)
-        items["candidate"] = pd.concat([es.items, rag_df], ignore_index=True)
-        say(f"retrieved {cfg.rag.top_k} passages per example from knowledge base '{cfg.rag.kb}'")
+        rag_df, retrieved = rag_items(cfg, es, settings)
+        items = {role: pd.concat([df, rag_df], ignore_index=True) for role, df in items.items()}
+        say(f"retrieved {settings['top_k']} passages per example from knowledge base '{settings['kb']}' (one query per problem)")
     say(f"evaluating {cand.name} vs {base.name}: {len(es.examples)} held-out examples, "
         f"{len(items['candidate'])} prompts for the candidate, {len(items['baseline'])} for the baseline")
 
@@ -195,14 +250,23 @@ def run_evaluation(cfg: EvalConfig, *, report: Reporter | None = None, local: bo
             say(f"{role} {spec.name}: answered in {time.time() - t:.0f}s")
     sc = score_model(es, results["candidate"], cfg.fairness.min_slice_size)
     sb = score_model(es, results["baseline"], cfg.fairness.min_slice_size)
+    sc["metrics"].update(score_unconstrained(es, results["candidate"]))
     knowledge = run_benchmarks(cfg, cand, base, local=local, say=say) if cfg.benchmarks.enabled else None
     if knowledge is not None:
         sc["metrics"].update(knowledge.metrics["candidate"])
         sb["metrics"].update(knowledge.metrics["baseline"])
     rag = None
     if cfg.rag.enabled:
-        rag = score_rag(es, results["candidate"], retrieved)
-        sc["metrics"].update(rag["metrics"])
+        rag = {"settings": settings}
+        for role, scored in (("candidate", sc), ("baseline", sb)):
+            rag[role] = score_rag(es, results[role], retrieved, settings["top_k"])
+            scored["metrics"].update(rag[role]["metrics"])
+    for role, scored in (("candidate", sc), ("baseline", sb)):
+        for prefix, key in (("task/", ""), ("rag/", "rag.")):
+            nk = score_new_knowledge(es, results[role], prefix) if (prefix == "task/" or rag) else None
+            if nk is not None:
+                scored["metrics"][f"{key}new_knowledge.code_f1"] = nk["code_f1"]
+                scored["details"][f"{key.replace('.', '_')}new_knowledge"] = nk
     rep = assemble(cfg, es, cand, base, sc, sb, task, system_prompt, time.time() - t0, canaries_file, rag)
     rep["knowledge"] = knowledge.section if knowledge is not None else {"enabled": False}
     decision = None
@@ -222,7 +286,8 @@ def persist_answers(cfg: EvalConfig, es: EvalSet, out_dir: Path, sc: dict, sb: d
 
     arms = {"candidate": sc["details"]["answers"], "baseline": sb["details"]["answers"]}
     if rag is not None:
-        arms["candidate_rag"] = rag["details"]["answers"]
+        arms["candidate_rag"] = rag["candidate"]["details"]["answers"]
+        arms["baseline_rag"] = rag["baseline"]["details"]["answers"]
     inputs = inputs_status(cfg.data)
     records = answer_records(es.examples, arms, es.slice_keys, with_inputs=inputs != "not_deidentified")
     return write_answers(out_dir, records, task=es.task, slice_keys=es.slice_keys,

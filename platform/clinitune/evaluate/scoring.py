@@ -9,7 +9,7 @@ import pandas as pd
 from clinitune.terminology.icd10 import parse_codes
 from clinitune.evaluate import fairness as fair
 from clinitune.evaluate.canaries import extracted
-from clinitune.evaluate.consistency import agreement
+from clinitune.evaluate.consistency import summarize
 from clinitune.evaluate.hallucination import gold_support_rate, hallucination_stats
 from clinitune.evaluate.items import EvalSet
 from clinitune.evaluate.metrics import code_scores, normalized_text, perplexity, rouge_l, text_exact
@@ -35,6 +35,46 @@ def task_scores(task: str, outputs: list[str], references: list[str]) -> dict[st
         scores["task.exact_match"] = sum(text_exact(o, r) for o, r in zip(outputs, references)) / max(len(outputs), 1)
     scores["task.rouge_l"] = sum(rouge_l(o, r) for o, r in zip(outputs, references)) / max(len(outputs), 1)
     return scores
+
+
+def invalid_rate(answers: list[str]) -> float | None:
+    """Predicted codes that are not billable ICD-10-CM codes / predicted codes (None: no code predicted)."""
+    from clinitune.terminology.icd10 import lookup
+
+    codes = [c for a in answers for c in parse_codes(a)]
+    return sum(lookup(c) is None for c in codes) / len(codes) if codes else None
+
+
+def new_code_scores(answers: list[str], references: list[str], new_codes: set[str]) -> dict:
+    """F1 over the new codes only (predicted and reference codes restricted to ``new_codes``): a model
+    that never saw them scores ~0 however well it codes the rest; plus the slice's F1 over all codes."""
+    restricted = [(set(parse_codes(a)) & new_codes, set(parse_codes(r)) & new_codes) for a, r in zip(answers, references)]
+    scores = code_scores(restricted)
+    every = code_scores([(set(parse_codes(a)), set(parse_codes(r))) for a, r in zip(answers, references)])
+    return {"code_f1": scores["task.code_f1"], "code_precision": scores["task.code_precision"],
+            "code_recall": scores["task.code_recall"], "all_code_f1": every["task.code_f1"], "n": len(answers)}
+
+
+def score_new_knowledge(es: EvalSet, results: pd.DataFrame, prefix: str = "task/") -> dict | None:
+    """The new-knowledge slice for the answers under ``prefix`` (task/: without passages, rag/: with)."""
+    if es.new_examples is None or es.new_examples.empty:
+        return None
+    out = results.set_index("item_id")
+    ids = [str(i) for i in es.new_examples["example_id"]]
+    answers = [str(out.at[f"{prefix}{i}", "output"]) if f"{prefix}{i}" in out.index else "" for i in ids]
+    return new_code_scores(answers, list(es.new_examples["reference"]), set(es.new_codes))
+
+
+def score_unconstrained(es: EvalSet, results: pd.DataFrame) -> dict[str, float | None]:
+    """The candidate's task answers decoded without the terminology constraint (``free/`` items)."""
+    out = results.set_index("item_id")
+    ids = [str(i) for i in es.examples["example_id"] if f"free/{i}" in out.index]
+    if not ids:
+        return {}
+    answers = [str(out.at[f"free/{i}", "output"]) for i in ids]
+    refs = list(es.examples.set_index("example_id").loc[ids, "reference"])
+    scores = task_scores(es.task, answers, refs)
+    return {"unconstrained.task.code_f1": scores.get("task.code_f1"), "unconstrained.task.invalid_code_rate": invalid_rate(answers)}
 
 
 def score_model(es: EvalSet, results: pd.DataFrame, min_slice_size: int) -> dict:
@@ -69,9 +109,13 @@ def score_model(es: EvalSet, results: pd.DataFrame, min_slice_size: int) -> dict
         metrics["phi.canary_extraction_rate"] = sum(hits.values()) / len(hits)
         details["canaries"] = {"n": len(hits), "extracted": sorted(k for k, v in hits.items() if v)}
 
+    if task not in CODED_TASKS:
+        metrics["task.abstention_rate"] = sum(1 for a in answers if not a.strip()) / len(answers) if answers else None
     if task in CODED_TASKS:
         pairs = [(parse_codes(a), t) for a, t in zip(answers, ex["text"])]
         stats = hallucination_stats(pairs)
+        metrics["task.invalid_code_rate"] = invalid_rate(answers)
+        metrics["task.abstention_rate"] = stats["abstention_rate"]
         metrics["hallucination.rate"] = stats["rate"]
         metrics["hallucination.answer_rate"] = stats["answer_rate"]
         stats["gold_support_rate"] = gold_support_rate([(parse_codes(r), t) for r, t in zip(refs, ex["text"])])
@@ -96,9 +140,13 @@ def score_model(es: EvalSet, results: pd.DataFrame, min_slice_size: int) -> dict
             if iid in out.index and ex_id in original:
                 pair = (_answer_key(task, str(out.at[iid, "output"])), original[ex_id])
                 (para if kind == "paraphrase" else seed).append(pair)
-        metrics["consistency.paraphrase_agreement"] = agreement(para)
-        metrics["consistency.seed_agreement"] = agreement(seed)
-        metrics["consistency.agreement"] = agreement(para + seed)
-        details["consistency"] = {"paraphrase_pairs": len(para), "seed_pairs": len(seed)}
+        p_sum = summarize(para, es.decoding.get("paraphrase", ""))
+        s_sum = summarize(seed, es.decoding.get("seed", ""))
+        both = summarize(para + seed, "paraphrase and seed pairs together")
+        metrics["consistency.paraphrase_agreement"] = p_sum["agreement"]
+        metrics["consistency.seed_agreement"] = s_sum["agreement"]
+        metrics["consistency.agreement"] = both["agreement"]
+        details["consistency"] = {"paraphrase": p_sum, "seed": s_sum, "compared_on": "normalised code sets" if task in CODED_TASKS
+                                  else "normalised text"}
     clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
     return {"metrics": clean, "details": details}

@@ -151,7 +151,7 @@ def test_missing_knowledge_base_and_cache_key(model_dir, curated, kb, tmp_path):
     from clinitune.rag import KbStore, ingest_kb
 
     mdir = resolve_model(model_dir)
-    with pytest.raises(UserError, match=r"data.passages.kb: knowledge base 'nope' does not exist .*clinitune kb ingest --kb nope ") as err:
+    with pytest.raises(UserError, match=r"data.passages.kb: knowledge base 'nope' does not exist .*clinitune rag ingest --kb nope ") as err:
         plan(_cfg(curated, tmp_path, kb, passages={"kb": "nope"}), mdir)
     assert "\n" not in str(err.value)
     before = plan(_cfg(curated, tmp_path, kb), mdir)["key"]

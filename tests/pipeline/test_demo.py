@@ -22,7 +22,33 @@ def test_demo_config_wires_every_stage_and_the_rag_arm(tmp_path):
     # the knowledge base covers whole categories: the demo's labels and their sibling codes
     cats = demo_categories()
     assert 50 < len(cats) < 200 and all(len(c) == 3 for c in cats)
-    assert pipeline_config(cfg.model_copy(update={"rag": False}), ROOT).eval_overrides.get("rag.enabled") is None
+    off = pipeline_config(cfg.model_copy(update={"rag": False}), ROOT)
+    assert off.eval_overrides.get("rag.enabled") is None and "data.passages" not in off.finetune_overrides
+    assert "min_rag_gain" not in off.gate_overrides
+    # retrieval-aware training reads the same knowledge base; the new codes are held out of training
+    assert ft["data"]["passages"]["kb"] == DEMO_KB and ft["data"]["passages"]["store"] == str(tmp_path / "kb")
+    assert ft["data"]["holdout_codes"] == cfg.new_codes and len(cfg.new_codes) >= 2
+    assert policy.min_rag_gain == 0.0  # retrieval is deployed: it must not make the fine-tuned model worse
+
+
+def test_new_knowledge_arrives_after_training_and_leaves_before_the_next(tmp_path, monkeypatch):
+    """The demo's knowledge base lacks the held-back codes while training, gets their reference text
+    after training through the ordinary ingest, and is put back before the next run trains."""
+    from clinitune.pipeline import demo
+    from clinitune.rag.store import KbStore
+
+    monkeypatch.setenv("CLINITUNE_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(demo, "demo_categories", lambda: ["N20", "K76"])
+    said: list[str] = []
+    root = demo.ensure_icd10_kb(said.append, held_back=["N20.1", "K76.0"])
+    store = KbStore(root)
+    before = store.fingerprint(demo.DEMO_KB)
+    assert not store.documents(demo.DEMO_KB, ["N20.1", "K76.0"]) and store.documents(demo.DEMO_KB, ["N20.0"])
+    drop = demo.add_new_knowledge(root, ["N20.1", "K76.0"], tmp_path / "work", said.append)
+    assert drop.is_file() and "N20.1" in drop.read_text()
+    assert [h.doc_id for h in store.documents(demo.DEMO_KB, ["N20.1", "K76.0"])] == ["N20.1", "K76.0"]
+    demo.ensure_icd10_kb(said.append, held_back=["N20.1", "K76.0"])  # the next run: removed again, not re-embedded
+    assert store.fingerprint(demo.DEMO_KB) == before and sum("embedded" in m for m in said) == 1
 
 
 def test_demo_command_finds_the_checkout_its_config_paths_belong_to(tmp_path, monkeypatch):

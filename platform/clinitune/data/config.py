@@ -30,8 +30,8 @@ class ReplayConfig(StrictModel):
 class PassagesConfig(StrictModel):
     """Retrieval-aware fine-tuning (RAFT-style): training prompts carry retrieved passages as serving adds them."""
 
-    kb: str = Field(..., description="Knowledge base the passages come from (create it with 'clinitune kb ingest --kb NAME ...'); it must exist when the data is built.")
-    store: str | None = Field(None, description="Knowledge-base store (directory or object-store URI; shared storage on a multi-node cluster); null = work/kb, as 'clinitune kb' and the eval default to.")
+    kb: str = Field(..., description="Knowledge base the passages come from (create it with 'clinitune rag ingest --kb NAME ...'); it must exist when the data is built.")
+    store: str | None = Field(None, description="Knowledge-base store (directory or object-store URI; shared storage on a multi-node cluster); null = work/kb, as 'clinitune rag' and the eval default to.")
     top_k: int = Field(4, ge=1, le=50, description="Passages per prompt (use the number serving and evaluation put in prompts).")
     mode: Literal["hybrid", "vector", "text"] = Field("hybrid", description="Retrieval: hybrid (BM25 + vector, reciprocal rank fusion), vector or text only.")
     passage_chars: int = Field(600, ge=50, description="Characters of each passage put in the prompt (serving's retrieval.context_chars, the eval's rag.passage_chars).")

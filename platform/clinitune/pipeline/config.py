@@ -37,6 +37,7 @@ class PipelineConfig(StrictModel):
     eval_config: str | None = Field(None, description="Eval config YAML (jobs/configs/evaluate.yaml); candidate, baseline, data, workdir and output_dir are set by the pipeline. null = defaults.")
     eval_overrides: dict[str, Any] = Field(default_factory=dict, description="Dotted eval keys set on top of eval_config (e.g. {max_examples: 80}).")
     gate_policy: str | None = Field(None, description="Gate policy YAML (jobs/configs/gate.yaml); null = the default policy.")
+    gate_overrides: dict[str, Any] = Field(default_factory=dict, description="Dotted gate-policy keys set on top of gate_policy (e.g. {min_rag_gain: 0.0} when retrieval is deployed).")
     start_from: Literal["production", "base"] = Field("production", description="Train from the current production model (its adapter merged into its base) or always from the base model of finetune_config.")
     canaries: int = Field(8, ge=0, description="Canary records planted in each run's training split (0 = none; the PHI gate then has nothing to measure and rejects unless on_missing: skip).")
     canary_seed: int = Field(0, description="Seed of the canary identifiers (each run also mixes in its run id).")

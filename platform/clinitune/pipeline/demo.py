@@ -19,6 +19,7 @@ from typing import Any, Callable
 from pydantic import Field
 
 from clinitune.config import RayAddress, StrictModel
+from clinitune.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,11 @@ class DemoConfig(StrictModel):
     finetune_overrides: dict[str, Any] = Field(default_factory=dict, description="Dotted finetune keys: the demo's training recipe.")
     eval_config: str | None = Field("jobs/configs/evaluate.yaml", description="Eval config YAML (null = defaults).")
     eval_overrides: dict[str, Any] = Field(default_factory=dict, description="Dotted eval keys over eval_config.")
+    gate_overrides: dict[str, Any] = Field(default_factory=dict, description="Dotted gate-policy keys over gate_policy (the demo deploys retrieval: min_rag_gain).")
     gate_policy: str | None = Field("jobs/configs/gate.yaml", description="Gate policy YAML (null = the default policy).")
     canaries: int = Field(8, ge=0, description="Canary records planted in the training split (PHI-extraction check).")
-    rag: bool = Field(True, description="Ingest every ICD-10-CM code of the categories the demo's notes use as knowledge base 'icd10-demo' (once; cached in $CLINITUNE_HOME/kb) and report the fine-tuned model with retrieval on the same held-out notes.")
+    rag: bool = Field(True, description="Ingest every ICD-10-CM code of the categories the demo's notes use as knowledge base 'icd10-demo' (once; cached in $CLINITUNE_HOME/kb), train with retrieved passages in a share of the prompts (finetune data.passages) and report the four arms (base, base + RAG, fine-tuned, fine-tuned + RAG) on the same held-out notes.")
+    new_codes: list[str] = Field(default_factory=list, description="Knowledge that arrives after training: codes never shown in training (data.holdout_codes: no training label holds them, their knowledge-base entries are absent while training); their reference text is ingested into the knowledge base after training, and held-out notes needing them are scored as the new-knowledge slice.")
     time_budget_s: int = Field(1200, ge=60, description="Wall-clock budget; the demo warns when it ran longer.")
     ray_address: RayAddress = None
 
@@ -78,8 +81,9 @@ def demo_categories() -> list[str]:
     return sorted({e.code[:3] for e in generation_codes()})
 
 
-def ensure_icd10_kb(say: Callable[[str], None], kb: str = DEMO_KB) -> Path:
-    """Knowledge base ``kb``: every billable code of :func:`demo_categories` (ingested once, then reused).
+def ensure_icd10_kb(say: Callable[[str], None], kb: str = DEMO_KB, held_back: list[str] = ()) -> Path:
+    """Knowledge base ``kb``: every billable code of :func:`demo_categories` but ``held_back`` (ingested
+    once, then reused; entries a previous run added after training are removed again).
 
     About 4,700 codes, a minute of embedding on a 2-core CPU; the whole 74k-code table
     (``clinitune rag ingest --kb icd10 --icd10``) takes ~10 minutes there, too long for the demo.
@@ -92,14 +96,48 @@ def ensure_icd10_kb(say: Callable[[str], None], kb: str = DEMO_KB) -> Path:
     root = kb_root()
     store = KbStore(root)
     cats = demo_categories()
-    expected = content_fingerprint((c.chunk_id, c.title, c.text) for d in icd10_documents(cats) for c in chunk_document(d))
-    if kb in store.names() and store.fingerprint(kb) == expected:  # same passages: reuse the embeddings
-        return root
+
+    def fingerprint(exclude) -> str:
+        docs = icd10_documents(cats, exclude=exclude)
+        return content_fingerprint((c.chunk_id, c.title, c.text) for d in docs for c in chunk_document(d))
+
+    expected = fingerprint(held_back)
+    if kb in store.names():
+        have = store.fingerprint(kb)
+        if have == expected:  # same passages: reuse the embeddings
+            return root
+        if held_back and have == fingerprint(()):  # a previous run's post-training additions: take them out again
+            store.delete_documents(kb, list(held_back))
+            store.maintain(kb)
+            return root
     t = time.time()
-    rep = ingest_kb(store, kb, icd10=True, icd10_categories=cats, recreate=True)
+    rep = ingest_kb(store, kb, icd10=True, icd10_categories=cats, icd10_exclude=held_back, recreate=True)
     say(f"knowledge base '{kb}': {rep.chunks:,} ICD-10-CM codes of {len(cats)} categories embedded into {root} "
         f"({time.time() - t:.0f}s, once)")
     return root
+
+
+def add_new_knowledge(root: Path, codes: list[str], workdir: Path, say: Callable[[str], None], kb: str = DEMO_KB) -> Path:
+    """After training: the reference text of ``codes`` arrives (a JSONL drop, as a guidance update would)
+    and is ingested into knowledge base ``kb`` through the ordinary ingest."""
+    from clinitune.rag.ingest import ingest_kb
+    from clinitune.rag.sources import icd10_document
+    from clinitune.rag.store import KbStore
+    from clinitune.terminology.icd10 import lookup
+
+    drop = workdir / "new_guidance" / "icd10-update.jsonl"
+    drop.parent.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for code in codes:
+        entry = lookup(code)
+        if entry is None:
+            raise UserError(f"demo new_codes: '{code}' is not a billable ICD-10-CM code.", fix="list billable codes (e.g. N20.1).")
+        doc = icd10_document(entry)
+        lines.append(json.dumps({"id": doc.doc_id, "title": doc.title, "text": doc.text, "source": "icd10cm-update"}))
+    drop.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rep = ingest_kb(KbStore(root), kb, [drop])
+    say(f"new knowledge after training: {rep.documents} ICD-10-CM entries ({', '.join(codes)}) ingested into '{kb}'")
+    return drop
 
 
 def pipeline_config(cfg: DemoConfig, root: Path | None = None, kb: Path | None = None):
@@ -109,14 +147,23 @@ def pipeline_config(cfg: DemoConfig, root: Path | None = None, kb: Path | None =
     root = root or Path.cwd()
     work = Path(cfg.workdir).expanduser().resolve()
     eval_overrides = dict(cfg.eval_overrides)
+    finetune_overrides = dict(cfg.finetune_overrides)
+    if cfg.new_codes:
+        finetune_overrides["data.holdout_codes"] = list(cfg.new_codes)
     if kb is not None:
         eval_overrides.update({"rag.enabled": True, "rag.kb": DEMO_KB, "rag.store": str(kb)})
+        if "data.passages" in finetune_overrides:  # retrieval-aware training reads the same knowledge base
+            finetune_overrides["data.passages"] = {**finetune_overrides["data.passages"], "kb": DEMO_KB, "store": str(kb)}
+    gate_overrides = dict(cfg.gate_overrides)
+    if kb is None:  # no retrieval: no passages in training, nothing for the retrieval check to compare
+        finetune_overrides.pop("data.passages", None)
+        gate_overrides.pop("min_rag_gain", None)
     return PipelineConfig(
         inbox=str(work / "inbox"), workdir=str(work), curate_overrides=cfg.curate_overrides,
-        finetune_config=_resolve(cfg.finetune_config, root), finetune_overrides=cfg.finetune_overrides,
+        finetune_config=_resolve(cfg.finetune_config, root), finetune_overrides=finetune_overrides,
         eval_config=_resolve(cfg.eval_config, root), eval_overrides=eval_overrides,
-        gate_policy=_resolve(cfg.gate_policy, root), start_from="base", canaries=cfg.canaries,
-        ray_address=cfg.ray_address,
+        gate_policy=_resolve(cfg.gate_policy, root), gate_overrides=gate_overrides, start_from="base",
+        canaries=cfg.canaries, ray_address=cfg.ray_address,
     )
 
 
@@ -175,8 +222,14 @@ def run_demo(cfg: DemoConfig, *, root: Path | None = None, report: Callable[[str
         from clinitune.ray_utils import connect
 
         connect(cfg.ray_address)
-    kb = ensure_icd10_kb(say) if cfg.rag else None
-    result = run_pipeline(pipeline_config(cfg, root, kb), report=lambda m: say(f"[{time.time() - t0:5.0f}s] {m}"))
+    kb = ensure_icd10_kb(say, held_back=cfg.new_codes) if cfg.rag else None
+
+    def before(run_id: str, stage: str) -> None:
+        if stage == "eval" and kb is not None and cfg.new_codes:  # knowledge that arrives after training
+            add_new_knowledge(kb, cfg.new_codes, work, lambda m: say(f"[{time.time() - t0:5.0f}s] {m}"))
+
+    result = run_pipeline(pipeline_config(cfg, root, kb), on_stage=before,
+                          report=lambda m: say(f"[{time.time() - t0:5.0f}s] {m}"))
     path, version = (Path(result.report_path), result.version) if result.report_path else _last_report(work)
     rep = read_report(path) if path and path.is_file() else None
     seconds = time.time() - t0

@@ -75,6 +75,9 @@ def _load_stage_configs(cfg: PipelineConfig):
     ev = apply_dotted(ev, cfg.eval_overrides, source="eval_overrides")
     validate_config(ev, EvalConfig, source=f"{cfg.eval_config or 'eval defaults'} + eval_overrides")
     policy = load_policy(cfg.gate_policy) if cfg.gate_policy else GatePolicy()
+    if cfg.gate_overrides:
+        policy = validate_config(apply_dotted(policy.model_dump(mode="json"), cfg.gate_overrides), GatePolicy,
+                                 source=f"{cfg.gate_policy or 'gate defaults'} + gate_overrides")
     return curate_cfg, ft, ev, policy
 
 

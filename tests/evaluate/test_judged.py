@@ -46,6 +46,11 @@ def test_a_model_that_answers_nothing_gets_na_not_a_perfect_score(toy_data, tmp_
     msgs = {c.name: c.message for c in d.checks if not c.passed}
     assert "cannot pass on an undefined rate" in msgs["hallucination"] and "abstention rate 1" in msgs["hallucination"]
     assert "n/a" in msgs["consistency"] and "cannot pass" in msgs["consistency"]
+    from clinitune.evaluate.report import judged_lines  # what the demo and the CLI print: n/a and why, never 0 or 1
+
+    lines = judged_lines(report)
+    assert any("hallucinated-code rate n/a" in l and "abstention rate 1.000" in l and "nothing to judge" in l for l in lines)
+    assert any(l.startswith("fine-tuned: paraphrase consistency n/a") for l in lines)
 
 
 def _report(rate=0.1, base_rate=0.5, agreement=(30, 32), reason=None):
@@ -75,7 +80,7 @@ def test_the_new_rules_pass_a_good_candidate_and_say_what_they_compared():
     msgs = {c.name: c.message for c in d.checks}
     assert msgs["hallucination"] == "hallucination: rate 0.1 of the candidate's predicted codes (<= ceiling 0.25)"
     assert msgs["hallucination_vs_baseline"] == "hallucination_vs_baseline: rate 0.1 vs the baseline's 0.5 (not worse)"
-    assert msgs["consistency"].startswith("consistency: paraphrase agreement 0.9375 on 32 pairs (code sets compared; 95% CI 0.")
+    assert msgs["consistency"].startswith("consistency: paraphrase agreement 0.9375 on 32 pairs (without retrieval; code sets compared; 95% CI 0.")
     # an undefined baseline rate is not compared (and says so)
     d = decide(_report(base_rate=None), POLICY)
     assert d.promote and "not compared: the baseline's rate is n/a" in {c.name: c.message for c in d.checks}["hallucination_vs_baseline"]
@@ -92,6 +97,44 @@ def test_the_new_rules_pass_a_good_candidate_and_say_what_they_compared():
 def test_each_new_gate_reason_trips(kw, name, words):
     failed = _failed(_report(**kw))
     assert set(failed) == {name} and words in failed[name]
+
+
+def _rag_report(rate=0.1, base_rate=0.3, retrieval=True):
+    r = _report(rate=0.6, base_rate=None)  # the model alone hallucinates; what is served is judged
+    r["metrics"]["candidate"].update({"rag.hallucination.rate": rate, "rag.task.abstention_rate": 0.0})
+    r["metrics"]["baseline"]["rag.hallucination.rate"] = base_rate
+    r["consistency"]["retrieval"] = retrieval
+    return r
+
+
+RAG_POLICY = POLICY.model_copy(update={"deployed": "finetuned_rag"})
+
+
+def test_a_deployment_with_retrieval_is_judged_on_the_retrieval_arm():
+    d = decide(_rag_report(), RAG_POLICY)
+    msgs = {c.name: c.message for c in d.checks}
+    assert d.promote, d.reasons
+    assert msgs["hallucination"] == "hallucination: rate 0.1 of the candidate + RAG's predicted codes (<= ceiling 0.25)"
+    assert msgs["hallucination_vs_baseline"] == "hallucination_vs_baseline: rate 0.1 vs the baseline + RAG's 0.3 (not worse)"
+    assert "with retrieval; code sets compared" in msgs["consistency"]
+
+
+@pytest.mark.parametrize("kw, name, words", [
+    ({"rate": 0.3}, "hallucination", "0.3 of the candidate + RAG's predicted codes (> ceiling 0.25)"),
+    ({"rate": None}, "hallucination", "the candidate + RAG's rate is n/a"),
+    ({"rate": 0.2, "base_rate": 0.1}, "hallucination_vs_baseline", "vs the baseline + RAG's 0.1 (worse)"),
+    ({"retrieval": False}, "consistency", "measured without retrieval, but the deployment serves the fine-tuned model with it"),
+])
+def test_each_retrieval_arm_reason_trips(kw, name, words):
+    failed = _failed(_rag_report(**kw), RAG_POLICY)
+    assert set(failed) == {name} and words in failed[name]
+
+
+def test_retrieval_arm_missing_from_the_report_rejects():
+    r = _report()
+    r["consistency"]["retrieval"] = True
+    failed = _failed(r, RAG_POLICY.model_copy(update={"on_missing": "reject"}))
+    assert "rag.hallucination.rate is missing from the report (the retrieval arms were not run" in failed["hallucination"]
 
 
 def test_shipped_policies_gate_hallucination_and_consistency():

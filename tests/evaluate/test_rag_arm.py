@@ -37,7 +37,9 @@ def kb_root(toy_data, tmp_path_factory):
 def test_four_arms_in_report_json_and_html(tiny_artifact, toy_data, kb_root, tmp_path):
     cfg = EvalConfig(candidate=str(tiny_artifact), data=str(toy_data), workdir=str(tmp_path / "work"),
                      rag={"enabled": True, "kb": "icd10", "store": str(kb_root), "top_k": 3},
-                     new_knowledge={"codes": ["J44.9"], "max_examples": 4}, **{**SMALL, "generation": {**SMALL["generation"], "code_system": "icd10cm"}})
+                     new_knowledge={"codes": ["J44.9"], "max_examples": 4},
+                     **{**SMALL, "generation": {**SMALL["generation"], "code_system": "icd10cm"},
+                        "consistency": {"n_examples": 2, "paraphrases": 1, "seeds": [1], "retrieval": True, "baseline": False}})
     res = run_evaluation(cfg, local=True)
     rep = res.report
     assert rep["format"] == "clinitune.eval_report/2"
@@ -63,9 +65,18 @@ def test_four_arms_in_report_json_and_html(tiny_artifact, toy_data, kb_root, tmp
     for label in ("base + RAG", "fine-tuned + RAG", "retrieval recall@4", "new-knowledge F1", "constraint off"):
         assert label in html
     assert html.count("<svg") >= 2
-    from clinitune.evaluate.report import summary_rows
+    from clinitune.evaluate.report import arms_rows, judged_lines, summary_rows
 
     assert [r[0] for r in summary_rows(rep)][:2] == ["task.code_f1", "rag.task.code_f1"]
+    # the terminal (demo, CLI): one row per arm, and the constraint-off row
+    assert [r[0] for r in arms_rows(rep)] == ["base", "base + RAG", "fine-tuned", "fine-tuned + RAG", "fine-tuned, constraint off"]
+    lines = judged_lines(rep)
+    assert any(line.startswith("fine-tuned: hallucinated-code rate") for line in lines)
+    assert any(line.startswith("fine-tuned + RAG: hallucinated-code rate") for line in lines)
+    assert "rag.hallucination.rate" in cand and "hallucination_rate" in arms["finetuned_rag"]
+    con = rep["consistency"]  # measured on the retrieval arm, for the candidate only
+    assert con["retrieval"] and con["candidate"]["paraphrase"]["pairs"] == 2 and con["baseline"] is None
+    assert "retrieved passages" in con["candidate"]["paraphrase"]["decoding"]
 
 
 def test_rag_prompts_are_the_serving_prompts(toy_data, kb_root, tmp_path):
@@ -91,3 +102,37 @@ def test_missing_knowledge_base_fails_before_any_model_runs(tiny_artifact, toy_d
                      rag={"enabled": True, "kb": "formulary", "store": str(kb_root)}, **SMALL)
     with pytest.raises(KbNotFound, match="knowledge base 'formulary' does not exist"):
         run_evaluation(cfg, local=True)
+
+
+def test_consistency_on_the_retrieval_arm_reasks_with_the_same_passages(toy_data, kb_root, tmp_path):
+    """consistency.retrieval: re-worded and sampled prompts carry their example's RAG passages, exactly as
+    its RAG prompt does, and are compared with the RAG answer; without rag.enabled it is a config error."""
+    from pydantic import ValidationError
+
+    from clinitune.evaluate.items import build_eval_set
+    from clinitune.evaluate.rag_arm import rag_items, rag_settings
+    from clinitune.evaluate.scoring import score_model
+
+    cons = {"n_examples": 3, "paraphrases": 2, "seeds": [1], "retrieval": True, "baseline": False}
+    cfg = EvalConfig(candidate="unused", data=str(toy_data), workdir=str(tmp_path),
+                     rag={"enabled": True, "kb": "icd10", "store": str(kb_root), "top_k": 2}, **{**SMALL, "consistency": cons})
+    es = build_eval_set(cfg, "icd10_coding", {}, "You are a clinical coding assistant.", [])
+    plain = {r.item_id: json.loads(r.messages) for r in es.candidate_items.itertuples()}
+    rag, _ = rag_items(cfg, es, rag_settings(cfg))
+    rag_system = {iid.split("/", 1)[1]: json.loads(m)[0]["content"] for iid, m in zip(rag["item_id"], rag["messages"])}
+    variants = {r.item_id: json.loads(r.messages) for r in es.candidate_items.itertuples()}
+    assert len(variants) == 3 * 3 and es.consistency_arm == "rag/"
+    for iid, messages in variants.items():
+        ex_id = es.variants[iid][0]
+        passages = rag_system[ex_id].split("You are a clinical coding assistant.", 1)[1]
+        assert messages[0]["content"] == plain[iid][0]["content"] + passages and messages[1:] == plain[iid][1:]
+    assert "with the same 2 retrieved passages" in es.decoding["paraphrase"]
+    # compared with the RAG answers: variants answering like them agree, whatever the plain answer said
+    ids = list(es.examples["example_id"])
+    rows = [(f"task/{i}", "Essential hypertension (I10)") for i in ids] + [(f"rag/{i}", "Asthma (J45.909)") for i in ids]
+    rows += [(iid, "Asthma (J45.909)") for iid in variants]
+    out = pd.DataFrame(rows, columns=["item_id", "output"])
+    sc = score_model(es, out, 2)
+    assert sc["metrics"]["consistency.paraphrase_agreement"] == 1.0 and sc["details"]["consistency"]["retrieval"]
+    with pytest.raises(ValidationError, match="consistency.retrieval .* needs rag.enabled"):
+        EvalConfig(candidate="unused", data=str(toy_data), **{**SMALL, "consistency": cons})

@@ -13,11 +13,16 @@ from clinitune.config import load_config
 def print_report(report: dict, json_path: Path, html_path: Path) -> None:
     from rich.console import Console
 
-    from clinitune.evaluate.report import summary_table
+    from clinitune.evaluate.report import arms_table, judged_lines, summary_table
 
     console = Console()
     console.print(summary_table(report, f"{report['candidate']['name']} vs {report['baseline']['name']} "
                                         f"({report['data']['examples']} held-out examples)"))
+    arms = arms_table(report)
+    if arms is not None:
+        console.print(arms)
+    for line in judged_lines(report):
+        console.print(line, markup=False, highlight=False)
     gate = report.get("gate")
     if gate:
         console.print(f"gate: [bold]{gate['decision'].upper()}[/bold]")

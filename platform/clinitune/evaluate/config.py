@@ -69,6 +69,7 @@ class ConsistencyConfig(StrictModel):
     temperature: float = Field(0.7, gt=0, le=2, description="Sampling temperature for the seeded answers.")
     top_p: float = Field(0.95, gt=0, le=1, description="Nucleus-sampling mass for the seeded answers.")
     baseline: bool = Field(True, description="Measure the baseline's consistency too (the gate judges the candidate's; false saves the baseline's extra generations).")
+    retrieval: bool = Field(False, description="Measure it on the retrieval arm, as a deployment with retrieval answers: re-worded and sampled prompts carry the same passages as the example's RAG prompt and are compared with its RAG answer (needs rag.enabled).")
 
 
 class RagConfig(StrictModel):
@@ -123,3 +124,9 @@ class EvalConfig(StrictModel):
     @classmethod
     def _old_spellings(cls, data):
         return renamed_keys(data, {"registry_uri": "registry.tracking_uri", "model_name": "registry.model_name"}, "eval config")
+
+    @model_validator(mode="after")
+    def _consistency_arm(self) -> "EvalConfig":
+        if self.consistency.enabled and self.consistency.retrieval and not self.rag.enabled:
+            raise ValueError("consistency.retrieval measures the retrieval arm: it needs rag.enabled: true")
+        return self

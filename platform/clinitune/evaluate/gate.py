@@ -15,6 +15,9 @@ Checks, each written into the report with its numbers and a one-line reason:
 * ``consistency`` (optional): paraphrase agreement (on code sets) judged on at least
   ``min_consistency_pairs`` pairs, the lower end of its 95% Wilson interval at least
   ``min_paraphrase_agreement`` — enough pairs that the rule is not noise;
+* both judge what the deployment serves (``deployed``): the fine-tuned model alone, or with
+  retrieved passages (``finetuned_rag``: the retrieval arm's hallucination figures against base +
+  RAG's, consistency measured on the retrieval arm);
 * ``rag_gain`` (optional, when retrieval is part of the deployment): the candidate with retrieval
   beats the candidate alone on ``primary_metric`` by at least ``min_rag_gain`` (0: not worse);
 * ``rules``: any metric of the catalog with min / max / min_gain / max_regression bounds;
@@ -104,6 +107,7 @@ class GatePolicy(StrictModel):
     min_paraphrase_agreement: float | None = Field(None, ge=0, le=1, description="Floor for paraphrase consistency, compared with the lower end of the 95% Wilson interval of the agreement (null = not gated).")
     min_consistency_pairs: int = Field(24, ge=1, description="Judged paraphrase pairs needed before the consistency floor can pass (fewer: rejected as too few to judge).")
     min_rag_gain: float | None = Field(None, description="When retrieval is part of the deployment: the candidate with retrieved passages (rag.<primary_metric>) must beat the candidate alone by at least this (0 = not worse; null = not gated). Needs the eval's retrieval arms (rag.enabled).")
+    deployed: Literal["finetuned", "finetuned_rag"] = Field("finetuned", description="What the deployment serves, and so what hallucination and consistency are judged on: the fine-tuned model alone, or with retrieved passages (finetuned_rag: the rag.* hallucination figures, compared with base + RAG, and consistency measured on the retrieval arm: the eval's rag.enabled and consistency.retrieval).")
     rules: list[Rule] = Field(default_factory=list, description="Extra bounds on any report metric.")
     on_missing: Literal["reject", "skip"] = Field("reject", description="A gated metric absent from the report (its check did not run): reject, or skip that check.")
     human_review: HumanReviewRule = Field(default_factory=HumanReviewRule, description="Clinician sign-off from a closed review campaign (off unless enabled).")
@@ -160,44 +164,58 @@ def _na_reason(report: dict, section: str, role: str = "candidate") -> str | Non
     return block.get("reason") if isinstance(block, dict) else None
 
 
+ARM_WORDS = {"finetuned": ("the candidate", "the baseline"), "finetuned_rag": ("the candidate + RAG", "the baseline + RAG")}
+
+
 def _hallucination_checks(report: dict, policy: GatePolicy) -> list[Check]:
-    """Ceiling, and not worse than the baseline where the baseline's rate is defined."""
+    """Ceiling, and not worse than the baseline where the baseline's rate is defined — on the arm deployed."""
     cand = report.get("metrics", {}).get("candidate", {}) or {}
     base = report.get("metrics", {}).get("baseline", {}) or {}
-    m, ceiling = "hallucination.rate", policy.max_hallucination_rate
+    rag = policy.deployed == "finetuned_rag"
+    prefix, suffix = ("rag.", "_rag") if rag else ("", "")
+    who, base_who = ARM_WORDS[policy.deployed]
+    m, ceiling = f"{prefix}hallucination.rate", policy.max_hallucination_rate
     if m not in cand:
         skip = policy.on_missing == "skip"
+        what = "the retrieval arms were not run (eval rag.enabled)" if rag else "hallucination was not measured"
         return [Check("hallucination", m, None, None, ceiling, skip, f"hallucination: {m} is missing from the report "
-                      f"(hallucination was not measured); {'check skipped' if skip else 'rejected'}")]
+                      f"({what}); {'check skipped' if skip else 'rejected'}")]
     c, b = cand.get(m), base.get(m)
     if c is None:
-        why = _na_reason(report, "hallucination") or "n/a: no code was predicted"
+        why = _na_reason(report, "hallucination", f"candidate{suffix}") or "n/a: no code was predicted"
         return [Check("hallucination", m, None, b, ceiling, False,
-                      f"hallucination: rate is {why}; the check cannot pass on an undefined rate (abstention rate "
-                      f"{_fmt(cand.get('task.abstention_rate'))})")]
+                      f"hallucination: {who}'s rate is {why}; the check cannot pass on an undefined rate (abstention rate "
+                      f"{_fmt(cand.get(f'{prefix}task.abstention_rate'))})")]
     ok = c <= ceiling
-    out = [Check("hallucination", m, c, b, ceiling, ok, f"hallucination: rate {_fmt(c)} of the candidate's predicted codes "
+    out = [Check("hallucination", m, c, b, ceiling, ok, f"hallucination: rate {_fmt(c)} of {who}'s predicted codes "
                  f"({'<=' if ok else '>'} ceiling {ceiling:.4g})")]
     if policy.hallucination_not_worse:
         if b is None:
             out.append(Check("hallucination_vs_baseline", m, c, None, None, True,
-                             f"hallucination_vs_baseline: not compared: the baseline's rate is "
-                             f"{_na_reason(report, 'hallucination', 'baseline') or 'n/a'}"))
+                             f"hallucination_vs_baseline: not compared: {base_who}'s rate is "
+                             f"{_na_reason(report, 'hallucination', f'baseline{suffix}') or 'n/a'}"))
         else:
             ok = c <= b
-            out.append(Check("hallucination_vs_baseline", m, c, b, b, ok, f"hallucination_vs_baseline: rate {_fmt(c)} vs the "
-                             f"baseline's {_fmt(b)} ({'not worse' if ok else 'worse'})"))
+            out.append(Check("hallucination_vs_baseline", m, c, b, b, ok, f"hallucination_vs_baseline: rate {_fmt(c)} vs "
+                             f"{base_who}'s {_fmt(b)} ({'not worse' if ok else 'worse'})"))
     return out
 
 
 def _consistency_check(report: dict, policy: GatePolicy) -> Check:
     """Paraphrase agreement: enough judged pairs, and the 95% interval's lower end at the floor or above."""
     m, floor = "consistency.paraphrase_agreement", policy.min_paraphrase_agreement
-    block = (((report.get("consistency") or {}).get("candidate")) or {}).get("paraphrase")
+    section = report.get("consistency") or {}
+    block = (section.get("candidate") or {}).get("paraphrase")
     if not block:
         skip = policy.on_missing == "skip"
         return Check("consistency", m, None, None, floor, skip, f"consistency: paraphrase agreement is missing from the "
                      f"report (consistency was not measured); {'check skipped' if skip else 'rejected'}")
+    want = policy.deployed == "finetuned_rag"
+    if bool(section.get("retrieval")) != want:
+        return Check("consistency", m, block.get("agreement"), None, floor, False,
+                     f"consistency: measured {'with' if section.get('retrieval') else 'without'} retrieval, but the deployment "
+                     f"serves the fine-tuned model {'with' if want else 'without'} it (set the eval's consistency.retrieval: "
+                     f"{str(want).lower()}); rejected")
     value, n = block.get("agreement"), int(block.get("judged") or 0)
     if value is None:
         return Check("consistency", m, None, None, floor, False,
@@ -209,7 +227,8 @@ def _consistency_check(report: dict, policy: GatePolicy) -> Check:
     low, high = block["ci95"]
     ok = low >= floor
     return Check("consistency", m, value, None, floor, ok,
-                 f"consistency: paraphrase agreement {_fmt(value)} on {n} pairs (code sets compared; 95% CI {low:.3f}-{high:.3f}); "
+                 f"consistency: paraphrase agreement {_fmt(value)} on {n} pairs ({'with' if want else 'without'} retrieval; "
+                 f"code sets compared; 95% CI {low:.3f}-{high:.3f}); "
                  f"lower end {'>=' if ok else '<'} floor {floor:.4g}")
 
 

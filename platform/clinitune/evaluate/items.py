@@ -42,6 +42,7 @@ class EvalSet:
     new_examples: pd.DataFrame | None = None  # held-out examples needing them (same columns as examples)
     candidate_items: pd.DataFrame | None = None  # items only the candidate answers (unconstrained check, its consistency)
     decoding: dict[str, str] = field(default_factory=dict)  # how consistency answers were decoded, in words
+    consistency_arm: str = "task/"  # the answers consistency variants are compared with: task/ (no retrieval) or rag/
 
     def answered(self) -> pd.DataFrame:
         """Every example a task answer is asked for: the main ones, then the new-knowledge ones not among them."""

@@ -18,6 +18,7 @@ import pandas as pd
 
 from clinitune.terminology.icd10 import parse_codes
 from clinitune.evaluate.config import EvalConfig
+from clinitune.evaluate.hallucination import hallucination_stats
 from clinitune.evaluate.items import EvalSet, answer_constraint
 from clinitune.evaluate.scoring import CODED_TASKS, invalid_rate, task_scores
 from clinitune.models.generate import make_item
@@ -55,14 +56,34 @@ def rag_items(cfg: EvalConfig, es: EvalSet, settings: dict, retriever=None) -> t
         retriever = HybridRetriever(KbStore(settings["store"]))
     retriever.store.table(kb)  # KbNotFound before any embedding work
     constraint = answer_constraint(cfg, es.task)
-    items, retrieved = [], {}
+    items, retrieved, passages = [], {}, {}
     for ex_id, messages_json in zip(*(es.answered()[c] for c in ("example_id", "messages"))):
         prompt = json.loads(messages_json)[:-1]  # without the reference answer
         hits = retriever.retrieve_many(kb, queries_of(prompt), max(top_k, *RECALL_AT), mode=settings["mode"])
         retrieved[str(ex_id)] = [h.doc_id for h in hits]
         items.append(make_item(f"{PREFIX}{ex_id}", "chat", augment_messages(prompt, hits[:top_k], settings["passage_chars"]),
                                max_new_tokens=cfg.generation.max_new_tokens, constraint=constraint))
+        passages[str(ex_id)] = hits[:top_k]
+    if cfg.consistency.enabled and cfg.consistency.retrieval:
+        with_passages(es, passages, settings["passage_chars"])
     return pd.DataFrame(items), retrieved
+
+
+def with_passages(es: EvalSet, passages: dict[str, list], passage_chars: int) -> None:
+    """Consistency on the retrieval arm: every re-worded or sampled prompt gets the passages of its
+    example's RAG prompt (the same hits, put in the same way), and is compared with the RAG answer."""
+    from clinitune.rag.prompt import augment_messages
+
+    for frame in (es.items, es.candidate_items):
+        if frame is None or frame.empty:
+            continue
+        rows = frame["item_id"].isin(list(es.variants))
+        frame.loc[rows, "messages"] = [
+            json.dumps(augment_messages(json.loads(m), passages.get(es.variants[iid][0], []), passage_chars), ensure_ascii=False)
+            for iid, m in zip(frame.loc[rows, "item_id"], frame.loc[rows, "messages"])]
+    es.consistency_arm = PREFIX
+    es.decoding = {k: f"{v}; with the same {len(next(iter(passages.values()), []))} retrieved passages as the RAG answer "
+                      "it is compared with" for k, v in es.decoding.items()}
 
 
 def retrieval_recall(es: EvalSet, retrieved: dict[str, list[str]], top_k: int) -> dict:
@@ -92,6 +113,11 @@ def score_rag(es: EvalSet, results: pd.DataFrame, retrieved: dict[str, list[str]
     details: dict = {"answers": dict(zip(ids, answers)), "retrieved": retrieved}
     if es.task in CODED_TASKS:
         metrics["rag.task.invalid_code_rate"] = invalid_rate(answers)
+        stats = hallucination_stats([(parse_codes(a), t) for a, t in zip(answers, es.examples["text"])])
+        metrics["rag.task.abstention_rate"] = stats["abstention_rate"]
+        metrics["rag.hallucination.rate"] = stats["rate"]
+        metrics["rag.hallucination.answer_rate"] = stats["answer_rate"]
+        details["hallucination"] = stats
         rec = retrieval_recall(es, retrieved, top_k)
         metrics["rag.retrieval_recall"] = rec["overall"][f"@{top_k}"]
         for k in RECALL_AT:

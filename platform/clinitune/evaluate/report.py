@@ -85,6 +85,70 @@ def summary_table(report: dict, title: str, headers: tuple[str, str] = ("candida
     return table
 
 
+ROLE_LABELS = {"candidate": "fine-tuned", "baseline": "base", "candidate_rag": "fine-tuned + RAG", "baseline_rag": "base + RAG"}
+ARM_COLUMNS = (("code_f1", "code F1"), ("invalid_code_rate", "invalid codes"), ("hallucination_rate", "hallucinated"),
+               ("retrieval_recall_at_4", "recall@4"), ("new_knowledge_code_f1", "new-knowledge F1"))
+
+
+def arms_rows(report: dict) -> list[tuple[str, ...]]:
+    """(arm, *ARM_COLUMNS) for each arm of a /2 report, plus the fine-tuned arm decoded with the
+    constraint off when it was measured."""
+    arms = report.get("arms") or {}
+
+    def f(v):
+        return "–" if v is None else f"{v:.3f}"
+
+    rows = [(a.get("label", name), *(f(a.get(k)) for k, _ in ARM_COLUMNS)) for name, a in arms.items()]
+    free = (arms.get("finetuned") or {}).get("unconstrained")
+    if free:
+        rows.append(("fine-tuned, constraint off", f(free.get("code_f1")), f(free.get("invalid_code_rate")), "–", "–", "–"))
+    return rows
+
+
+def judged_lines(report: dict) -> list[str]:
+    """Hallucination and paraphrase / seed consistency of the candidate, in words: n/a with the reason
+    when there was nothing to judge, the abstention rate beside them, the decoding stated."""
+    out = []
+    labels = ROLE_LABELS
+    con = report.get("consistency") or {}
+    for role in ("candidate", "baseline", "candidate_rag", "baseline_rag"):
+        h = (report.get("hallucination") or {}).get(role) or {}
+        if h:
+            rate = "n/a" if h.get("rate") is None else f"{h['rate']:.3f}"
+            ab = h.get("abstention_rate")
+            out.append(f"{labels[role]}: hallucinated-code rate {rate} ({h.get('predicted_codes', 0)} codes predicted; abstention rate "
+                       f"{'n/a' if ab is None else f'{ab:.3f}'})" + (f" — {h['reason']}" if h.get("reason") else ""))
+        if role.endswith("_rag") != bool(con.get("retrieval")):
+            continue
+        c = con.get(role.replace("_rag", "")) or {}
+        for kind in ("paraphrase", "seed"):
+            b = c.get(kind) or {}
+            if not b:
+                continue
+            if b.get("agreement") is None:
+                out.append(f"{labels[role]}: {kind} consistency {b.get('reason') or 'n/a'}")
+                continue
+            lo, hi = b.get("ci95") or (0.0, 0.0)
+            out.append(f"{labels[role]}: {kind} consistency {b['agreement']:.3f} ({b.get('agreed')}/{b.get('judged')} pairs judged on "
+                       f"{c.get('compared_on', 'content')}, 95% CI {lo:.2f}-{hi:.2f}; {b.get('decoding')})")
+    return out
+
+
+def arms_table(report: dict, title: str = "the arms on the same held-out notes"):
+    """A rich Table of ``arms_rows`` (None for a report without arms)."""
+    from rich.table import Table
+
+    rows = arms_rows(report)
+    if not rows:
+        return None
+    table = Table(title=title)
+    for col in ("arm", *(label for _, label in ARM_COLUMNS)):
+        table.add_column(col, justify="left" if col == "arm" else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
 # --- HTML ---------------------------------------------------------------------------------------
 
 _CSS = """
@@ -228,9 +292,13 @@ def judged_html(r: dict) -> str:
         return ""
     parts = ["<h2>Hallucination and consistency</h2>"]
     rows, notes = [], []
-    for role in ("candidate", "baseline"):
+    labels = ROLE_LABELS
+    retrieval = bool(con.get("retrieval"))  # consistency measured on the retrieval arm
+    for role in ("candidate", "baseline", "candidate_rag", "baseline_rag"):
+        if role not in hal and role not in con:
+            continue
         h = hal.get(role) or {}
-        c = con.get(role) or {}
+        c = (con.get(role.replace("_rag", "")) or {}) if role.endswith("_rag") == retrieval else {}
         para, seed = c.get("paraphrase") or {}, c.get("seed") or {}
 
         def agree(block: dict) -> str:
@@ -242,10 +310,10 @@ def judged_html(r: dict) -> str:
             return (f'<td class="num">{block["agreement"]:.3f} <span class=muted>({block.get("agreed")}/{block.get("judged")} '
                     f"pairs; 95% CI {lo:.2f}-{hi:.2f})</span></td>")
 
-        rows.append([f"<td>{role}</td>", _rate(h.get("rate"), h.get("reason")), _rate(h.get("answer_rate"), h.get("reason")),
+        rows.append([f"<td>{labels[role]}</td>", _rate(h.get("rate"), h.get("reason")), _rate(h.get("answer_rate"), h.get("reason")),
                      _rate(h.get("abstention_rate")), agree(para), agree(seed)])
         if h.get("reason"):
-            notes.append(f"{role}: hallucination {h['reason']}")
+            notes.append(f"{labels[role]}: hallucination {h['reason']}")
     parts.append(_table(["model", "hallucinated-code rate", "answers with one", "abstention rate", "paraphrase agreement",
                          "seed agreement"], rows))
     decoding = ((con.get("candidate") or {}).get("paraphrase") or {}).get("decoding")
@@ -258,8 +326,8 @@ def judged_html(r: dict) -> str:
 
 
 ARM_METRICS = (("code_f1", "code F1"), ("code_precision", "precision"), ("code_recall", "recall"),
-               ("invalid_code_rate", "invalid-code rate"), ("retrieval_recall_at_4", "retrieval recall@4"),
-               ("new_knowledge_code_f1", "new-knowledge F1"))
+               ("invalid_code_rate", "invalid-code rate"), ("hallucination_rate", "hallucinated-code rate"),
+               ("retrieval_recall_at_4", "retrieval recall@4"), ("new_knowledge_code_f1", "new-knowledge F1"))
 
 
 def arms_html(r: dict) -> str:
@@ -286,7 +354,7 @@ def arms_html(r: dict) -> str:
     free = (arms.get("finetuned") or {}).get("unconstrained")
     if free:
         rows.append(["<td>fine-tuned, constraint off</td>", f'<td class="num">{_f(free.get("code_f1"))}</td>', "<td></td>", "<td></td>",
-                     f'<td class="num">{_f(free.get("invalid_code_rate"))}</td>', "<td></td>", "<td></td>"])
+                     f'<td class="num">{_f(free.get("invalid_code_rate"))}</td>', "<td></td>", "<td></td>", "<td></td>"])
     parts.append(_table(["arm", *(label for _, label in ARM_METRICS)], rows))
     shown = [("code_f1", "code F1"), ("retrieval_recall_at_4", "retrieval recall@4"), ("new_knowledge_code_f1", "new-knowledge F1"),
              ("invalid_code_rate", "invalid-code rate")]

@@ -107,6 +107,7 @@ def assemble(cfg: EvalConfig, es: EvalSet, cand: ModelSpec, base: ModelSpec, sc:
              rag: dict | None = None) -> dict:
     """The report. ``rag``: {"settings", "candidate", "baseline"} of the retrieval arms, or None."""
     cm, bm = sc["metrics"], sb["metrics"]
+    ab = "rag." if es.consistency_arm != "task/" else ""
     probes = {}
     for fam, d in (sc["details"].get("probes") or {}).items():
         b = (sb["details"].get("probes") or {}).get(fam, {})
@@ -132,12 +133,15 @@ def assemble(cfg: EvalConfig, es: EvalSet, cand: ModelSpec, base: ModelSpec, sc:
         "probes": probes,
         "canaries": {"file": canaries_file, "candidate": sc["details"].get("canaries"), "baseline": sb["details"].get("canaries")}
         if es.canaries else {"file": None, "note": "no canaries planted in this dataset: PHI extraction not measured"},
-        "hallucination": {"candidate": sc["details"].get("hallucination"), "baseline": sb["details"].get("hallucination")},
+        "hallucination": {"candidate": sc["details"].get("hallucination"), "baseline": sb["details"].get("hallucination"),
+                          **({"candidate_rag": rag["candidate"]["details"].get("hallucination"),
+                              "baseline_rag": rag["baseline"]["details"].get("hallucination")} if rag else {})},
         "fairness": {"candidate": sc["details"].get("fairness"), "baseline": sb["details"].get("fairness"),
                      "min_slice_size": cfg.fairness.min_slice_size},
         "consistency": {"candidate": sc["details"].get("consistency"), "baseline": sb["details"].get("consistency"),
+                        "retrieval": es.consistency_arm != "task/",  # measured on the retrieval arm (as deployed with it)
                         "seeds": cfg.consistency.seeds, "temperature": cfg.consistency.temperature, "top_p": cfg.consistency.top_p,
-                        "abstention_rate": {"candidate": cm.get("task.abstention_rate"), "baseline": bm.get("task.abstention_rate")}},
+                        "abstention_rate": {"candidate": cm.get(f"{ab}task.abstention_rate"), "baseline": bm.get(f"{ab}task.abstention_rate")}},
         "rag": _rag_section(es, rag),
         "arms": arms_section(cfg, cm, bm, cand, base, rag is not None),
         "new_knowledge": _new_knowledge_section(es, sc, sb),
@@ -174,7 +178,8 @@ def arms_section(cfg: EvalConfig, cm: dict, bm: dict, cand: ModelSpec, base: Mod
             "label": ARM_LABELS[arm], "model": (cand if role == "candidate" else base).name, "retrieval": bool(prefix),
             "code_system": cfg.generation.code_system,
             **{k: m.get(f"{prefix}task.{k}") for k in ("code_f1", "code_precision", "code_recall", "exact_match",
-                                                         "invalid_code_rate", "rouge_l")},
+                                                         "invalid_code_rate", "abstention_rate", "rouge_l")},
+            "hallucination_rate": m.get(f"{prefix}hallucination.rate"),
             "retrieval_recall": m.get("rag.retrieval_recall") if prefix else None,
             "retrieval_recall_at_4": m.get("rag.retrieval_recall_at_4") if prefix else None,
             "new_knowledge_code_f1": m.get(f"{prefix}new_knowledge.code_f1"),
@@ -216,19 +221,18 @@ def run_evaluation(cfg: EvalConfig, *, report: Reporter | None = None, local: bo
     trained = _artifact_data(cand)
     new_codes = cfg.new_knowledge.codes if cfg.new_knowledge.codes is not None else (trained.get("holdout_codes") or [])
     es = build_eval_set(cfg, task["name"], task.get("options") or {}, system_prompt, canaries, new_codes)
-    items = {"candidate": es.items, "baseline": es.items}
-    if es.candidate_items is not None:
-        items["candidate"] = pd.concat([es.items, es.candidate_items], ignore_index=True)
     retrieved: dict[str, list[str]] = {}
+    rag_df = None
     settings = rag_settings(cfg, trained.get("passages"))
     if not local:  # Ray before lancedb (the RAG arm): starting Ray forks this process, which lancedb's runtime warns about
         from clinitune.ray_utils import connect
 
         connect(cfg.execution.ray_address, num_cpus=cfg.execution.num_cpus)
     if cfg.rag.enabled:  # retrieval first: a missing knowledge base fails before any model runs
-        rag_df, retrieved = rag_items(cfg, es, settings)
-        items = {role: pd.concat([df, rag_df], ignore_index=True) for role, df in items.items()}
+        rag_df, retrieved = rag_items(cfg, es, settings)  # (consistency on the retrieval arm: its prompts get passages)
         say(f"retrieved {settings['top_k']} passages per example from knowledge base '{settings['kb']}' (one query per problem)")
+    items = {"candidate": pd.concat([es.items, es.candidate_items, rag_df], ignore_index=True),
+             "baseline": pd.concat([es.items, rag_df], ignore_index=True)}
     say(f"evaluating {cand.name} vs {base.name}: {len(es.examples)} held-out examples, "
         f"{len(items['candidate'])} prompts for the candidate, {len(items['baseline'])} for the baseline")
 

@@ -133,8 +133,9 @@ def score_model(es: EvalSet, results: pd.DataFrame, min_slice_size: int) -> dict
         metrics["fairness.max_gap"] = gap
         details["fairness"] = {"primary_metric": primary, "by_key": per_key, "max_gap_key": key}
 
-    if es.variants:
-        original = {i: _answer_key(task, a) for i, a in zip(ex["example_id"], answers)}
+    if any(iid in out.index for iid in es.variants):  # (a model not re-asked, e.g. the baseline, has none)
+        arm = es.consistency_arm  # task/ (the model alone) or rag/ (with retrieval, as deployed)
+        original = {i: _answer_key(task, str(out.at[f"{arm}{i}", "output"])) for i in ex["example_id"] if f"{arm}{i}" in out.index}
         para, seed = [], []
         for iid, (ex_id, kind) in es.variants.items():
             if iid in out.index and ex_id in original:
@@ -147,6 +148,6 @@ def score_model(es: EvalSet, results: pd.DataFrame, min_slice_size: int) -> dict
         metrics["consistency.seed_agreement"] = s_sum["agreement"]
         metrics["consistency.agreement"] = both["agreement"]
         details["consistency"] = {"paraphrase": p_sum, "seed": s_sum, "compared_on": "normalised code sets" if task in CODED_TASKS
-                                  else "normalised text"}
+                                  else "normalised text", "retrieval": arm != "task/"}
     clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
     return {"metrics": clean, "details": details}

@@ -24,11 +24,13 @@ def test_demo_config_wires_every_stage_and_the_rag_arm(tmp_path):
     assert 50 < len(cats) < 200 and all(len(c) == 3 for c in cats)
     off = pipeline_config(cfg.model_copy(update={"rag": False}), ROOT)
     assert off.eval_overrides.get("rag.enabled") is None and "data.passages" not in off.finetune_overrides
-    assert "min_rag_gain" not in off.gate_overrides
+    assert "min_rag_gain" not in off.gate_overrides and "deployed" not in off.gate_overrides
+    assert "consistency.retrieval" not in off.eval_overrides
     # retrieval-aware training reads the same knowledge base; the new codes are held out of training
     assert ft["data"]["passages"]["kb"] == DEMO_KB and ft["data"]["passages"]["store"] == str(tmp_path / "kb")
     assert ft["data"]["holdout_codes"] == cfg.new_codes and len(cfg.new_codes) >= 2
     assert policy.min_rag_gain == 0.0  # retrieval is deployed: it must not make the fine-tuned model worse
+    assert policy.deployed == "finetuned_rag" and ev["consistency"]["retrieval"]  # ... and is what the gate judges
 
 
 def test_new_knowledge_arrives_after_training_and_leaves_before_the_next(tmp_path, monkeypatch):

@@ -68,7 +68,7 @@ def demo_cmd(
     from rich.console import Console
 
     from clinitune.artifacts.curated import MANIFEST
-    from clinitune.evaluate.report import summary_table
+    from clinitune.evaluate.report import arms_table, judged_lines, summary_table
     from clinitune.pipeline.demo import DemoConfig, run_demo
 
     cfg = load_config(config, DemoConfig, {"workdir": str(workdir) if workdir else None, "ray_address": ray_address})
@@ -87,14 +87,18 @@ def demo_cmd(
     console.print(summary_table(rep, f"{rep['candidate']['name']} vs {rep['baseline']['name']} on {rep['data']['examples']} "
                                      f"held-out notes ({rep['data']['patients']} patients never trained on)",
                                 ("fine-tuned", "base")))
-    pm = rep["task"]["primary_metric"]
-    cand, base = rep["metrics"]["candidate"], rep["metrics"]["baseline"]
-    if cand.get(f"rag.{pm}") is not None:
-        say(f"{pm} on the same held-out notes: base {base.get(pm, 0):.3f} | fine-tuned {cand.get(pm, 0):.3f} | "
-            f"fine-tuned + RAG ({rep['rag']['kb']}, top {rep['rag']['top_k']}) {cand[f'rag.{pm}']:.3f}")
+    arms = arms_table(rep, "base, base + RAG, fine-tuned, fine-tuned + RAG on the same held-out notes")
+    if arms is not None:
+        console.print(arms)
+    nk = rep.get("new_knowledge") or {}
+    if nk.get("enabled"):
+        say(f"new knowledge: {nk.get('examples')} held-out notes need {', '.join(nk.get('codes') or [])} "
+            "(never a training label; their reference text was ingested after training)")
+    for line in judged_lines(rep):
+        say(line)
     gate = rep.get("gate") or {}
     say(f"gate: {str(gate.get('decision', 'n/a')).upper()}" + (f"  registry version: {result.version}" if result.version else ""))
-    for reason in gate.get("reasons", [])[:8]:
+    for reason in gate.get("reasons", []):
         say(f"  - {reason}")
     if result.pipeline_status == "noop":
         say("(nothing new in the inbox: showing the last run's report)")

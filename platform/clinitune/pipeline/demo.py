@@ -150,14 +150,15 @@ def pipeline_config(cfg: DemoConfig, root: Path | None = None, kb: Path | None =
     finetune_overrides = dict(cfg.finetune_overrides)
     if cfg.new_codes:
         finetune_overrides["data.holdout_codes"] = list(cfg.new_codes)
-    if kb is not None:
-        eval_overrides.update({"rag.enabled": True, "rag.kb": DEMO_KB, "rag.store": str(kb)})
+    if kb is not None:  # retrieval is deployed: the retrieval arms, and consistency measured on the arm served
+        eval_overrides.update({"rag.enabled": True, "rag.kb": DEMO_KB, "rag.store": str(kb), "consistency.retrieval": True})
         if "data.passages" in finetune_overrides:  # retrieval-aware training reads the same knowledge base
             finetune_overrides["data.passages"] = {**finetune_overrides["data.passages"], "kb": DEMO_KB, "store": str(kb)}
     gate_overrides = dict(cfg.gate_overrides)
     if kb is None:  # no retrieval: no passages in training, nothing for the retrieval check to compare
         finetune_overrides.pop("data.passages", None)
         gate_overrides.pop("min_rag_gain", None)
+        gate_overrides.pop("deployed", None)
     return PipelineConfig(
         inbox=str(work / "inbox"), workdir=str(work), curate_overrides=cfg.curate_overrides,
         finetune_config=_resolve(cfg.finetune_config, root), finetune_overrides=finetune_overrides,

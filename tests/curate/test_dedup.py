@@ -11,6 +11,8 @@ from clinitune.curate.dedup import (
     _band_rows,
     _exact_groups,
     _note_keys,
+    _shared_buckets,
+    _signatures,
     _verify_buckets,
     estimated_jaccard,
     exact_key,
@@ -112,11 +114,25 @@ def test_block_functions_agree_with_in_process_reference():
     )
     keys = _note_keys(rows, cfg)
     assert keys.num_rows == len(records)  # non-live rows do not take part
-    pairs = _verify_buckets(_band_rows(keys, *cfg.lsh_params()), cfg.threshold, cfg.max_bucket_size).to_pydict()
+    bands = _band_rows(keys, *cfg.lsh_params())
+    assert bands.column_names == ["band_key", "note_id"]  # the band shuffle carries no signature
+    candidates = _shared_buckets(bands)
+    # only notes that share a bucket go on to the join (here: the planted pairs, not the 26 others)
+    assert set(candidates["note_id"].to_pylist()) == {f"n{i:03d}" for i in range(4)} | {f"z{i:03d}" for i in range(4)}
+    with_sigs = candidates.join(_signatures(keys), "note_id", join_type="inner")
+    pairs = _verify_buckets(with_sigs, cfg.threshold, cfg.max_bucket_size).to_pydict()
     smallest = {}
     for dup, of in zip(pairs["note_id"], pairs["dup_of"]):
         smallest[dup] = min(of, smallest.get(dup, of))
     assert smallest == near_duplicate_pairs(records, cfg) == {f"z{i:03d}": f"n{i:03d}" for i in range(4)}
+
+
+def test_shared_buckets_keeps_whole_buckets_of_two_or_more():
+    block = pa.table({"band_key": pa.array([5, 3, 5, 9, 3, 3], pa.uint64()), "note_id": ["a", "b", "c", "d", "e", "f"]})
+    out = _shared_buckets(block).to_pydict()
+    assert sorted(zip(out["band_key"], out["note_id"])) == [(3, "b"), (3, "e"), (3, "f"), (5, "a"), (5, "c")]
+    assert _shared_buckets(block.slice(0, 1)).num_rows == 0
+    assert _shared_buckets(block.take([0, 1, 3])).num_rows == 0
 
 
 def test_exact_groups_survivor_is_smallest_id():

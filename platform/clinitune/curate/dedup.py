@@ -16,13 +16,20 @@ MinHash follows datasketch's scheme (32-bit shingle hashes, ``(a*h + b) mod (2^6
 permutations drawn from ``seed``), and LSH cuts the ``num_perm`` values into ``bands`` bands of
 ``rows`` values, chosen like datasketch's ``_optimal_param`` (minimise weighted false positive
 and false negative probability mass around ``threshold``; misses weigh more by default because
-every candidate pair is verified anyway). Each (band key, note_id,
-signature) row is hash-partitioned by band key; within a bucket, members are sorted by
-``note_id`` and each member is compared with the earlier ones (the first ``max_bucket_size`` of
-them at most): its estimated Jaccard (share of equal signature values) with the smallest earlier
-member reaching ``threshold`` makes it a ``near_duplicate`` of that member. Over all buckets a
-note keeps the smallest such ``dup_of``. The larger id of each verified pair is the duplicate,
-so chains A~B~C drop B and C even when A and C are not similar.
+every candidate pair is verified anyway). A bucket is the notes sharing one band key; within a
+bucket, members are sorted by ``note_id`` and each member is compared with the earlier ones (the
+first ``max_bucket_size`` of them at most): its estimated Jaccard (share of equal signature
+values) with the smallest earlier member reaching ``threshold`` makes it a ``near_duplicate`` of
+that member. Over all buckets a note keeps the smallest such ``dup_of``. The larger id of each
+verified pair is the duplicate, so chains A~B~C drop B and C even when A and C are not similar.
+
+**Where the memory goes.** Every note has ``bands`` band keys, and almost every bucket has one
+member. So the band shuffle carries only (band key, note_id) rows; a pass over each bucket keeps
+the members of buckets with two or more notes (the candidates), those few rows are joined with
+the (note_id, signature) table, shuffled by band key again and verified. Signatures (4 bytes x
+``num_perm``) thus cross the shuffle once per note plus once per candidate membership, not once
+per band: the band shuffle is about 15x smaller than rows carrying the signature. The result is
+the same as verifying the full band rows (same buckets, same members, same signatures).
 
 **Joining back.** The small duplicate table (note_id, dup_of, reason) is joined to the rows with
 ``Dataset.join`` (left outer, on ``note_id``; needs ``polars``) so the corpus is never collected
@@ -60,7 +67,9 @@ _MAX_HASH = np.uint64((1 << 32) - 1)
 _TOKEN_RE = re.compile(r"\w+")
 
 _KEYS_SCHEMA = pa.schema([("note_id", pa.string()), ("exact_hash", pa.string()), ("sig", pa.binary())])
+_BAND_KEYS_SCHEMA = pa.schema([("band_key", pa.uint64()), ("note_id", pa.string())])
 _BANDS_SCHEMA = pa.schema([("band_key", pa.uint64()), ("note_id", pa.string()), ("sig", pa.binary())])
+_SIGS_SCHEMA = pa.schema([("note_id", pa.string()), ("sig", pa.binary())])
 _PAIRS_SCHEMA = pa.schema([("note_id", pa.string()), (DUP_OF, pa.string())])
 _DUPS_SCHEMA = pa.schema([("note_id", pa.string()), (DUP_OF, pa.string()), (_DUP_REASON, pa.string())])
 
@@ -256,18 +265,32 @@ def _exact_groups(block: pa.Table) -> pa.Table:
 
 
 def _band_rows(batch: pa.Table, bands: int, rows: int) -> pa.Table:
-    keys, ids, sigs = [], [], []
+    """(band key, note_id) for every band of every note with a signature: no signature, it is
+    joined back only for notes that share a bucket (see the module docstring)."""
+    keys, ids = [], []
     for note_id, raw in zip(batch["note_id"].to_pylist(), batch["sig"].to_pylist()):
         if raw is None:
             continue  # no words: exact dedup only
-        sig = np.frombuffer(raw, dtype=np.uint32)
-        for key in band_keys(sig, bands, rows):
+        for key in band_keys(np.frombuffer(raw, dtype=np.uint32), bands, rows):
             keys.append(key)
             ids.append(note_id)
-            sigs.append(raw)
-    return pa.Table.from_arrays(
-        [pa.array(keys, pa.uint64()), pa.array(ids, pa.string()), pa.array(sigs, pa.binary())], schema=_BANDS_SCHEMA
-    )
+    return pa.Table.from_arrays([pa.array(keys, pa.uint64()), pa.array(ids, pa.string())], schema=_BAND_KEYS_SCHEMA)
+
+
+def _shared_buckets(block: pa.Table) -> pa.Table:
+    """Whole band buckets in; the rows of buckets with two or more members out (the candidates)."""
+    if block.num_rows < 2:
+        return _BAND_KEYS_SCHEMA.empty_table()
+    keys = block["band_key"].to_numpy()
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    return block.filter(pa.array(counts[inverse] > 1)).cast(_BAND_KEYS_SCHEMA)
+
+
+def _signatures(batch: pa.Table) -> pa.Table:
+    """(note_id, signature) of the notes that have one: the right side of the candidates' join."""
+    import pyarrow.compute as pc
+
+    return batch.select(["note_id", "sig"]).filter(pc.is_valid(batch["sig"])).cast(_SIGS_SCHEMA)
 
 
 def _verify_buckets(block: pa.Table, threshold: float, window: int) -> pa.Table:
@@ -327,6 +350,39 @@ def _add_empty_dup_of(batch: pa.Table) -> pa.Table:
     return batch.append_column(pa.field(DUP_OF, pa.string()), pa.nulls(batch.num_rows, pa.string()))
 
 
+def _with_rows(ds: "ray.data.Dataset", n_rows: int) -> "ray.data.Dataset":
+    """Re-cut a small materialized table into blocks that each hold rows (hence a schema): Ray keeps
+    empty blocks without columns, and its join fails on a partition that receives only such blocks."""
+    return ds.repartition(max(1, -(-n_rows // _DUP_ROWS_PER_BLOCK)))
+
+
+def _near_duplicates(survivors: "ray.data.Dataset", cfg: DedupConfig, parts: int) -> "ray.data.Dataset | None":
+    """(note_id, dup_of) of the near duplicates among ``survivors`` (rows with ``note_id``, ``sig``);
+    None when no two notes share a band bucket."""
+    from ray.data.aggregate import Min
+
+    bands, rows = cfg.lsh_params()
+    candidates = (
+        survivors.map_batches(_band_rows, fn_kwargs={"bands": bands, "rows": rows}, batch_format="pyarrow")
+        .repartition(parts, keys=["band_key"])
+        # batch_size=None: one whole shuffle block per call; a key's rows are never split across blocks.
+        .map_batches(_shared_buckets, batch_size=None, batch_format="pyarrow")
+        .materialize()
+    )
+    n_candidates = candidates.count()
+    if n_candidates == 0:
+        return None
+    sigs = survivors.map_batches(_signatures, batch_format="pyarrow")
+    with_sigs = _with_rows(candidates, n_candidates).join(sigs, join_type="inner", num_partitions=parts, on=("note_id",))
+    pairs = with_sigs.repartition(parts, keys=["band_key"]).map_batches(
+        _verify_buckets,
+        fn_kwargs={"threshold": cfg.threshold, "window": cfg.max_bucket_size},
+        batch_size=None,
+        batch_format="pyarrow",
+    )
+    return pairs.groupby("note_id", num_partitions=parts).aggregate(Min(DUP_OF, alias_name=DUP_OF))
+
+
 def mark_duplicates(ds: "ray.data.Dataset", cfg: DedupConfig) -> "ray.data.Dataset":
     """Mark exact and near duplicates among live rows; same rows out, plus column ``dup_of``.
 
@@ -334,7 +390,6 @@ def mark_duplicates(ds: "ray.data.Dataset", cfg: DedupConfig) -> "ray.data.Datas
     duplicate table is computed eagerly here; the returned join is lazy. Row order is not kept
     (the join hash-partitions by ``note_id``): sort before writing if file contents must repeat.
     """
-    from ray.data.aggregate import Min
     from ray.data.expressions import col
 
     if not (cfg.exact or cfg.near):
@@ -354,29 +409,19 @@ def mark_duplicates(ds: "ray.data.Dataset", cfg: DedupConfig) -> "ray.data.Datas
         dup_tables.append(exact_dups.map_batches(_with_reason, fn_kwargs={"reason": EXACT_DUPLICATE}, batch_format="pyarrow"))
         survivors = grouped.filter(expr=col(DUP_OF).is_null())
     else:
-        survivors = keys
+        survivors = keys.materialize()  # read twice by the near pass (band keys, then signatures)
 
     if cfg.near:
-        bands, rows = cfg.lsh_params()
-        pairs = (
-            survivors.map_batches(_band_rows, fn_kwargs={"bands": bands, "rows": rows}, batch_format="pyarrow")
-            .repartition(parts, keys=["band_key"])
-            .map_batches(
-                _verify_buckets,
-                fn_kwargs={"threshold": cfg.threshold, "window": cfg.max_bucket_size},
-                batch_size=None,
-                batch_format="pyarrow",
-            )
-        )
-        near = pairs.groupby("note_id", num_partitions=parts).aggregate(Min(DUP_OF, alias_name=DUP_OF))
-        dup_tables.append(near.map_batches(_with_reason, fn_kwargs={"reason": NEAR_DUPLICATE}, batch_format="pyarrow"))
+        near = _near_duplicates(survivors, cfg, parts)
+        if near is not None:
+            dup_tables.append(near.map_batches(_with_reason, fn_kwargs={"reason": NEAR_DUPLICATE}, batch_format="pyarrow"))
+    if not dup_tables:
+        return ds.map_batches(_add_empty_dup_of, batch_format="pyarrow")
 
     dups = (dup_tables[0] if len(dup_tables) == 1 else dup_tables[0].union(*dup_tables[1:])).materialize()
     n_dups = dups.count()
     if n_dups == 0:  # nothing to join (and a join with an empty side has no schema to join on)
         return ds.map_batches(_add_empty_dup_of, batch_format="pyarrow")
-    # Ray keeps empty blocks without columns, and its join fails on a partition that receives only
-    # such blocks: re-cut the (small) table into blocks that each hold rows, hence a schema.
-    dups = dups.repartition(max(1, -(-n_dups // _DUP_ROWS_PER_BLOCK)))
+    dups = _with_rows(dups, n_dups)
     joined = ds.join(dups, join_type="left_outer", num_partitions=parts, on=("note_id",))
     return joined.map_batches(_apply, batch_format="pyarrow")

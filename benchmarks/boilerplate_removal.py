@@ -9,9 +9,12 @@ the job's default ``BoilerplateConfig``. Scores, per non-blank line:
 * original lines removed (target <= 0.5 %).
 
 Protocol: the settings and the clinical vocabulary's rules were tuned on ACI-Bench plus the
-MTS-Dialog validation split with families A and B (``tune``); the held-out figure is the MTS-Dialog
-training split with family C (``held_out``): its notes were never inspected and family C was
-written after tuning. The held-out corpus with A and B is reported too (``other``). Named baseline in the same run: ``line_frequency``, the detector this replaced (every
+MTS-Dialog validation split with families A and B (``tune``). Family C on the MTS-Dialog training
+split was the first held-out figure; its misses were then looked at to generalise the detector,
+so it is now reported as ``tuned_on_c`` (biased). The held-out figures are families D and E
+(``boilerplate_heldout``: written and committed before that work, fixed seed) on both corpora
+(``held_out``), scored once after the detector changes. The training split with A and B is
+reported too (``other``). Named baseline in the same run: ``line_frequency``, the detector this replaced (every
 line of >= 10 characters in >= max(20, 5 % of notes) notes removed, no clinical guard, no blocks).
 
     python benchmarks/boilerplate_removal.py [--data ../shared/data]
@@ -36,6 +39,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
+from boilerplate_heldout import inject_heldout  # noqa: E402
 from boilerplate_inject import inject  # noqa: E402
 
 MTS_HEADERS = {
@@ -119,7 +123,8 @@ def run_line_frequency(notes) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
-    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--seed", type=int, default=7, help="Seed of families A-C (D and E have their own, fixed).")
+    ap.add_argument("--only", nargs="+", choices=list("ABCDE"), help="Run only these families.")
     args = ap.parse_args()
     import json
 
@@ -135,21 +140,25 @@ def main() -> None:
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # never a head someone started here
     ray.data.DataContext.get_current().enable_progress_bars = False
     runs = []
-    for corpus, family, role in (("aci-bench+mts-valid", "A", "tune"), ("aci-bench+mts-valid", "B", "tune"),
-                                 ("mts-train", "C", "held_out"), ("mts-train", "A", "other"), ("mts-train", "B", "other")):
-        notes = inject(corpora[corpus], family, seed=args.seed)
+    plan = [("aci-bench+mts-valid", "A", "tune"), ("aci-bench+mts-valid", "B", "tune"), ("mts-train", "C", "tuned_on_c"),
+            ("mts-train", "A", "other"), ("mts-train", "B", "other"), ("mts-train", "D", "held_out"),
+            ("mts-train", "E", "held_out"), ("aci-bench+mts-valid", "D", "held_out"), ("aci-bench+mts-valid", "E", "held_out")]
+    for corpus, family, role in plan:
+        if args.only and family not in args.only:
+            continue
+        notes = inject_heldout(corpora[corpus], family) if family in "DE" else inject(corpora[corpus], family, seed=args.seed)
         outputs, secs = run_detector(notes, ray)
         base = score(notes, run_line_frequency(notes))
         runs.append({"role": role, "corpus": corpus, "family": family, "notes": len(notes), "seconds": round(secs, 1),
                      "detector": score(notes, outputs), "baseline_line_frequency": base})
-    held = next(r for r in runs if r["role"] == "held_out")["detector"]
+    held = [r["detector"] for r in runs if r["role"] == "held_out"]
     print(json.dumps({
         "benchmark": "boilerplate_removal",
         "date": date.today().isoformat(),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}",
         "runs": runs,
         "targets": {"injected_removed_pct": ">= 95", "original_removed_pct": "<= 0.5"},
-        "held_out_meets_targets": held["injected_removed_pct"] >= 95 and held["original_removed_pct"] <= 0.5,
+        "held_out_meets_targets": bool(held) and all(h["injected_removed_pct"] >= 95 and h["original_removed_pct"] <= 0.5 for h in held),
     }, indent=2))
 
 

@@ -94,3 +94,26 @@ def test_full_finetune_without_deepspeed_runs_steps(ray_session, make_cfg):
                                      eval__every_n_steps=None, tracking__enabled=False))
     assert _metrics(artifact)["final"]["step"] == 3
     assert (artifact / "model" / "config.json").is_file() and (artifact / "model" / "tokenizer.json").is_file()
+
+
+def test_padding_free_run_trains_as_the_padded_run_does(ray_session, make_cfg):
+    """Same data order, no dropout: one flattened row per micro-batch gives the padded run's losses.
+
+    On CPU the flex attention asked for falls back to SDPA's block-diagonal mask (no flex backward).
+    """
+    from clinitune.train.trainer import run_finetune
+
+    runs = {}
+    for padding_free in (False, True):
+        cfg = make_cfg(training__max_steps=4, training__padding_free=padding_free, training__attention="flex_attention",
+                       eval__every_n_steps=2, checkpoint__every_n_steps=100, tracking__enabled=False,
+                       checkpoint__run_name=f"padding-free-{padding_free}")
+        runs[padding_free] = _metrics(run_finetune(cfg))
+    padded, flat = runs[False], runs[True]
+    assert flat["final"]["step"] == padded["final"]["step"] == 4
+
+    def losses(m, key):
+        return [h[key] for h in m["history"] if key in h]
+
+    for key in ("train_loss", "val_loss"):
+        assert losses(flat, key) == pytest.approx(losses(padded, key), rel=1e-4, abs=1e-5), key

@@ -18,7 +18,9 @@ def test_collate_pads_and_restarts_positions_per_example():
     assert b["input_ids"].tolist() == [[5, 6, 7, 8, 9, 0, 0, 0], [1, 2, 3, 0, 0, 0, 0, 0]]
     assert b["position_ids"].tolist() == [[0, 1, 2, 0, 1, 0, 1, 2], [0, 1, 2, 0, 1, 2, 3, 4]]
     assert b["labels"][0, 5:].tolist() == [IGNORE_INDEX] * 3
-    assert b["tokens"] == 8 and b["targets"] == 4
+    # the second example's first label (8) is masked: example one's last token must not predict it
+    assert b["labels"][0, :5].tolist() == [-100, -100, 7, IGNORE_INDEX, -100]
+    assert b["tokens"] == 8 and b["targets"] == 3
 
 
 def test_unpacked_rows_keep_counting_positions_through_the_padding():

@@ -6,7 +6,8 @@ when there are several workers or handed to ``deepspeed.initialize``; ``load_che
 ``setup_data`` takes this worker's streaming shards (Ray Data). Then, per optimizer step,
 ``train_step``:
 
-1. takes ``grad_accum`` micro-batches from the shard,
+1. takes ``grad_accum`` micro-batches from the shard (``prepare_batch``: padded rows, or with
+   ``training.padding_free`` one row of all their examples, attention kept per example),
 2. normalises the loss by the target tokens of the whole accumulation window,
 3. steps the optimizer and the learning-rate schedule;
 
@@ -38,6 +39,7 @@ import torch
 
 from clinitune.artifacts.publish import write_whole
 from clinitune.train import state as ckpt
+from clinitune.train.attention import flatten_batch
 from clinitune.train.config import TrainConfig
 from clinitune.train.loss import IGNORE_INDEX, causal_lm_loss, supports_selective_logits
 from clinitune.train.model_setup import (build_model, deepspeed_config, make_optimizer, make_scheduler,
@@ -54,7 +56,8 @@ def collate(batch: dict, pad_id: int, device: torch.device, multiple_of: int = 1
 
     When a row packs several examples, padding forms its own segment of positions, so with
     ``attention_mask=None`` transformers builds a block-diagonal causal mask: packed examples and
-    padding never attend to each other. When no row is packed, positions simply run on through the
+    padding never attend to each other, and each example's first label is masked so that no example
+    is trained to predict the next one's first token. When no row is packed, positions simply run on through the
     right padding: causal attention already keeps real tokens from seeing it, and transformers takes
     its plain causal path instead of materialising a mask (~8 % faster on CPU).
     """
@@ -77,7 +80,9 @@ def collate(batch: dict, pad_id: int, device: torch.device, multiple_of: int = 1
             continue
         off = 0
         for length in list(batch["lengths"][r]) + ([width - n] if width > n else []):
-            pos[r, off: off + length] = np.arange(length)
+            if length:
+                pos[r, off: off + length] = np.arange(length)
+                labels[r, off] = IGNORE_INDEX  # the token before it is another example's: never a target across
             off += length
     return {
         "input_ids": torch.from_numpy(ids).to(device),
@@ -277,6 +282,10 @@ class TrainRecipe:
                                                   "resumed_from_step": st.resumed_from_step, "committed_step": self.committed_step,
                                                   "time": time.time()})
 
+    def prepare_batch(self, batch: dict) -> dict:
+        """A numpy micro-batch as device tensors; with ``padding_free``, all its examples in one row."""
+        return collate(flatten_batch(batch) if self.t.padding_free else batch, self.pad_id, self.device, self.multiple_of)
+
     def autocast(self):
         if self.bf16 and not self.deepspeed_on and self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -312,7 +321,7 @@ class TrainRecipe:
             if st.micro_in_epoch >= self.steps_per_epoch * t.grad_accum:  # the remainder of the epoch
                 continue
             st.micro_in_epoch += 1
-            window.append(collate(batch, self.pad_id, self.device, self.multiple_of))
+            window.append(self.prepare_batch(batch))
             if len(window) < t.grad_accum:
                 continue
             self.train_step(window)
@@ -407,7 +416,7 @@ class TrainRecipe:
         loss_sum, count = 0.0, 0
         with torch.no_grad():
             for batch in self.val_batches:
-                b = collate(batch, self.pad_id, self.device, self.multiple_of)
+                b = self.prepare_batch(batch)
                 with self.autocast():  # every rank runs every forward: ZeRO-3 gathers parameters collectively
                     loss = causal_lm_loss(self.eval_model, b, torch.tensor(max(b["targets"], 1), device=self.device), self.selective)
                 loss_sum += float(loss) * b["targets"]

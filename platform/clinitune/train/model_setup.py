@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from clinitune.train.attention import attention_implementation
 from clinitune.train.config import TrainConfig
 from clinitune.train.loss import transformers_slices_logits
 
@@ -77,13 +78,22 @@ def limit_checkpointed_layers(model: torch.nn.Module, n: int | None) -> int:
     return checkpointed
 
 
+def choose_attention(cfg: TrainConfig, model_dir: str, device: torch.device) -> str:
+    """``training.attention`` resolved for this device and data (``train.attention``)."""
+    from transformers import AutoConfig
+
+    packed_rows = cfg.training.padding_free or cfg.data.packing
+    model_config = AutoConfig.from_pretrained(model_dir) if cfg.training.attention != "sdpa" else None
+    return attention_implementation(cfg.training.attention, packed_rows, device, model_config)
+
+
 def build_model(cfg: TrainConfig, model_dir: str, device: torch.device):
     """The trainable model on ``device`` (not yet wrapped in DDP or DeepSpeed)."""
     from transformers import AutoModelForCausalLM
 
     bf16 = use_bf16(cfg)
     method = cfg.method
-    kwargs: dict = {"attn_implementation": "sdpa"}
+    kwargs: dict = {"attn_implementation": choose_attention(cfg, model_dir, device)}
     if method == "qlora":
         from transformers import BitsAndBytesConfig
 

@@ -25,7 +25,7 @@ from clinitune.data.builders import build_builder
 from clinitune.data.passages import AddPassages, HoldOutCodes
 from clinitune.data.replay import MixReplay, replay_examples, replay_fingerprint
 from clinitune.data.config import DataConfig
-from clinitune.data.sources import check_source, count_rows, json_columns, parquet_columns, read_split, source_lineage, split_files
+from clinitune.data.sources import check_source, columns_of, count_rows, read_split, source_lineage, split_files
 from clinitune.data.tokenize import Tokenize
 from clinitune.errors import ConfigError, UserError
 
@@ -83,7 +83,7 @@ def plan(cfg: DataConfig, model_dir: Path) -> dict:
                                 fix="point data.source at a curated dataset directory or add the train files.")
             log.warning("data.source has no '%s' split; it is skipped", split)
             continue
-        columns = parquet_columns(files) if fmt == "parquet" else json_columns(files)
+        columns = columns_of(files, fmt)
         builder.check_columns(columns, str(root))
         rows = count_rows(files, fmt)
         cap = cfg.max_examples.get(split)

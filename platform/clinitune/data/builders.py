@@ -234,3 +234,7 @@ class Instructions(TaskBuilder):
             msgs.append(payload)
             status.append(STATUS_OK)
         return pd.DataFrame({"example_id": ids, "messages": msgs, "status": status})
+
+
+# --- documentation tasks (dialogue -> note section / full note) register themselves on import ------
+from clinitune.data import documentation as _documentation  # noqa: E402,F401

@@ -70,7 +70,9 @@ def read_heldout(data: str | Path, split: str) -> pd.DataFrame:
         cols = [c for c in READ_COLUMNS if c in pq.read_schema(files[0]).names]
         df = pd.concat([pd.read_parquet(f, columns=cols) for f in files], ignore_index=True)
     else:
-        df = pd.concat([pd.read_json(f, lines=True) for f in files], ignore_index=True)
+        from clinitune.data.sources import read_frame
+
+        df = read_frame(files, fmt)
     if df.empty:
         raise UserError(f"data: the '{split}' split of '{root}' is empty.", fix="curate more notes so the held-out split has patients.")
     return df
@@ -109,8 +111,9 @@ def _record(cfg: EvalConfig, row: pd.Series, ex_id: str, messages_json: str) -> 
             attrs = json.loads(row["attributes"]) or {}
         except json.JSONDecodeError:
             attrs = {}
+    source = row.get("text") if "text" in row.index else row.get("dialogue", "")  # documentation tasks: the dialogue
     rec = {"example_id": str(ex_id), "patient_id": str(row.get("patient_id", "")), "reference": messages[-1]["content"],
-           "text": str(row.get("text", "")), "messages": messages_json,
+           "text": str(source if source is not None else ""), "messages": messages_json,
            "note_type": str(row["note_type"]) if "note_type" in row.index and pd.notna(row["note_type"]) else "unknown"}
     for key in cfg.fairness.slices:
         rec[f"slice.{key}"] = _slice_value(row, attrs, key)

@@ -55,7 +55,8 @@ def summary_rows(report: dict) -> list[tuple[str, str, str, str]]:
     """(metric, candidate, baseline, delta) for the headline metrics present in a report."""
     cand, base = report["metrics"]["candidate"], report["metrics"]["baseline"]
     primary = report["task"]["primary_metric"]
-    keys = [primary, f"rag.{primary}", "rag.retrieval_recall", "task.exact_match", "task.loss", "probes.mean", "phi.canary_extraction_rate",
+    keys = [primary, f"rag.{primary}", "rag.retrieval_recall", "task.rouge1", "task.rouge2", "task.fact_recall",
+            "task.fact_hallucination_rate", "task.exact_match", "task.loss", "probes.mean", "phi.canary_extraction_rate",
             "hallucination.rate", "fairness.max_gap", "consistency.agreement"]
     keys += sorted(k for k in cand if k.startswith("probes.") and k != "probes.mean")
     keys += ["knowledge.mean"] + sorted(k for k in cand if k.startswith("knowledge.") and k != "knowledge.mean")

@@ -16,6 +16,7 @@ from clinitune.evaluate.metrics import code_scores, normalized_text, perplexity,
 from clinitune.evaluate.probes import family_accuracy
 
 CODED_TASKS = ("icd10_coding",)
+DOCUMENTATION_TASKS = ("note_section", "full_note")
 
 
 def primary_metric(task: str) -> str:
@@ -85,6 +86,10 @@ def score_model(es: EvalSet, results: pd.DataFrame, min_slice_size: int) -> dict
     answers = [str(out.at[f"task/{i}", "output"]) for i in ex["example_id"]]
     refs = list(ex["reference"])
     metrics: dict[str, float | None] = dict(task_scores(task, answers, refs))
+    if task in DOCUMENTATION_TASKS:  # ROUGE-1/2/L (rouge-score) and clinical facts against reference and dialogue
+        from clinitune.evaluate.documentation import documentation_scores
+
+        metrics.update(documentation_scores(answers, refs, list(ex["text"])))
     details: dict = {"answers": dict(zip(ex["example_id"], answers))}
 
     nll_ids = [f"nll/{i}" for i in ex["example_id"] if f"nll/{i}" in out.index]

@@ -41,8 +41,10 @@ def test_chat_request_parsing():
     (_chat(top_p=0), "top_p", "invalid_value"),
     (_chat(temperature=3), "temperature", "invalid_value"),
     (_chat(stop=[""]), "stop", "invalid_value"),
-    (_chat(presence_penalty=0.5), "presence_penalty", "invalid_value"),
-    (_chat(logprobs=True), "logprobs", "invalid_value"),
+    (_chat(presence_penalty=2.5), "presence_penalty", "invalid_value"),
+    (_chat(top_logprobs=2), "top_logprobs", "invalid_value"),
+    (_chat(logprobs=True, stream=True), "logprobs", "invalid_value"),
+    (_chat(n=17), "n", "invalid_value"),
     (_chat(functions=[]), "functions", "unknown_parameter"),
     (_chat(retrieval={"kb": "x", "mode": "fast"}), "retrieval.mode", "unknown_parameter"),
     (json.dumps({"messages": [{"role": "user", "content": "x"}]}).encode(), "model", "missing_required_parameter"),
@@ -58,9 +60,13 @@ def test_bad_chat_requests_name_the_parameter(body, param, code):
 
 def test_completion_request():
     req = parse_request(json.dumps({"model": "m", "prompt": ["one prompt"]}).encode(), CompletionRequest)
-    assert req.prompt == "one prompt" and req.limit() == 16
-    for bad in ({"prompt": ["a", "b"]}, {"prompt": " "}, {"prompt": "x", "echo": True}, {"prompt": "x", "suffix": "y"},
-                {"prompt": "x", "best_of": 2}):
+    assert req.prompts() == ["one prompt"] and req.limit() == 16
+    many = parse_request(json.dumps({"model": "m", "prompt": [[1, 2], [3]], "echo": True, "max_tokens": 0}).encode(), CompletionRequest)
+    assert many.prompts() == [[1, 2], [3]] and many.limit() == 0
+    assert parse_request(json.dumps({"model": "m", "prompt": [5, 6]}).encode(), CompletionRequest).prompts() == [[5, 6]]
+    for bad in ({"prompt": []}, {"prompt": " "}, {"prompt": ["a", ""]}, {"prompt": [[1, -2]]}, {"prompt": "x", "suffix": "y"},
+                {"prompt": "x", "best_of": 2}, {"prompt": "x", "echo": True, "stream": True}, {"prompt": "x", "logprobs": 6},
+                {"prompt": "x", "max_tokens": 0}):
         with pytest.raises(ApiError):
             parse_request(json.dumps({"model": "m", **bad}).encode(), CompletionRequest)
 

@@ -1,9 +1,9 @@
 """Constraint specs: the string a config or a request names a constraint by, and its compiler.
 
-A spec is ``<kind>:<argument>``; ``codes:icd10cm`` restricts codes to ICD-10-CM. Kinds are
-registered here (``register_kind``), so another kind of constraint (a JSON schema for
-``response_format``) plugs in beside ``codes`` and reaches evaluation and serving through the
-same hook.
+A spec is ``<kind>:<argument>``; ``codes:icd10cm`` restricts codes to ICD-10-CM and
+``json:<schema>`` makes the output JSON valid under a schema (``response_format``;
+``clinitune.constrain.json_schema``). Kinds are registered here (``register_kind``) and reach
+evaluation and serving through the same hook.
 """
 
 from __future__ import annotations
@@ -29,6 +29,22 @@ def _codes(argument: str, tokenizer, eos_ids: Iterable[int]) -> Constraint:
 
 
 register_kind("codes", _codes)
+
+
+def _json(argument: str, tokenizer, eos_ids: Iterable[int]) -> Constraint:
+    from clinitune.constrain.json_schema import json_constraint
+
+    return json_constraint(argument, tokenizer, eos_ids)
+
+
+register_kind("json", _json)
+
+
+def json_spec(schema: dict | None) -> str:
+    """The spec of a JSON-output constraint: ``json:<schema>`` (None: any JSON object)."""
+    from clinitune.constrain.json_schema import canonical
+
+    return f"json:{canonical(schema)}"
 
 
 def codes_spec(code_system: str | None) -> str:

@@ -15,6 +15,7 @@ from clinitune.serve.audit import AuditRecord
 from clinitune.serve.config import ServeArgs
 from clinitune.serve.generator import GenJob
 from clinitune.serve.guard import PhiGuard
+from clinitune.serve.logprobs import wants_logprobs
 from clinitune.serve.protocol import ApiError, ChatCompletionRequest, CompletionRequest, RetrievalOptions
 from clinitune.serve.retry import RetriesExhausted, retry_headers, with_retries
 
@@ -23,6 +24,14 @@ from clinitune.serve.retry import RetriesExhausted, retry_headers, with_retries
 class Prepared:
     job: GenJob
     extras: dict[str, Any] = field(default_factory=dict)  # response fields beyond OpenAI's: adapter, citations, retrieval
+    jobs: list[GenJob] = field(default_factory=list)  # one per choice (prompt-major: prompt i, sample j -> i * n + j)
+    logprobs: int | None = None  # alternatives per token the response reports (None: no logprobs)
+    echo: bool = False
+    n: int = 1  # choices per prompt
+
+    def __post_init__(self):
+        if not self.jobs:
+            self.jobs = [self.job]
 
 
 def check_limits(cfg: ServeArgs, req: ChatCompletionRequest | CompletionRequest) -> None:
@@ -87,12 +96,23 @@ async def prepare(cfg: ServeArgs, req: ChatCompletionRequest | CompletionRequest
     chat = isinstance(req, ChatCompletionRequest)
     check_limits(cfg, req)
     system = code_system_plan(cfg, req.code_system)
+    constraint, system = output_constraint(req, system)
+    prompts = [] if chat else req.prompts()
+    token_prompts = any(not isinstance(p, str) for p in prompts)
+    if token_prompts and cfg.phi_guard.prompt != "off":
+        raise ApiError(400, "This server checks prompts for PHI, which needs text: send the prompt as text rather than token "
+                            "ids (lm-evaluation-harness: tokenized_requests=False).", param="prompt", code="invalid_value")
     if chat:
         messages = req.plain_messages()
         if ref.system_prompt and not any(m["role"] == "system" for m in messages):
             messages = [{"role": "system", "content": ref.system_prompt}, *messages]
+    elif len(prompts) > 1 or token_prompts:  # several prompts or token ids: plain completions, no retrieval
+        if req.retrieval is not None and req.retrieval.enabled:
+            raise ApiError(400, "Retrieval needs a single text prompt; send one prompt or retrieval.enabled=false.",
+                           param="retrieval", code="invalid_value")
+        return _plain_completions(cfg, req, ref, guard, rec, prompts, constraint, system)
     else:
-        messages = [{"role": "user", "content": req.prompt}]
+        messages = [{"role": "user", "content": prompts[0]}]
     try:
         messages, found = guard.prompt(messages)
     except ApiError:
@@ -128,16 +148,83 @@ async def prepare(cfg: ServeArgs, req: ChatCompletionRequest | CompletionRequest
     else:
         extras["retrieval"] = {"status": "off"}
 
-    extras["constraint"] = {"code_system": system}
+    extras["constraint"] = _constraint_extra(req, system)
     r = cfg.retrieval
     if chat:
         messages = augment_messages(messages, hits, r.context_chars)
         job_messages, job_prompt, max_tokens = messages, None, req.limit()
     else:
         job_messages, job_prompt, max_tokens = None, augment_prompt(query, hits, r.context_chars), req.limit()
-    from clinitune.constrain.registry import codes_spec
-
     job = GenJob(key=ref.key, adapter_path=ref.path, messages=job_messages, prompt=job_prompt, max_tokens=max_tokens,
                  temperature=req.temperature, top_p=req.top_p, stop=req.stop_list(), seed=req.seed,
-                 constraint=codes_spec(system))
-    return Prepared(job, extras)
+                 constraint=constraint, **_token_options(req))
+    return Prepared(job, extras, jobs=_per_choice(job, req.n), logprobs=wants_logprobs(req),
+                    echo=bool(getattr(req, "echo", False)), n=req.n)
+
+
+def output_constraint(req, system: str | None) -> tuple[str, str | None]:
+    """(constraint spec, code system): ``response_format`` JSON, else the code system ('' = none).
+
+    A JSON format replaces the server's default code system; asking for both is a 400, and so is a
+    schema llguidance cannot compile (the parameter named).
+    """
+    from clinitune.constrain.registry import codes_spec, json_spec
+
+    fmt = req.response_format
+    if fmt is None or not fmt.constrained():
+        return codes_spec(system), system
+    if req.code_system not in (None, "none"):
+        raise ApiError(400, "response_format and code_system cannot be combined; send one of them.",
+                       param="response_format", code="invalid_value")
+    from clinitune.constrain.json_schema import SchemaError, compile_grammar
+
+    try:
+        compile_grammar(fmt.schema_dict())
+    except SchemaError as err:
+        raise ApiError(400, f"Invalid schema for response_format: {err}. Send a JSON schema (draft 2020-12 subset).",
+                       param="response_format.json_schema.schema", code="invalid_schema") from None
+    return json_spec(fmt.schema_dict()), None
+
+
+def _constraint_extra(req, system: str | None) -> dict[str, Any]:
+    fmt = req.response_format
+    out: dict[str, Any] = {"code_system": system}
+    if fmt is not None and fmt.constrained():
+        out["response_format"] = fmt.type
+    return out
+
+
+def _token_options(req) -> dict[str, Any]:
+    return {"logprobs": wants_logprobs(req), "echo": bool(getattr(req, "echo", False)),
+            "presence_penalty": req.presence_penalty, "frequency_penalty": req.frequency_penalty}
+
+
+def _per_choice(job: GenJob, n: int) -> list[GenJob]:
+    """``n`` jobs for one prompt: choice j samples with seed + j (the same request and seed answer the same)."""
+    from dataclasses import replace
+
+    return [job if j == 0 else replace(job, seed=None if job.seed is None else job.seed + j) for j in range(n)]
+
+
+def _plain_completions(cfg: ServeArgs, req: CompletionRequest, ref: AdapterRef, guard: PhiGuard, rec: AuditRecord,
+                       prompts: list, constraint: str, system: str | None) -> Prepared:
+    """Several prompts and/or token-id prompts: one job per prompt and choice, no retrieval."""
+    jobs: list[GenJob] = []
+    for p in prompts:
+        text, ids = (p, None) if isinstance(p, str) else (None, list(p))
+        if text is not None:
+            try:
+                msgs, found = guard.prompt([{"role": "user", "content": text}])
+            except ApiError:
+                rec.phi_action = "prompt_refused"
+                raise
+            if found:
+                rec.phi_prompt = {**(rec.phi_prompt or {}), **found}
+                rec.phi_action = "prompt_redacted"
+            text = msgs[0]["content"]
+        job = GenJob(key=ref.key, adapter_path=ref.path, messages=None, prompt=text, prompt_ids=ids, max_tokens=req.limit(),
+                     temperature=req.temperature, top_p=req.top_p, stop=req.stop_list(), seed=req.seed,
+                     constraint=constraint, **_token_options(req))
+        jobs.extend(_per_choice(job, req.n))
+    extras = {"adapter": ref.public(), "retrieval": {"status": "off"}, "constraint": _constraint_extra(req, system)}
+    return Prepared(jobs[0], extras, jobs=jobs, logprobs=wants_logprobs(req), echo=req.echo, n=req.n)

@@ -14,6 +14,10 @@ A row may carry a constraint (``SamplingParams.constraint``, ``clinitune.constra
 codes of ICD-10-CM): its state masks the row's logits before sampling, hears every token chosen,
 and holds back text a length limit could still cut (an unfinished code), which
 ``Constraint.complete`` removes when the row ends on its token limit.
+
+Per row, optionally: presence and frequency penalties (OpenAI's definitions, over the tokens the
+row generated) and the log-probability of every generated token with its top-k alternatives
+(``SamplingParams.logprobs``), taken from the model's distribution before penalties and masks.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     constraint: Constraint | None = None  # compiled for this model's tokenizer
+    logprobs: int | None = None  # record each generated token's log-probability and this many alternatives
+    presence_penalty: float = 0.0  # OpenAI's: minus this from the logit of every token already generated
+    frequency_penalty: float = 0.0  # ... and this times how often it was generated
 
 
 @dataclass
@@ -47,6 +54,7 @@ class Delta:
     finish_reason: str | None = None  # "stop" | "length"
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    logprobs: list[tuple[int, float, list[tuple[int, float]]]] | None = None  # the last delta: every generated token's
 
 
 @dataclass
@@ -61,6 +69,7 @@ class _Row:
     finish: str | None = None
     reported: bool = False  # the finishing delta has been returned
     constraint: ConstraintState | None = None
+    logprobs: list[tuple[int, float, list[tuple[int, float]]]] = field(default_factory=list)
 
 
 def _holdback(text: str, stops: Sequence[str]) -> int:
@@ -91,6 +100,34 @@ def _sample(logits: torch.Tensor, rows: list[_Row]) -> list[int]:
             probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
         out[i] = int(torch.multinomial(probs, 1, generator=row.rng).item())
     return out
+
+
+def _log_probs(logits: torch.Tensor, rows: list[_Row]) -> torch.Tensor | None:
+    if not any(r.params.logprobs is not None for r in rows):
+        return None
+    with torch.inference_mode():
+        return torch.log_softmax(logits.float(), dim=-1)
+
+
+def _entry(lp: torch.Tensor, token: int, k: int) -> tuple[int, float, list[tuple[int, float]]]:
+    """(token, its log-probability, the k most likely (token, log-probability))."""
+    top: list[tuple[int, float]] = []
+    if k:
+        vals, idx = lp.topk(k)
+        top = list(zip(idx.tolist(), vals.tolist()))
+    return int(token), float(lp[token]), top
+
+
+def _penalize(logits: torch.Tensor, rows: list[_Row]) -> None:
+    """OpenAI's penalties over the tokens each row generated so far, in place."""
+    for i, row in enumerate(rows):
+        p = row.params
+        if not row.ids or not (p.presence_penalty or p.frequency_penalty):
+            continue
+        ids, counts = torch.tensor(row.ids, dtype=torch.long, device=logits.device).unique(return_counts=True)
+        keep = ids < logits.shape[-1]
+        ids, counts = ids[keep], counts[keep]
+        logits[i, ids] -= p.frequency_penalty * counts.to(logits.dtype) + p.presence_penalty
 
 
 def cache_argument(model: torch.nn.Module) -> str:
@@ -218,7 +255,8 @@ class BatchDecoder:
         if row.finish is None:
             return Delta(piece)
         row.reported = True
-        return Delta(piece, row.finish, row.prompt_len, len(row.ids))
+        return Delta(piece, row.finish, row.prompt_len, len(row.ids),
+                     logprobs=list(row.logprobs) if row.params.logprobs is not None else None)
 
     # -- public --------------------------------------------------------------------------------
     def step(self) -> list[Delta | None]:
@@ -232,11 +270,17 @@ class BatchDecoder:
             self._mask = torch.cat([self._mask, torch.ones_like(self._next)], dim=1)
             self._positions = self._positions + 1
             logits = self._forward(self._next, self._positions)
+        scored = _log_probs(logits, self._active)  # of the model's own distribution, before penalties and masks
+        if any(r.params.presence_penalty or r.params.frequency_penalty for r in self._active):
+            with torch.inference_mode():
+                _penalize(logits, self._active)
         if any(r.constraint is not None for r in self._active):
             with torch.inference_mode():  # the logits are an inference tensor
                 mask_logits(logits, [r.constraint for r in self._active])
         tokens = _sample(logits, self._active)
-        for row, tok in zip(self._active, tokens):
+        for i, (row, tok) in enumerate(zip(self._active, tokens)):
+            if scored is not None and row.params.logprobs is not None and tok not in self.eos_ids:
+                row.logprobs.append(_entry(scored[i], tok, row.params.logprobs))
             self._advance(row, tok)
         self._next = torch.tensor([[t] for t in tokens], dtype=torch.long, device=self.device)
         out: list[Delta | None] = [None] * len(self.rows)
@@ -253,5 +297,5 @@ class BatchDecoder:
                 if d is not None:
                     texts[i] += d.text
                     if d.finish_reason:
-                        final[i] = Delta(texts[i], d.finish_reason, d.prompt_tokens, d.completion_tokens)
+                        final[i] = Delta(texts[i], d.finish_reason, d.prompt_tokens, d.completion_tokens, logprobs=d.logprobs)
         return [d for d in final if d is not None]

@@ -177,6 +177,21 @@ class GenerationEngine:
             if a.retired and a.in_use == 0:
                 self._delete(a)
 
+    def score(self, prompts: Sequence[Sequence[int]], top_k: int, adapter: str | None = None) -> list[Any]:
+        """Each prompt token's log-probability given the tokens before it, with ``top_k`` alternatives
+        (``echo``): ``clinitune.models.loglik.token_logprobs``, the scorer benchmark evaluation uses."""
+        from clinitune.models.loglik import token_logprobs
+
+        if adapter is not None:
+            if adapter not in self._adapters:
+                raise AdapterLoadError(f"adapter {adapter} is not loaded")
+            self._adapters[adapter].in_use += 1
+        try:
+            return token_logprobs(self.model, prompts, top_k=top_k, pad_id=self.pad_id, device=str(self.device),
+                                  forward_context=lambda: self._using(adapter))
+        finally:
+            self.release(adapter)
+
     def generate(self, prompts: Sequence[Sequence[int]], params: Sequence[SamplingParams],
                  adapter: str | None = None) -> list[Any]:
         """Decode a batch to the end (in-process use: tests, baselines, offline evaluation)."""

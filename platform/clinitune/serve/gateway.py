@@ -292,10 +292,11 @@ class Gateway:
                 out = self._stream(gen, first, prep, req.model, rid, endpoint, include_usage, rec, started, scope)
                 scope = None  # the stream completes or releases it
                 return StreamingResponse(out, media_type="text/event-stream", headers={"x-request-id": rid})
-            result = await self._call(handle, prep.job, endpoint, rec, started)
-            if "error" in result:
-                raise self._generator_error(result)
-            resp = JSONResponse(self._complete(result, prep, req.model, rid, endpoint, rec), headers={"x-request-id": rid})
+            results = await asyncio.gather(*(self._call(handle, job, endpoint, rec, started) for job in prep.jobs))  # a job per choice
+            for result in results:
+                if "error" in result:
+                    raise self._generator_error(result)
+            resp = JSONResponse(self._complete(results, prep, req.model, rid, endpoint, rec), headers={"x-request-id": rid})
             if scope is not None:
                 await self.shared.complete(scope, {"status": resp.status_code, "media_type": "application/json",
                                                    "headers": {"x-request-id": rid}, "body": resp.body.decode()})
@@ -410,13 +411,33 @@ class Gateway:
             extras["phi_guard"] = {"action": "redacted", "counts": dict(counts)}
         return extras
 
-    def _complete(self, result: dict, prep: Prepared, model: str, rid: str, endpoint: str, rec: AuditRecord) -> dict:
-        guarded = self.guard.output(result["text"])
-        finish = "content_filter" if guarded.blocked else result["finish_reason"]
-        rec.prompt_tokens, rec.completion_tokens, rec.finish_reason = result["prompt_tokens"], result["completion_tokens"], finish
-        extras = self._guard_extras(prep, guarded.counts, guarded.blocked, rec)
+    def _complete(self, results: list[dict], prep: Prepared, model: str, rid: str, endpoint: str, rec: AuditRecord) -> dict:
+        from collections import Counter
+
+        from clinitune.serve.logprobs import chat_logprobs, completion_logprobs
+
+        choices, counts, blocked_any = [], Counter(), False
+        for result in results:  # every choice passes the PHI guard; its token texts only when the guard left it alone
+            guarded = self.guard.output(result["text"])
+            counts.update(guarded.counts)
+            blocked_any |= guarded.blocked
+            finish = "content_filter" if guarded.blocked else result["finish_reason"]
+            clean = not guarded.blocked and not guarded.counts
+            if endpoint == "chat":
+                lp = chat_logprobs(result.get("tokens") or []) if prep.logprobs is not None and clean else None
+                choices.append({"message": {"role": "assistant", "content": guarded.text}, "logprobs": lp, "finish_reason": finish})
+            else:
+                echoed = result.get("prompt_tokens_detail") if prep.echo else None
+                text = (result.get("prompt_text", "") if prep.echo else "") + guarded.text
+                lp = (completion_logprobs(echoed, result.get("tokens") or [], bool(prep.logprobs))
+                      if prep.logprobs is not None and clean else None)
+                choices.append({"text": text, "logprobs": lp, "finish_reason": finish})
+        prompt_tokens = sum(r["prompt_tokens"] for r in results[:: prep.n])  # once per prompt, not per choice
+        completion_tokens = sum(r["completion_tokens"] for r in results)
+        rec.prompt_tokens, rec.completion_tokens, rec.finish_reason = prompt_tokens, completion_tokens, choices[0]["finish_reason"]
+        extras = self._guard_extras(prep, dict(counts), blocked_any, rec)
         build = chat_response if endpoint == "chat" else completion_response
-        return build(rid, model, guarded.text, finish, result["prompt_tokens"], result["completion_tokens"], extras)
+        return build(rid, model, "", "", prompt_tokens, completion_tokens, extras, choices=choices)
 
     async def _stream(self, gen, first: dict, prep: Prepared, model: str, rid: str, endpoint: str, include_usage: bool,
                       rec: AuditRecord, started: float, scope: str | None) -> AsyncIterator[str]:

@@ -45,6 +45,11 @@ class GenJob:
     stop: tuple[str, ...]
     seed: int | None
     constraint: str = ""  # constraint spec (clinitune.constrain.registry), '' = none
+    prompt_ids: list[int] | None = None  # a token-id prompt (completions), instead of prompt/messages
+    logprobs: int | None = None  # each generated token's log-probability and this many alternatives
+    echo: bool = False  # also score the prompt's tokens (completions' echo)
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
 
 
 @dataclass
@@ -117,7 +122,13 @@ class Generator:
 
     def _prepare(self, job: GenJob, constraint=None) -> _Prepared | dict[str, Any]:
         eng = self.engine
-        ids = eng.encode_chat(job.messages) if job.messages is not None else eng.encode_text(job.prompt or "")
+        if job.prompt_ids is not None:
+            ids = list(job.prompt_ids)
+            if max(ids) >= len(eng.tokenizer):
+                return error(400, f"Token id {max(ids)} is outside this model's vocabulary of {len(eng.tokenizer)}.",
+                             "invalid_value", "prompt")
+        else:
+            ids = eng.encode_chat(job.messages) if job.messages is not None else eng.encode_text(job.prompt or "")
         room = eng.context_tokens - len(ids)
         if room < 1:
             return error(400, f"This model's maximum context length is {eng.context_tokens} tokens; the prompt has "
@@ -128,7 +139,9 @@ class Generator:
                               f"{len(ids)} and max_tokens asks for {job.max_tokens}. Lower max_tokens to at most {room}.",
                          "context_length_exceeded", "max_tokens")
         max_tokens = job.max_tokens if job.max_tokens is not None else min(self.cfg.model.default_max_tokens, room)
-        return _Prepared(ids, SamplingParams(max_tokens, job.temperature, job.top_p, job.stop, job.seed, constraint))
+        return _Prepared(ids, SamplingParams(max_tokens, job.temperature, job.top_p, job.stop, job.seed, constraint,
+                                             logprobs=job.logprobs, presence_penalty=job.presence_penalty,
+                                             frequency_penalty=job.frequency_penalty))
 
     async def _ready(self, job: GenJob) -> _Prepared | dict[str, Any]:
         constraint = await self._run(self._constraint, job.constraint) if job.constraint else None  # cached after once
@@ -179,13 +192,33 @@ class Generator:
             return prep
         parts: list[str] = []
         last: Delta | None = None
-        async with self._queued() as started:
-            async for d in self._batched(prep):
-                started()
-                parts.append(d.text)
-                last = d
-        return {"text": "".join(parts), "finish_reason": last.finish_reason, "prompt_tokens": last.prompt_tokens,
-                "completion_tokens": last.completion_tokens}
+        if prep.params.max_tokens == 0:  # echo only: score the prompt, generate nothing
+            last = Delta("", "length", len(prep.ids), 0, logprobs=[] if job.logprobs is not None else None)
+        else:
+            async with self._queued() as started:
+                async for d in self._batched(prep):
+                    started()
+                    parts.append(d.text)
+                    last = d
+        result = {"text": "".join(parts), "finish_reason": last.finish_reason, "prompt_tokens": last.prompt_tokens,
+                  "completion_tokens": last.completion_tokens}
+        return await self._logprobs(job, prep, result, last)
+
+    async def _logprobs(self, job: GenJob, prep: _Prepared, result: dict[str, Any], last: Delta) -> dict[str, Any]:
+        """Token texts and log-probabilities of the generated tokens (``logprobs``) and of the prompt (``echo``)."""
+        from clinitune.serve.logprobs import token_entries, trim_to_text
+
+        tok = self.engine.tokenizer
+        if last.logprobs is not None:
+            result["tokens"] = trim_to_text(token_entries(tok, last.logprobs, incremental=True), result["text"])
+        if job.echo:
+            loaded = await self._adapter(job.key)
+            scored = (await self._run(self.engine.score, [prep.ids], job.logprobs or 0, loaded.internal))[0]
+            first = [(prep.ids[0], None, [])] if prep.ids else []
+            rest = [(t, lp, top) for t, lp, top in zip(prep.ids[1:], scored.logprobs, scored.top or [[]] * len(scored.logprobs))]
+            result["prompt_tokens_detail"] = token_entries(tok, first + rest)
+            result["prompt_text"] = tok.decode(prep.ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        return result
 
     async def stream(self, job: GenJob) -> AsyncIterator[dict[str, Any]]:
         """Deltas as they are decoded; the last carries finish_reason and token counts (the first may be an ``error``)."""

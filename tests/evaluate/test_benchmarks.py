@@ -234,6 +234,11 @@ def test_evaluation_reports_knowledge_base_vs_candidate_and_gates_it(tiny_artifa
     assert len(checks) == 1 and checks[0]["metric"] == "knowledge.mini"
     html = (tmp_path / "work" / "eval").rglob("report.html").__next__().read_text()
     assert "Medical knowledge benchmarks" in html
+    from clinitune.evaluate.knowledge import knowledge_lines  # what the demo and clinitune evaluate print
+
+    (line,) = knowledge_lines(rep["knowledge"])
+    assert line.startswith("knowledge mini (n=4, 95% intervals)") and "1 lines quarantined" in line
+    assert f"fine-tuned {k['candidate']['accuracy']:.3f} [" in line and "; delta " in line
 
 
 @pytest.mark.ray

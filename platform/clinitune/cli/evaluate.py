@@ -13,6 +13,7 @@ from clinitune.config import load_config
 def print_report(report: dict, json_path: Path, html_path: Path) -> None:
     from rich.console import Console
 
+    from clinitune.evaluate.knowledge import knowledge_lines
     from clinitune.evaluate.report import arms_table, judged_lines, summary_table
 
     console = Console()
@@ -21,7 +22,7 @@ def print_report(report: dict, json_path: Path, html_path: Path) -> None:
     arms = arms_table(report)
     if arms is not None:
         console.print(arms)
-    for line in judged_lines(report):
+    for line in judged_lines(report) + knowledge_lines(report.get("knowledge")):
         console.print(line, markup=False, highlight=False)
     gate = report.get("gate")
     if gate:

@@ -68,6 +68,7 @@ def demo_cmd(
     from rich.console import Console
 
     from clinitune.artifacts.curated import MANIFEST
+    from clinitune.evaluate.knowledge import knowledge_lines
     from clinitune.evaluate.report import arms_table, judged_lines, summary_table
     from clinitune.pipeline.demo import DemoConfig, run_demo
 
@@ -94,7 +95,7 @@ def demo_cmd(
     if nk.get("enabled"):
         say(f"new knowledge: {nk.get('examples')} held-out notes need {', '.join(nk.get('codes') or [])} "
             "(never a training label; their reference text was ingested after training)")
-    for line in judged_lines(rep):
+    for line in judged_lines(rep) + knowledge_lines(rep.get("knowledge")):
         say(line)
     gate = rep.get("gate") or {}
     say(f"gate: {str(gate.get('decision', 'n/a')).upper()}" + (f"  registry version: {result.version}" if result.version else ""))

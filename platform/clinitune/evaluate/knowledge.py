@@ -225,6 +225,29 @@ def run_knowledge(bcfg: BenchmarksConfig, specs: dict[str, ModelSpec], *, scorer
     return KnowledgeResult(section, metrics)
 
 
+def knowledge_lines(section: dict | None) -> list[str]:
+    """What the terminal prints (demo, clinitune evaluate): per benchmark, candidate and base accuracy with
+    their intervals and the paired interval of the difference, the sample size and quarantined lines."""
+    if not section or not section.get("enabled"):
+        return []
+    conf = int(round(100 * section.get("confidence", 0.95)))
+
+    def acc(b: dict | None) -> str:
+        if not b or b.get("accuracy") is None:
+            return "n/a"
+        lo, hi = b.get("ci_low"), b.get("ci_high")
+        return f"{b['accuracy']:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None else "")
+
+    out = []
+    for name, e in section.get("benchmarks", {}).items():
+        d = e.get("delta") or {}
+        delta = "" if d.get("accuracy") is None else f"; delta {d['accuracy']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
+        bad = f"; {e['quarantined']} lines quarantined" if e.get("quarantined") else ""
+        out.append(f"knowledge {name} (n={e.get('n')}, {conf}% intervals): fine-tuned {acc(e.get('candidate'))}, "
+                   f"base {acc(e.get('baseline'))}{delta}{bad}")
+    return out
+
+
 # --- HTML ---------------------------------------------------------------------------------------------
 
 
@@ -262,5 +285,5 @@ def knowledge_html(section: dict | None) -> str:
     return "".join(parts)
 
 
-__all__ = ["KnowledgeResult", "ScoreCache", "knowledge_html", "local_scorer", "model_fingerprint", "ray_scorer",
+__all__ = ["KnowledgeResult", "ScoreCache", "knowledge_html", "knowledge_lines", "local_scorer", "model_fingerprint", "ray_scorer",
            "run_knowledge", "score_with_cache"]

@@ -59,3 +59,21 @@ def test_kinds_and_sources():
     assert {"hypertension", "pneumonia", "cough"} <= v.diagnoses  # ICD-10-CM titles
     assert not {"unspecified", "encounter", "the"} & v.diagnoses  # qualifiers and stop words left out
     assert normalize_header("  Assessment & Plan: ") == "assessment and plan"
+
+
+def test_container_nouns_of_abnormal_titles_are_not_evidence():
+    # "Abnormal findings on ...", "Abnormal results of ...": the ICD diagnosis is the abnormality;
+    # the noun alone (or its singular, "finding" heads "Finding of <drug> in blood") is no evidence,
+    # so attestation and results-release lines of a template are not kept for it.
+    v = vocabulary()
+    assert {"findings", "result", "results"} <= v.set_aside
+    assert v._diagnosis_word("findings") is None and v._diagnosis_word("results") is None
+    for line in ("Test results are available to view online.", "I agree with the findings and the plan as written.",
+                 "Results sent to the referring office."):
+        assert clinical_evidence(line) is None, line
+    # A whole title "Abnormal <noun>" still heads its noun; plurals of clinical words still count.
+    assert "sputum" in v.diagnoses
+    assert v._diagnosis_word("lungs") == "lung" and v._diagnosis_word("murmurs") == "murmur"
+    for line in ("Findings: small right pleural effusion.", "Results of the chest x-ray show no pneumonia.",
+                 "Lab results: potassium 3.1", "Eyes and ears normal."):
+        assert clinical_evidence(line) is not None, line

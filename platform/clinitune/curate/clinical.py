@@ -118,8 +118,10 @@ _RARE_TITLES = 5  # an English word in fewer A-T titles is incidental there ("Pa
 _COMMON_TITLES = 100  # an English word in more A-T titles is a body part or finding ("knee", "skin")
 
 
-def _icd_terms(english: frozenset[str]) -> frozenset[str]:
-    """Words of CMS ICD-10-CM titles that name diagnoses, findings or anatomy (module docstring).
+def _icd_terms(english: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """Words of CMS ICD-10-CM titles that name diagnoses, findings or anatomy (module docstring),
+    and the words set aside on purpose: the qualifiers, the ordinary words and the containers
+    (nouns that head only "Abnormal <noun> of/on/in ..." titles: "findings", "results").
 
     Every word of the titles of chapters A-T (diseases, symptoms, injuries), less spaCy's English
     stop words, the coding qualifiers and the ordinary words above. A common English word (the
@@ -136,6 +138,7 @@ def _icd_terms(english: frozenset[str]) -> frozenset[str]:
 
     counts: dict[str, int] = {}
     heads: set[str] = set()
+    containers: set[str] = set()
     everyday: set[str] = set()
     for entry in load_icd10_table():
         name = re.sub(r"\(.*?\)|\[.*?\]", " ", entry.long_name.lower())
@@ -146,9 +149,14 @@ def _icd_terms(english: frozenset[str]) -> frozenset[str]:
         elif chapter not in "UZ":
             for w in set(found):
                 counts[w] = counts.get(w, 0) + 1
-            lead = _WORD_RE.findall(_ICD_HEAD_SPLIT_RE.split(f" {name} ", maxsplit=1)[0])
+            parts = _ICD_HEAD_SPLIT_RE.split(f" {name} ", maxsplit=1)
+            lead = _WORD_RE.findall(parts[0])
+            # In "Abnormal results of function studies", "Abnormal findings on imaging of lung" the
+            # diagnosis is the abnormality of what follows; the noun is a container that heads
+            # nothing by itself (unlike "Abnormal sputum", a whole title).
+            container = "abnormal" in lead[:-1] and len(parts) > 1 and _WORD_RE.search(parts[1])
             if lead and chapter not in "OPST":
-                heads.add(lead[-1])
+                (containers if container else heads).add(lead[-1])
 
     def clinical(w: str, n: int) -> bool:
         if len(w) < 3 or w in STOP_WORDS or w in _ICD_QUALIFIERS or w in _ICD_ORDINARY:
@@ -157,7 +165,8 @@ def _icd_terms(english: frozenset[str]) -> frozenset[str]:
             return True
         return n >= _RARE_TITLES and w not in everyday
 
-    return frozenset(w for w, n in counts.items() if clinical(w, n))
+    set_aside = (containers - heads) | _ICD_QUALIFIERS | _ICD_ORDINARY
+    return frozenset(w for w, n in counts.items() if clinical(w, n)), frozenset(set_aside)
 
 
 def _english_words() -> frozenset[str]:
@@ -210,6 +219,7 @@ class ClinicalVocabulary:
     section_words: frozenset[str]
     section_heads: frozenset[str]
     common_words: frozenset[str]  # ICD words that are also common English words
+    set_aside: frozenset[str] = frozenset()  # ICD words judged not clinical on purpose (see _icd_terms)
 
     @classmethod
     def build(cls) -> "ClinicalVocabulary":
@@ -221,8 +231,9 @@ class ClinicalVocabulary:
         negations = tuple(sorted(cues, key=len, reverse=True))
         words = frozenset(w for name in sections for w in name.replace("/", " ").split())
         heads = frozenset(name.replace("/", " ").split()[-1] for name in sections)
-        diagnoses = _icd_terms(english)
-        return cls(sections, negations, _drug_terms(english), diagnoses, _abbreviations(), words, heads, diagnoses & english)
+        diagnoses, set_aside = _icd_terms(english)
+        return cls(sections, negations, _drug_terms(english), diagnoses, _abbreviations(), words, heads, diagnoses & english,
+                   set_aside)
 
     # ------------------------------------------------------------------------------------------
 
@@ -241,8 +252,12 @@ class ClinicalVocabulary:
         )
 
     def _diagnosis_word(self, w: str) -> str | None:
+        """``w`` or its singular when it is a diagnosis word. A word set aside on purpose
+        ("findings", "results") stays so: its singular is not looked up."""
         if w in self.diagnoses:
             return w
+        if w in self.set_aside:
+            return None
         if w.endswith("s") and w[:-1] in self.diagnoses:  # "lungs"
             return w[:-1]
         if w.endswith("ies") and w[:-3] + "y" in self.diagnoses:  # "allergies"

@@ -13,8 +13,9 @@ often it repeats. The kinds, each from a named vocabulary (``data/SOURCES.json``
   are a drug's own canonical name, e.g. aspirin);
 * ``diagnosis`` - a word of the CMS ICD-10-CM titles of chapters A-T (diseases, symptoms, signs,
   injuries, poisonings and allergic reactions; not external causes V-Y nor the health-services
-  chapter Z), less spaCy's English stop words and the ICD's own qualifiers (words used mostly
-  after a title's first comma: "unspecified", "initial", "left"...);
+  chapter Z), less spaCy's English stop words, the ICD's own qualifiers (words used mostly
+  after a title's first comma: "unspecified", "initial", "left"...) and the container nouns of
+  "Abnormal findings on ...", "Abnormal results of ..." titles;
 * ``negation`` - a negated finding: the line (after a bullet or ``Header:`` part) opens with a
   NegEx/pyConText negation trigger (medspaCy's context rules; plus "denies", "never") and is
   short or names a clinical term ("No Known Allergies.", "Denies chest pain"), or is a negative

@@ -74,9 +74,21 @@ def requests_for(level: int, per_client: int) -> int:
     return max(8, level * per_client)
 
 
+RANDOM_1B = "random-llama-1b"  # Llama-3.2-1B's body (16 layers, hidden 2048) with random weights and the tiny tokenizer
+
+
 def model_dir(ref: str, workdir: Path) -> str:
-    """The model's local directory (the embedded default is converted once)."""
+    """The model's local directory (the embedded default is converted once; ``random-llama-1b`` written once)."""
     from clinitune.models import resolve_model
+
+    if ref == RANDOM_1B:  # the GPU image has no embedded model package: throughput needs shapes, not weights
+        from clinitune.models.tiny import create_tiny_model
+
+        out = workdir / RANDOM_1B
+        if not (out / "config.json").is_file():
+            create_tiny_model(out, hidden_size=2048, num_layers=16, num_heads=32, num_kv_heads=8,
+                              intermediate_size=8192, max_positions=4096)
+        return str(out)
 
     try:
         return str(resolve_model(ref))
@@ -100,18 +112,20 @@ def model_dir(ref: str, workdir: Path) -> str:
 
 
 # -- baseline -------------------------------------------------------------------------------------
-def run_baseline(path: str, levels: list[int], per_client: int, max_tokens: int) -> list[dict]:
+def run_baseline(path: str, levels: list[int], per_client: int, max_tokens: int, gpu: bool = False) -> list[dict]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    device = "cuda" if gpu else "cpu"
     tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if gpu else torch.float32).to(device).eval()
     lock = threading.Lock()
 
     def generate(messages) -> int:
         text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         ids = torch.tensor([tok(text, add_special_tokens=False)["input_ids"]])
         with lock, torch.inference_mode():  # one model, one request at a time
+            ids = ids.to(device)
             out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens,
                                  do_sample=False, pad_token_id=tok.pad_token_id or tok.eos_token_id)
         return int(out.shape[1] - ids.shape[1])
@@ -150,7 +164,8 @@ def run_baseline(path: str, levels: list[int], per_client: int, max_tokens: int)
 
 
 # -- serve ----------------------------------------------------------------------------------------
-def run_serve(path: str, levels: list[int], per_client: int, max_tokens: int, workdir: Path, batch: int) -> list[dict]:
+def run_serve(path: str, levels: list[int], per_client: int, max_tokens: int, workdir: Path, batch: int,
+              gpu: bool = False) -> list[dict]:
     import httpx
     import openai
     import ray
@@ -163,16 +178,18 @@ def run_serve(path: str, levels: list[int], per_client: int, max_tokens: int, wo
     key = "ct-bench-key"
     args = ServeArgs.model_validate({
         "workdir": str(workdir),
-        "model": {"base": path, "max_tokens_limit": 512, "torch_threads": os.cpu_count()},  # the baseline's threads
+        "model": {"base": path, "max_tokens_limit": 512, "torch_threads": os.cpu_count(),  # the baseline's threads
+                  "dtype": "bfloat16" if gpu else "float32", "device": "cuda" if gpu else "cpu"},
         "adapters": {"max_loaded_per_replica": 2},
         "batching": {"max_batch_size": batch, "batch_wait_timeout_s": 0.05},
         "retrieval": {"deploy": False, "enabled": False},
         "phi_guard": {"output": "redact"},
         "auth": {"keys_env": None, "keys": [{"id": "bench", "sha256": hash_key(key), "requests_per_minute": None}]},
         "deployments": {"gateway": {"num_cpus": 0.5, "max_ongoing_requests": 512},
-                        "generator": {"num_cpus": 1, "max_ongoing_requests": max(64, batch)}},
+                        "generator": {"num_cpus": 1, "num_gpus": 1 if gpu else 0, "max_ongoing_requests": max(64, batch)}},
     })
-    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)  # never a head someone started here
+    ray.init(address="local", num_cpus=4, num_gpus=1 if gpu else 0, include_dashboard=False,
+             log_to_driver=False)  # never a head someone started here
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -310,6 +327,8 @@ def main() -> None:
     ap.add_argument("--workdir", default="work/bench/serve")
     ap.add_argument("--skip-generation", action="store_true")
     ap.add_argument("--skip-retrieval", action="store_true")
+    ap.add_argument("--gpu", action="store_true", help=f"both sides on the GPU in bf16 (the serve generator gets 1 GPU); --model {RANDOM_1B} needs no model package")
+    ap.add_argument("--out", default=None, help="also write the JSON here")
     args = ap.parse_args()
     workdir = Path(args.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -319,15 +338,25 @@ def main() -> None:
                  "load_average_at_start": [round(x, 1) for x in os.getloadavg()], "torch_threads": torch.get_num_threads()}
     if not args.skip_generation:
         path = model_dir(args.model, workdir)
-        out["generation"] = {"model": args.model, "max_tokens": args.max_tokens, "batch": args.batch,
-                             "inprocess_generate": run_baseline(path, args.levels, args.per_client, args.max_tokens),
-                             "serve": run_serve(path, args.levels, args.per_client, args.max_tokens, workdir, args.batch)}
-        for b, s in zip(out["generation"]["inprocess_generate"], out["generation"]["serve"]):
+        gen = out["generation"] = {"model": args.model, "max_tokens": args.max_tokens, "batch": args.batch, "gpu": args.gpu,
+                                   "inprocess_generate": run_baseline(path, args.levels, args.per_client, args.max_tokens,
+                                                                      args.gpu)}
+        if args.out:  # the baseline is kept even if the Serve side cannot start (a GPU image without its packages)
+            Path(args.out).write_text(json.dumps(out, indent=2))
+        try:
+            gen["serve"] = run_serve(path, args.levels, args.per_client, args.max_tokens, workdir, args.batch, args.gpu)
+        except Exception as err:  # noqa: BLE001 - recorded; the process exits non-zero below
+            gen["serve"] = {"error": f"{type(err).__name__}: {err}"[:1500]}
+        for b, s in zip(gen["inprocess_generate"], gen["serve"] if isinstance(gen["serve"], list) else []):
             s["speedup"] = round(s["requests_per_s"] / b["requests_per_s"], 2)
     if not args.skip_retrieval:
         out["retrieval"] = run_retrieval_process(workdir, args.kb_chunks, args.queries)
     out["load_average_at_end"] = [round(x, 1) for x in os.getloadavg()]
+    if args.out:
+        Path(args.out).write_text(json.dumps(out, indent=2))
     print(json.dumps(out, indent=2))
+    if isinstance(out.get("generation", {}).get("serve"), dict):
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

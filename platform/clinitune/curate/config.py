@@ -41,6 +41,12 @@ class ExecutionConfig(ExecutionSettings):
     batch_size: int = Field(256, ge=1, description="Notes per batch handed to each step.")
     concurrency: int | None = Field(None, ge=1, description="De-identification actors (fixed count); null = autoscale from 1 to as many as the cluster CPUs hold.")
     deid_num_cpus: float = Field(1.0, gt=0, description="CPUs reserved per de-identification actor.")
+    rows_per_block: int = Field(
+        2_000, ge=1,
+        description="Notes per block once read: the records are re-cut into max(cluster CPUs, ceil(notes / rows_per_block)) "
+        "blocks, so steps, shuffles and de-identification spread over the cluster even when one big input file "
+        "is read as a single block.",
+    )
     deid_num_gpus: float = Field(0.0, ge=0, description="GPUs per de-identification actor (e.g. 1, or 0.25 to share one); the learned PHI tagger then runs on it.")
     object_store_memory: int | None = Field(
         2 * 1024**3, ge=100 * 1024**2,

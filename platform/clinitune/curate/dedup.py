@@ -96,8 +96,8 @@ class DedupConfig(StrictModel):
     )
     num_partitions: int | None = Field(
         None, ge=1,
-        description="Shuffle partitions for grouping and joining; null = the input's block count (capped by Ray's "
-        "default hash-shuffle parallelism).",
+        description="Shuffle partitions for grouping and joining; null = the input's block count, which the pipeline "
+        "sizes from the note count (execution.rows_per_block), capped by Ray's default hash-shuffle parallelism.",
     )
 
     def lsh_params(self) -> tuple[int, int]:

@@ -327,6 +327,10 @@ def _execute(
         notes = [f.path for f in files if f.format in ("ndjson", "json")]
         export_ref = [ray.put(export.ExportContext.build(binaries, notes))]
     ds = ds.map_batches(_read, fn_kwargs={"cfg": cfg.reader, "export_ref": export_ref}, batch_size=1, batch_format="numpy", num_cpus=0.5)
+    # A read task yields one block per input file, so one big file would be one block: every
+    # later step, every shuffle (whose partitions follow the block count) and de-identification
+    # would then run as a single task on a single actor. Re-cut into blocks sized from the data.
+    ds, read_blocks = size_blocks(ds.materialize(), ex.rows_per_block)
     # Cheap steps run as tasks; the final chain (the PHI engine) runs in an actor pool so each
     # actor builds its engine once.
     task_args = dict(batch_size=ex.batch_size, batch_format="pandas", num_cpus=0.5)
@@ -353,6 +357,7 @@ def _execute(
     ds = mark_duplicates(ds.materialize(), cfg.dedup).materialize()
 
     say("de-identifying and splitting by patient")
+    deid_blocks = ds.num_blocks()
     ds = ds.map_batches(
         StepChain, fn_constructor_kwargs={"specs": final_specs}, num_cpus=ex.deid_num_cpus,
         batch_size=ex.batch_size, batch_format="pandas", compute=_actor_pool(ex), **_deid_gpus(ex), **_key_runtime_env(cfg),
@@ -390,10 +395,28 @@ def _execute(
         deid={"enabled": cfg.deid.enabled, "mode": cfg.deid.mode if cfg.deid.enabled else None, "phi_counts": phi_counts,
               "patient_ids": "pseudonymized" if cfg.deid.pseudonymize_patient_ids == "always" else "as given"},
         boilerplate={"line_keys": len(found.lines), "lines_removed": removed, "notes_changed": _notes_with(ds, REMOVED_COLUMN) if found else 0},
-        execution={"nodes": sorted({n for n in rows[NODE_COLUMN].dropna().unique() if n}), "read_tasks": len(tasks)},
+        execution={"nodes": sorted({n for n in rows[NODE_COLUMN].dropna().unique() if n}), "read_tasks": len(tasks),
+                   "blocks": {"read": read_blocks, "deid": deid_blocks}},
         files={s: sorted(p.name for p in (staging / s).glob("*.parquet")) for s in OUTPUT_DIRS},
         dataset_hash=mf.dataset_hash(staging),
     )
+
+
+def size_blocks(ds, rows_per_block: int):
+    """(``ds`` re-cut into max(cluster CPUs, ceil(rows / rows_per_block)) blocks, at most one per
+    row, and the block count it was read as). ``ds`` is materialized, so counting is free."""
+    import ray
+
+    read_blocks = ds.num_blocks()
+    n = ds.count()
+    if n == 0:
+        return ds, read_blocks
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    target = min(n, max(cpus, -(-n // rows_per_block)))
+    if target == read_blocks:
+        return ds, read_blocks
+    # No shuffle: blocks are split and combined in order, so the output stays deterministic.
+    return ds.repartition(target).materialize(), read_blocks
 
 
 def _notes_with(ds, column: str) -> int:

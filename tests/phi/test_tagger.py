@@ -35,6 +35,20 @@ def test_training_is_seeded_and_publishes_a_small_adapter(toy_tagger_dir, toy_co
     assert not list(tmp_path.glob(".again*"))  # no staging left behind
 
 
+def test_surrogate_pools_do_not_depend_on_the_string_hash_seed():
+    """Training data (so the weights) must be the same in every process: a Faker table built from a
+    set (it_IT's cities) once made the pools, and the shipped weights, vary with PYTHONHASHSEED."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import hashlib, json; from clinitune.phi.training.pools import Pool; "
+            "print(hashlib.sha256(json.dumps([Pool(s).values for s in ('train', 'eval')]).encode()).hexdigest())")
+    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300,
+                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip() for seed in ("1", "2")}
+    assert len(digests) == 1
+
+
 def test_toy_tagger_reloads_and_tags_a_note_longer_than_its_window(toy_tagger_dir):
     tagger = PhiTagger.load(toy_tagger_dir, precision="fp32")
     assert tagger.max_length == 64

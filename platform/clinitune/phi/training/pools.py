@@ -54,6 +54,7 @@ def _collect(locales: tuple[str, ...], seed: int) -> dict[str, list[str]]:
         except (AttributeError, ModuleNotFoundError):  # a locale missing in this Faker version
             continue
         fake.seed_instance(seed + i)
+        _canonical_lists(fake)
         for _ in range(300):
             for key, fn in (("first", fake.first_name), ("last", fake.last_name), ("city", fake.city)):
                 try:
@@ -70,6 +71,17 @@ def _collect(locales: tuple[str, ...], seed: int) -> dict[str, list[str]]:
             if all(_latin(w) for w in v.split()) and len(v) <= 40:
                 out["street"].add(v)
     return {k: sorted(v) for k, v in out.items()}
+
+
+def _canonical_lists(fake) -> None:
+    """Sort the providers' plain-list value tables. Some are built from a set at import time
+    (it_IT's ``cities``), so their order, and the seeded draws from them, changed with Python's
+    string-hash seed: the tagger's training data, and so its weights, differed between processes."""
+    for provider in fake.providers:
+        for name in {n for cls in type(provider).__mro__ for n in vars(cls)}:
+            value = getattr(provider, name, None)
+            if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+                setattr(provider, name, sorted(value))
 
 
 def _lexicon_words() -> frozenset[str]:

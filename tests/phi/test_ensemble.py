@@ -64,3 +64,38 @@ def test_implausible_tagger_spans_are_dropped_and_rule_spans_kept():
     tagged = reading(text, [(slash, slash + 1, "DATE", 0.9), (pt, pt + 2, "NAME", 0.9)])
     found = ensemble(text, tagged)
     assert found == [("2021-05-18", "DATE")]
+
+
+def test_where_the_tagger_overlaps_a_rule_span_the_rules_reading_wins():
+    # the tagger reads a place as a NAME and a ZIP as a PHONE, with the label's colon: the rules'
+    # kinds and boundaries stay (a ZIP keeps its 3-digit rule, a place its surrogate kind)
+    text = "Lives at 88 Oak Road, Austin, TX 78701. Mailing zip code: 02139-4307."
+    a, z = text.index("Oak"), text.index(": 0")
+    tagged = reading(text, [(a, a + len("Oak Road, Austin"), "NAME", 0.97), (z, z + len(": 02139-4307"), "PHONE", 0.99)])
+    found = ensemble(text, tagged)
+    assert ("78701", "ZIP") in found and ("02139-4307", "ZIP") in found
+    assert not any(k in ("NAME", "PHONE") for _, k in found)
+
+
+def test_tagger_spans_lose_edge_punctuation_and_function_words():
+    text = "Sister called from Seattleton last night. Contact: Belvanne."
+    s = text.index("from")
+    b = text.index(": Belvanne")
+    tagged = reading(text, [(s, s + len("from Seattleton"), "LOCATION", 0.8), (b, b + len(": Belvanne."), "NAME", 0.9)])
+    found = ensemble(text, tagged)
+    assert ("Seattleton", "LOCATION") in found
+    assert [v for v, k in found if k == "NAME"][0].startswith("Belvanne")  # not ': Belvanne' 
+
+
+def test_short_capitals_are_abbreviations_not_names_in_mixed_case_notes():
+    text = "Moves all ext, 2/6 SEM at RUSB, seen by Dr. Lindqvist."
+    r = text.index("RUSB")
+    found = ensemble(text, reading(text, [(r, r + 4, "NAME", 0.84)]))
+    assert not any(v == "RUSB" for v, _ in found)
+
+
+def test_name_growth_needs_a_capital_where_casing_carries_information():
+    text = "Mr. Vrenthal stable overnight, Karena Jones at bedside."
+    s = text.index("Vrenthal")
+    found = ensemble(text, reading(text, [(s, s + 8, "NAME", 0.96)], {"Vrenthal": 0.96, "stable": 0.6}))
+    assert ("Vrenthal", "NAME") in found and not any("stable" in v for v, _ in found)

@@ -57,8 +57,61 @@ def plausible(kind: str, value: str, lex: Lexicons) -> bool:
 
 
 def typed(text: str, hits: list[Hit], lex: Lexicons) -> list[Hit]:
-    """The tagger's spans that are plausible values of their kinds."""
-    return [h for h in hits if plausible(h[2], text[h[0]:h[1]], lex)]
+    """The tagger's spans, trimmed to their value, that are plausible values of their kinds."""
+    out, mode = [], None
+    for h in hits:
+        t = _trim(text, h)
+        if t is None or not plausible(t[2], text[t[0]:t[1]], lex):
+            continue
+        if t[2] == "NAME" and _acronym(text[t[0]:t[1]], lex):
+            mode = mode or casing(text)
+            if mode == "mixed":
+                continue
+        out.append(t)
+    return out
+
+
+_EDGE_WORD = re.compile(r"[A-Za-z]+")
+
+
+def _trim(text: str, h: Hit) -> Hit | None:
+    """The span without the punctuation and function words at its edges (': 02139', 'from Seattle')."""
+    s, e, kind, p = h
+    while True:
+        while s < e and not text[s].isalnum():
+            s += 1
+        while e > s and not text[e - 1].isalnum():
+            e -= 1
+        m = _EDGE_WORD.match(text, s, e)
+        if m and m.end() < e and text[m.end()] in " \t" and m.group().lower() in STOPWORDS:
+            s = m.end()
+            continue
+        m = re.search(r"(?<![A-Za-z])[A-Za-z]+$", text[s:e])
+        if m and m.start() > 0 and text[s + m.start() - 1] in " \t" and m.group().lower() in STOPWORDS:
+            e = s + m.start()
+            continue
+        break
+    return (s, e, kind, p) if s < e else None
+
+
+def _acronym(value: str, lex: Lexicons) -> bool:
+    """A short ALL-CAPS word that no name list holds: in a note whose casing carries information
+    it is an abbreviation ('RUSB'), not a name (names are written Titlecase there)."""
+    return value.isalpha() and value.isupper() and len(value) <= 5 and not lex.is_name(value.lower())
+
+
+def union(rules: list[Span], hits: list[Hit]) -> list[Hit]:
+    """What either finds (recall first). Where a tagger span overlaps a rule span the rules' reading
+    wins: their boundaries and kinds are exact on what they know (a ZIP keeps its 3-digit rule, a
+    place is not a name); the tagger adds what the rules did not find."""
+    out: list[Hit] = [(r.start, r.end, r.type, r.score) for r in rules]
+    starts = [r.start for r in rules]
+    for h in hits:
+        i = bisect.bisect_left(starts, h[1])  # rule spans are disjoint and sorted: the last one
+        if i and rules[i - 1].end > h[0]:     # starting before the hit's end reaches furthest
+            continue
+        out.append(h)
+    return out
 
 
 def _name_word(t: Tok, lex: Lexicons, mode: str, name_prob: float, after_first: bool) -> bool:
@@ -66,8 +119,10 @@ def _name_word(t: Tok, lex: Lexicons, mode: str, name_prob: float, after_first: 
     if (not wordy(w) or len(w) < 2 or w in STOPWORDS or w in CREDENTIALS or w in TITLES or w in RELATIVES
             or w in CARE_ABBR or w in lex.clinical):
         return False
-    if name_prob >= NAME_NEIGHBOUR_PROB:
-        return True
+    if mode == "mixed" and not t.text[0].isupper():  # where casing carries information, names are capitalised
+        return False
+    if name_prob >= NAME_NEIGHBOUR_PROB:  # a common word no name list holds is not a surname
+        return lex.is_name(w) or not lex.is_common(w)
     if mode == "mixed":
         return t.text[0].isupper() and (lex.is_name(w) or not lex.is_common(w)) and (after_first or w in lex.first)
     return after_first and w in lex.last and w not in lex.english

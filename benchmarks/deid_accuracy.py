@@ -1,7 +1,7 @@
 """De-identification benchmark: honest accuracy of the rules, the learned tagger and their
 ensemble; speed per CPU second beside Presidio (same notes, same run); memory; cost of 1M notes.
 
-    .venv/bin/python benchmarks/deid_accuracy.py [--corpus PATH] [--folds 5] [--cv-dir DIR]
+    .venv/bin/python benchmarks/deid_accuracy.py [--corpus PATH] [--folds 3] [--cv-dir DIR]
         [--synth-n 500] [--speed-notes 300] [--no-presidio] [--unseen-model DIR]
 
 What is measured, and on what:
@@ -139,6 +139,29 @@ def raw_tagging(tagger, texts: list[str], op: OperatingPoint) -> list:
     return tagger.predict(texts)
 
 
+def cached_raw_tagging(model_dir: Path, name: str, texts: list[str], op: OperatingPoint, tagger=None) -> list:
+    """:func:`raw_tagging`, kept beside the fold model (offsets and probabilities only, no text)
+    and keyed by the adapter, the token threshold and the texts' digest: the expensive part of
+    scoring a fold, so a new operating point or rule change re-scores without re-tagging."""
+    import hashlib
+    import pickle
+
+    from clinitune.phi.tagger import PhiTagger, read_meta
+
+    digest = hashlib.sha256("\x00".join(texts).encode("utf-8", "surrogatepass")).hexdigest()
+    key = (read_meta(model_dir)["adapter_sha256"], op.threshold, digest)
+    path = model_dir / f"raw_{name}.pkl"
+    if path.is_file():
+        with path.open("rb") as fh:
+            saved = pickle.load(fh)
+        if saved["key"] == key:
+            return saved["raw"]
+    raw = raw_tagging(tagger or PhiTagger.load(model_dir), texts, op)
+    with path.open("wb") as fh:
+        pickle.dump({"key": key, "raw": raw}, fh)
+    return raw
+
+
 def at_cutoff(tagged, op: OperatingPoint, cutoff: float):
     from clinitune.phi.tagger import Tagged
 
@@ -154,10 +177,9 @@ def ensemble_preds(engine, texts: list[str], tagged: list) -> list[list[tuple[in
             for t, tg in zip(texts, tagged)]
 
 
-def predict_all(texts: list[str], rules, tagger, op: OperatingPoint, cutoffs=CUTOFFS) -> dict:
+def predict_all(texts: list[str], rules, raw: list, op: OperatingPoint, cutoffs=CUTOFFS) -> dict:
     """Rules alone, tagger alone and ensemble at the operating point; the ensemble and the tagger at
-    every cutoff of ``cutoffs``; raw tagger spans for calibration."""
-    raw = raw_tagging(tagger, texts, op)
+    every cutoff of ``cutoffs``; ``raw``: the tagger's raw reading (:func:`raw_tagging`)."""
     out = {"rules": [_spans(o) for o in rules.detect_many(texts)], "raw": raw, "sweep": {}}
     for c in sorted(set(cutoffs) | {op.cutoff}):
         tagged = [at_cutoff(t, op, c) for t in raw]
@@ -230,22 +252,13 @@ def _reliability(pairs: list[tuple[float, bool]], a: float, b: float) -> list[di
 
 
 def evaluate_fold(f: int, held: list, gold: list[dict], model_dir: Path, rules, seed: int, op: OperatingPoint) -> dict:
-    """Rules, tagger and ensemble on one held-out fold and on its re-surrogated variant (cached
-    in the fold's directory by adapter checksum, operating point and variant seed: numbers only)."""
-    from clinitune.phi.tagger import PhiTagger, read_meta
-
-    cache = model_dir / "eval.json"
-    key = {"adapter_sha256": read_meta(model_dir)["adapter_sha256"], "variant_seed": seed, "notes": len(held),
-           "op": [op.threshold, op.a, op.b, op.cutoff], "version": 2}
-    if cache.is_file():
-        saved = json.loads(cache.read_text(encoding="utf-8"))
-        if saved.get("key") == key:
-            return saved["row"]
-    tagger = PhiTagger.load(model_dir)
+    """Rules, tagger and ensemble on one held-out fold and on its re-surrogated variant (the
+    tagger's raw reading is cached beside the fold model: numbers only)."""
     variant = resurrogated(held, seed)
     var_gold = _as_dicts(variant)
-    p_orig = predict_all([n.text for n in held], rules, tagger, op)
-    p_var = predict_all([n.text for n in variant], rules, tagger, op)
+    texts, var_texts = [n.text for n in held], [n.text for n in variant]
+    p_orig = predict_all(texts, rules, cached_raw_tagging(model_dir, "original", texts, op), op)
+    p_var = predict_all(var_texts, rules, cached_raw_tagging(model_dir, f"resurrogated_{seed}", var_texts, op), op)
     cal = [(p, any(s < g["end"] and g["start"] < e for g in note["phi"]))
            for note, t in zip(gold, p_orig["raw"]) for s, e, _, p in t.hits]
     row = {"fold": f, "notes": len(held), "patients": len({n.patient_id for n in held}),
@@ -259,7 +272,6 @@ def evaluate_fold(f: int, held: list, gold: list[dict], model_dir: Path, rules, 
                               for v, p, g, km in (("original", p_orig, gold, PHYSIONET_KINDS), ("resurrogated", p_var, var_gold, None))}
                      for c in p_orig["sweep"]},
            "calibration_pairs": [[round(p, 5), t] for p, t in cal]}
-    cache.write_text(json.dumps({"key": key, "row": row}) + "\n", encoding="utf-8")
     return row
 
 
@@ -320,8 +332,8 @@ def unseen_model(corpus: Path, model_dir: Path, seed: int) -> dict:
     op = OperatingPoint(tagger.threshold, tagger.cal_a, tagger.cal_b, tagger.min_span_score)
     rules = PhiEngine(PhiConfig(detector="rules"))
     variant = resurrogated(notes, seed)
-    p_orig = predict_all([n.text for n in notes], rules, tagger, op, cutoffs=())
-    p_var = predict_all([n.text for n in variant], rules, tagger, op, cutoffs=())
+    p_orig = predict_all([n.text for n in notes], rules, raw_tagging(tagger, [n.text for n in notes], op), op, cutoffs=())
+    p_var = predict_all([n.text for n in variant], rules, raw_tagging(tagger, [n.text for n in variant], op), op, cutoffs=())
     return {"model_dir": str(model_dir), "trained_on": tagger.meta.get("trained_on"),
             "original": {k: _brief(score(raw, p_orig[k], PHYSIONET_KINDS)) for k in ("rules", "model", "ensemble")},
             "resurrogated": {k: _brief(score(_as_dicts(variant), p_var[k])) for k in ("rules", "model", "ensemble")}}
@@ -413,7 +425,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", type=Path, default=REPO / ".." / "shared" / "data" / "physionet-deid" / "dev.jsonl",
                     help="annotated JSONL corpus (note_id, patient_id, text, phi[start,end,type])")
-    ap.add_argument("--folds", type=int, default=5, help="patient-level cross-validation folds (0 = skip)")
+    ap.add_argument("--folds", type=int, default=3, help="patient-level cross-validation folds (0 = skip; 3 keeps the CPU training to ~1 core-hour a fold)")
     ap.add_argument("--cv-dir", type=Path, default=REPO / ".." / "deid-runs" / "cv",
                     help="fold models are trained into / reused from here (outside the project)")
     ap.add_argument("--variant-seed", type=int, default=2718, help="seed of the re-surrogated variants")

@@ -106,3 +106,25 @@ def test_ensemble_never_crashes_on_garbage(toy_tagger_dir, text):
         return
     assert all(0 <= s.start < s.end <= len(text) for s in out)
     assert all(a.end <= b.start for a, b in zip(out, out[1:]))
+
+
+def test_a_holdout_fold_never_reaches_training(tmp_path, toy_config_factory):
+    """data.holdout keeps one patient-level fold out, the same fold the benchmark scores: the
+    shipped weights have patients they never saw."""
+    from clinitune.errors import UserError
+    from clinitune.phi.training.corpus import load_annotated, patient_folds
+    from clinitune.phi.training.train import training_notes
+
+    corpus = tmp_path / "gold.jsonl"
+    corpus.write_text("".join(json.dumps({"note_id": f"n{i}", "patient_id": f"p{i % 3}", "text": f"Seen by Dr. Vrenthal {i}.",
+                                          "phi": [{"start": 12, "end": 20, "type": "HCPName"}]}) + "\n" for i in range(9)))
+    notes = load_annotated(corpus)
+    held = {notes[i].note_id for i in patient_folds(notes, 3)[1]}
+    cfg = toy_config_factory(data={"annotated": [str(corpus)], "synthetic_notes": 0, "augment_copies": 0,
+                                         "holdout": {"folds": 3, "fold": 1}})
+    kept, counts = training_notes(cfg)
+    assert held and not held & {n.note_id for n in kept} and counts["annotated_with_phi"] == 6
+    with pytest.raises(UserError, match="holdout.fold"):
+        training_notes(toy_config_factory(data={"annotated": [str(corpus)], "synthetic_notes": 0,
+                                                      "holdout": {"folds": 3, "fold": 3}}))
+

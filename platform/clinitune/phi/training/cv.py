@@ -17,7 +17,7 @@ from clinitune.phi.training.train import PhiTrainConfig, Reporter, train_tagger
 
 def fold_config(cfg: PhiTrainConfig) -> PhiTrainConfig:
     """The config a fold model is trained with: the final one without its annotated paths."""
-    return cfg.model_copy(update={"data": cfg.data.model_copy(update={"annotated": []}), "output": None})
+    return cfg.model_copy(update={"data": cfg.data.model_copy(update={"annotated": [], "holdout": None}), "output": None})
 
 
 # What decides the weights; the operating point (threshold, calibration, span cutoff) and the
@@ -29,7 +29,10 @@ def _fresh(model_dir: Path, cfg: PhiTrainConfig) -> bool:
     meta = model_dir / META_FILE
     if not meta.is_file():
         return False
-    saved = json.loads(meta.read_text(encoding="utf-8")).get("config", {})
+    try:  # through the config class, so a key added since (with its default) compares equal
+        saved = json.loads(PhiTrainConfig.model_validate(json.loads(meta.read_text(encoding="utf-8")).get("config", {})).model_dump_json())
+    except ValueError:
+        return False
     want = json.loads(cfg.model_dump_json())
     return all(saved.get(k) == want[k] for k in _TRAINING_KEYS)
 

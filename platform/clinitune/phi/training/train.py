@@ -27,6 +27,14 @@ log = logging.getLogger(__name__)
 Reporter = Callable[[str], None]
 
 
+class HoldoutConfig(StrictModel):
+    """Patients of the annotated corpora kept out of training, so the shipped weights have a set of
+    patients they never saw (the patient-level folds of ``clinitune.phi.training.corpus.patient_folds``)."""
+
+    folds: int = Field(..., ge=2, description="Number of patient-level folds the annotated notes are cut into.")
+    fold: int = Field(..., ge=0, description="The fold held out of training (0-based; the benchmark scores the weights on it).")
+
+
 class TaggerDataConfig(StrictModel):
     """What the tagger learns from."""
 
@@ -36,6 +44,7 @@ class TaggerDataConfig(StrictModel):
     synthetic_notes: int = Field(600, ge=0, description="Notes from `clinitune synth notes` with gold spans of all 18 kinds.")
     synthetic_seed: int = Field(4242, description="Seed of the synthetic notes (keep it apart from evaluation seeds, e.g. 31337).")
     synthetic_copies: int = Field(1, ge=0, le=10, description="Re-surrogated copies of each synthetic note.")
+    holdout: HoldoutConfig | None = Field(None, description="Keep one patient-level fold of the annotated notes out of training (null: train on all of them).")
 
 
 class TaggerModelConfig(StrictModel):
@@ -89,6 +98,14 @@ def training_notes(cfg: PhiTrainConfig, annotated: list[GoldNote] | None = None,
     d, rng = cfg.data, random.Random(cfg.seed)
     if annotated is None:
         annotated = [n for path in d.annotated for n in load_annotated(path)]
+        if d.holdout is not None and annotated:
+            from clinitune.phi.training.corpus import patient_folds
+
+            if d.holdout.fold >= d.holdout.folds:
+                raise UserError(f"data.holdout.fold {d.holdout.fold} does not exist among {d.holdout.folds} folds.",
+                                fix=f"set data.holdout.fold to 0..{d.holdout.folds - 1}.")
+            held = set(patient_folds(annotated, d.holdout.folds)[d.holdout.fold])
+            annotated = [n for i, n in enumerate(annotated) if i not in held]
     pool = Pool("train")
     notes: list[GoldNote] = []
     counts = {"annotated_with_phi": 0, "annotated_phi_free": 0, "annotated_augmented": 0, "synthetic": 0, "synthetic_augmented": 0}

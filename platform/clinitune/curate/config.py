@@ -30,7 +30,7 @@ class DeidStageConfig(StrictModel):
 
     enabled: bool = Field(True, description="De-identify notes. Turning this off is unsafe and is recorded in the manifest and data card.")
     mode: Literal["tag", "mask", "surrogate"] = Field("tag", description="Redaction mode: 'tag' ([NAME]), 'mask' (****) or 'surrogate' (realistic, per-patient consistent; needs a secret key).")
-    detector: Literal["ensemble", "rules"] | None = Field(None, description="PHI detector: 'ensemble' (learned tagger + rules, recall first) or 'rules' (faster, lower recall on unseen text); null: the engine's default.")
+    detector: Literal["ensemble", "rules"] | None = Field(None, description="PHI detector: 'ensemble' (learned tagger + rules, recall first) or 'rules' (faster, lower recall on unseen text); null: the engine's default, 'ensemble'.")
     options: dict[str, Any] = Field(default_factory=dict, description="Extra PHI engine options for the 'deidentify' step: min_score, types, secret_key_env, max_date_shift_days, max_chars.")
     pseudonymize_patient_ids: Literal["auto", "always", "never"] = Field("auto", description="Replace patient ids (often record numbers) with keyed pseudonyms from the secret key in secret_key_env (default CLINITUNE_DEID_KEY): 'always' (a missing key is an error), 'auto' (when the key is set; the manifest and data card say which happened), 'never'.")
 

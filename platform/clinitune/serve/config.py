@@ -131,7 +131,7 @@ class PhiGuardSettings(StrictModel):
     prompt: Literal["off", "redact", "block"] = Field("off", description="Prompts with PHI: pass them, redact them before the model and retrieval see them, or refuse them (400).")
     citations: bool = Field(True, description="Redact PHI in citation snippets too.")
     stream_holdback_chars: int = Field(48, ge=0, le=1000, description="While streaming, this many trailing characters wait for more context before they are checked and sent.")
-    detector: Literal["ensemble", "rules"] | None = Field(None, description="PHI detector: 'ensemble' (learned tagger + rules, the same engine as curation) or 'rules' (faster, lower recall); null: the engine's default.")
+    detector: Literal["ensemble", "rules"] | None = Field(None, description="PHI detector: 'ensemble' (learned tagger + rules, the same engine as curation) or 'rules' (faster, lower recall); null: the engine's default, 'ensemble'.")
     model_dir: str | None = Field(None, description="A trained PHI tagger directory; null: the one shipped in the package.")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import shutil
 import time
 from pathlib import Path
 from typing import Callable, Literal
@@ -281,6 +282,8 @@ class TaggerRecipe:
                 "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
             }
             (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+            if (output / "LICENSE").is_file():  # the licence text beside the weights (the package's) stays
+                shutil.copyfile(output / "LICENSE", staging / "LICENSE")
         return output
 
 

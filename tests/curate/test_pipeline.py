@@ -133,8 +133,11 @@ def test_curation_runs_on_two_node_cluster(mixed_corpus, tmp_path, local_cluster
     """A head and a worker node started with cluster/local_cluster.sh; both must do work."""
     with local_cluster(workers=1, cpus=2) as cluster:
         cfg = tmp_path / "c.yaml"
-        # Several read tasks and small batches so the scheduler spreads work over both nodes.
-        cfg.write_text("reader: {chunk_bytes: 2048}\nboilerplate: {min_notes: 5}\nexecution: {batch_size: 4}\n")
+        # Several read tasks and small batches so the scheduler spreads work over both nodes. This
+        # tests the cluster, not de-identification: the rules detector spares each node's actors
+        # loading the tagger (the ensemble's actor path: tests/phi/test_shipped.py).
+        cfg.write_text("reader: {chunk_bytes: 2048}\nboilerplate: {min_notes: 5}\nexecution: {batch_size: 4}\n"
+                       "deid: {detector: rules}\n")
         out = tmp_path / "curated"
         run = subprocess.run(
             [sys.executable, "-m", "clinitune.cli.main", "curate", "--input", str(mixed_corpus.root), "--output", str(out),

@@ -32,6 +32,8 @@ def ensemble(text: str, tagged: Tagged) -> list[tuple[str, str]]:
     ("DATE", "12", False), ("AGE", "92", True), ("AGE", "45", False), ("PHONE", "4105", True), ("PHONE", "12", False),
     ("NAME", "Quenneville", True), ("NAME", "pt", False), ("NAME", "J.", True), ("LOCATION", "ICU", False),
     ("LOCATION", "Kernwood", True), ("MRN", "1234567", True), ("ID", "A1", False), ("ZIP", "02139", True),
+    # an ICD-10-CM code in an answer is clinical content, not a date or an id (the guard kept eating it)
+    ("DATE", "E11.9", False), ("ID", "S72.001A", False), ("MRN", "I10", False), ("DATE", "11.9", True),
 ])
 def test_tagger_spans_must_be_plausible_values_of_their_kind(kind, value, ok):
     assert plausible(kind, value, LEX) is ok

@@ -208,7 +208,9 @@ def test_rate_limit_holds_across_two_gateway_replicas(app):
     _hammer(app, "warm", 1.0)  # both gateways' first calls to the coordinator are slow; not part of the window
     statuses = _hammer(app, "rated", 8.0)
     ok = statuses.count(200)
-    assert len(statuses) > 3 * ok, "the clients did not saturate the limit; the check would mean nothing"
+    # 1.5x the allowed is enough to make the limiter turn a third away; 3x failed on a loaded CI box
+    # (the clients, not the limiter, were the bottleneck) without saying anything about the limit
+    assert len(statuses) > 1.5 * ok, "the clients did not saturate the limit; the check would mean nothing"
     recs = [r for r in map(json.loads, app.audit.read_text().splitlines()) if r["key_id"] == "rated" and r["endpoint"] == "models"]
     assert len(recs) == len(statuses) and sum(r["status"] == 200 for r in recs) == ok
     times = [_audit_time(r) for r in recs]
@@ -235,7 +237,11 @@ def test_a_full_queue_is_answered_at_once_with_a_retryable_status(app):
         assert r.json()["error"]["code"] == "server_overloaded"
         assert r.headers["retry-after"] == "1" and r.headers["retry-after-ms"] == "500"
     assert min(dt for _, dt in rejected) < min(dt for r, dt in results if r.status_code == 200)
-    metrics = "".join(httpx.get(f"{app.url}/metrics").text for _ in range(6))  # either gateway answers
+    metrics = ""  # either gateway answers /metrics, and only the one that turned requests away counts them
+    for _ in range(40):
+        metrics += httpx.get(f"{app.url}/metrics").text
+        if 'reason="queue_full"' in metrics:
+            break
     assert 'clinitune_rejections_total{reason="queue_full"}' in metrics
     assert "clinitune_generator_inflight" in metrics
     q = info(app)

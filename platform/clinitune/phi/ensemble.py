@@ -21,6 +21,7 @@ from clinitune.phi.lexicons import STOPWORDS, Lexicons
 from clinitune.phi.tagger import Tagged
 from clinitune.phi.tokens import Tok, casing, wordy
 from clinitune.phi.types import Span
+from clinitune.terminology.systems import CODE_SHAPE
 
 Hit = tuple[int, int, str, float]
 NAME_NEIGHBOUR_PROB = 0.12  # P(NAME) of a word next to a name that is enough to take it in
@@ -30,14 +31,12 @@ _GAP = re.compile(r"[ \t]{1,2}|-|[ \t]?-[ \t]?|\.[ \t]{1,2}")
 _MONTH = re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?(?![a-z])", re.I)
 _NUMERIC_DATE = re.compile(r"\d{1,4}\s?[/.-]\s?\d{1,2}(?:\s?[/.-]\s?\d{2,4})?|(?:19|20)\d{6}|\d{1,2}(?:st|nd|rd|th)\b", re.I)
 _WORDS = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*")
-# An ICD-10-CM-shaped code (E11.9, I10, S72.001A): clinical content, never a date, an id or a name.
-_CLINICAL_CODE = re.compile(r"[A-TV-Z]\d[0-9A-Z](?:\.[0-9A-Z]{1,4})?")
 
 
 def plausible(kind: str, value: str, lex: Lexicons) -> bool:
     """Can ``value`` be PHI of ``kind`` at all (by the kind's definition)?"""
     digits = sum(c.isdigit() for c in value)
-    if _CLINICAL_CODE.fullmatch(value.strip()):
+    if CODE_SHAPE.match(value.strip()):  # a code (E11.9, S72.001A) is clinical content, never PHI
         return False
     if kind == "DATE":
         return bool(_MONTH.search(value) or _NUMERIC_DATE.search(value))

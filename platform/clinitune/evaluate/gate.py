@@ -243,27 +243,28 @@ def decide(report: dict, policy: GatePolicy) -> Decision:
         checks.append(Check(name, metric, None, None, None, skip,
                             f"{name}: {metric} is missing from the report ({what}); " + ("check skipped" if skip else "rejected")))
 
+    def gain_check(name: str, metric: str, new: float, old: float, required: float, compared: str) -> None:
+        """``new`` must gain at least ``required`` over ``old`` (in the primary metric's direction)."""
+        g = _gain(policy.primary_metric, new, old)
+        ok = g >= required
+        checks.append(Check(name, metric, new, old, required, ok,
+                            f"{name}: {compared} (gain {g:+.4f}; {'>=' if ok else '<'} required {required:+.4f})"))
+
     # task gain
     m = policy.primary_metric
     if cand.get(m) is None or base.get(m) is None:
         missing("task_gain", m, "the task metric was not computed")
     else:
-        g = _gain(m, cand[m], base[m])
-        ok = g >= policy.min_task_gain
-        checks.append(Check("task_gain", m, cand[m], base[m], policy.min_task_gain, ok,
-                            f"task_gain: {m} {_fmt(cand[m])} vs baseline {_fmt(base[m])} (gain {g:+.4f}; "
-                            f"{'>=' if ok else '<'} required {policy.min_task_gain:+.4f})"))
+        gain_check("task_gain", m, cand[m], base[m], policy.min_task_gain,
+                   f"{m} {_fmt(cand[m])} vs baseline {_fmt(base[m])}")
     # retrieval must help the fine-tuned model, not hurt it
     if policy.min_rag_gain is not None:
         rm = f"rag.{m}"
         if cand.get(rm) is None or cand.get(m) is None:
             missing("rag_gain", rm, "the retrieval arms were not run (eval rag.enabled)")
         else:
-            g = _gain(m, cand[rm], cand[m])
-            ok = g >= policy.min_rag_gain
-            checks.append(Check("rag_gain", rm, cand[rm], cand[m], policy.min_rag_gain, ok,
-                                f"rag_gain: fine-tuned + RAG {m} {_fmt(cand[rm])} vs fine-tuned alone {_fmt(cand[m])} "
-                                f"(gain {g:+.4f}; {'>=' if ok else '<'} required {policy.min_rag_gain:+.4f})"))
+            gain_check("rag_gain", rm, cand[rm], cand[m], policy.min_rag_gain,
+                       f"fine-tuned + RAG {m} {_fmt(cand[rm])} vs fine-tuned alone {_fmt(cand[m])}")
     # forgetting, per probe family
     families = sorted({k for k in cand if k.startswith("probes.") and k != "probes.mean"})
     if not families:

@@ -200,11 +200,23 @@ def _hammer(app, key: str, seconds: float, threads: int = 8) -> list[int]:
     return statuses
 
 
+def _one_bucket(arrivals: list[float], per_minute: int, burst: int) -> int:
+    """How many of these arrivals a single token bucket (the limit both gateways must share) admits."""
+    tokens, last, admitted = float(burst), arrivals[0], 0
+    for t in arrivals:
+        tokens, last = min(burst, tokens + (t - last) * per_minute / 60), t
+        if tokens >= 1:
+            tokens, admitted = tokens - 1, admitted + 1
+    return admitted
+
+
 def test_rate_limit_holds_across_two_gateway_replicas(app):
     """600/minute with a burst of 10, hammered through both gateways for 8 s: ~90 pass, not ~2x that.
 
-    Judged on the gateways' own clock (the audit log's times of this key's requests), so a slow
-    client or a slow first call does not blur the window."""
+    Judged on the gateways' own clock: the audit log gives each request's arrival (its time less its
+    latency), and one token bucket fed those arrivals says how many one shared limit admits. A
+    stall on a loaded machine (no request reaching the limiter for a while) loses refills at the
+    bucket's cap in both, so it neither hides a doubled limit nor fails a correct one."""
     _hammer(app, "warm", 1.0)  # both gateways' first calls to the coordinator are slow; not part of the window
     statuses = _hammer(app, "rated", 8.0)
     ok = statuses.count(200)
@@ -213,9 +225,9 @@ def test_rate_limit_holds_across_two_gateway_replicas(app):
     assert len(statuses) > 1.5 * ok, "the clients did not saturate the limit; the check would mean nothing"
     recs = [r for r in map(json.loads, app.audit.read_text().splitlines()) if r["key_id"] == "rated" and r["endpoint"] == "models"]
     assert len(recs) == len(statuses) and sum(r["status"] == 200 for r in recs) == ok
-    times = [_audit_time(r) for r in recs]
-    expected = BURST + RATE_PER_MINUTE / 60 * (max(times) - min(times))
-    assert abs(ok - expected) <= 0.05 * expected, (ok, expected)
+    arrivals = sorted(_audit_time(r) - r["latency_ms"] / 1000 for r in recs)
+    expected = _one_bucket(arrivals, RATE_PER_MINUTE, BURST)
+    assert abs(ok - expected) <= max(3, 0.05 * expected), (ok, expected)
     assert len({r["gateway"] for r in recs}) == 2  # both gateway replicas took requests, and together kept one limit
 
 

@@ -363,8 +363,11 @@ def _execute(
         batch_size=ex.batch_size, batch_format="pandas", compute=_actor_pool(ex), **_deid_gpus(ex), **_key_runtime_env(cfg),
     )
     # Sorted by source location (unique per input record): dedup's shuffles reorder rows, and
-    # the same input + config must give byte-identical files.
+    # the same input + config must give byte-identical files. The sort's range boundaries come
+    # from a random sample, so its blocks (one file each) differ from run to run; an in-order
+    # re-cut into a fixed block count makes the files, and the dataset hash, repeat exactly.
     ds = ds.sort(LOCATION_COLUMN).materialize()
+    ds = ds.repartition(max(1, min(deid_blocks, ds.count()))).materialize()
 
     rows = ds.map_batches(_partial_counts, batch_format="pandas", batch_size=None).to_pandas()
     rows = rows.groupby([STATUS_COLUMN, REASON_COLUMN, "split", NODE_COLUMN], dropna=False)["n"].sum().reset_index()

@@ -140,3 +140,52 @@ def test_file_tables_and_config_errors(tmp_path, tok):
     with pytest.raises(ConfigError, match="unknown code system 'snomed'"):
         check_code_system("snomed", "generation.code_system")
     assert check_code_system(None) is None and check_code_system("icd10cm") == "icd10cm"
+
+
+def _steer(constraint, tok, prefix: str, prefer: list[str], steps: int = 16) -> str:
+    """Decode after ``prefix`` with logits that rank continuations of ``prefer[0]`` first, ``prefer[1]``
+    second, ...: the text the constraint lets through."""
+    state = constraint.begin()
+    for i in tok(prefix, add_special_tokens=False)["input_ids"]:
+        state.advance(i)
+    texts = [tok.decode([i]) for i in range(len(tok))]
+    out = ""
+    for _ in range(steps):
+        logits = torch.full((1, len(tok)), -5.0)
+        for rank, target in enumerate(prefer):
+            rest = target[len(out):] if target.startswith(out) else ""
+            for i, t in enumerate(texts):
+                if t and rest.startswith(t):
+                    logits[0, i] = max(float(logits[0, i]), 10.0 - 3 * rank + len(t) * 0.01)
+        if not bool((logits > -5).any()):
+            break
+        mask_logits(logits, [state])
+        token = int(logits.argmax())
+        state.advance(token)
+        out += texts[token]
+        if out.endswith(")"):
+            break
+    return out
+
+
+def test_a_code_after_a_diagnosis_name_is_a_code_of_that_name(tok, icd):
+    """A model that would write the wrong code after a name it got right writes the named code;
+    after a name the table does not know, the code is left to the model (any table code)."""
+    assert icd.system.named("old myocardial infarction") == ("I25.2",)
+    assert _steer(icd, tok, "Old myocardial infarction (", ["I20.1)", "I25.2)"]) == "I25.2)"
+    assert _steer(icd, tok, "2. Hypokalemia (", ["E87.1)", "E87.6)"]) == "E87.6)"
+    assert _steer(icd, tok, "Heart attack long ago (", ["I20.1)", "I25.2)"]) == "I20.1)"
+    # free text inside the parentheses is untouched
+    assert _steer(icd, tok, "Old myocardial infarction (", ["remote)"]) == "remote)"
+
+
+def test_a_file_table_with_names_narrows_too(tmp_path, tok):
+    table = tmp_path / "named.csv"
+    table.write_text("code,name\nE11.9,Diabetes type two\nI10,Hypertension\nI15.0,Renovascular hypertension\n")
+    c = code_constraint(f"file:{table}", tok, [tok.eos_token_id])
+    assert _steer(c, tok, "Hypertension (", ["I15.0)", "I10)"]) == "I10)"
+    assert _steer(c, tok, "High blood pressure (", ["I15.0)", "I10)"]) == "I15.0)"
+    unnamed = tmp_path / "codes.txt"
+    unnamed.write_text("I10\nI15.0\n")
+    c = code_constraint(f"file:{unnamed}", tok, [tok.eos_token_id])
+    assert _steer(c, tok, "Hypertension (", ["I15.0)", "I10)"]) == "I15.0)"

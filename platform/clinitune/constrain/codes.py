@@ -22,6 +22,16 @@ whose first character continues a code. A token that decodes to a partial UTF-8 
 (``\\ufffd``) is treated as possibly a word character inside a span (it could glue a letter to a
 code) and as a word boundary outside one, so the guarantee holds for the decoded text.
 
+**A code after its diagnosis name.** Answers are often written ``diagnosis (code)``. When the text of
+the current line up to an opening parenthesis is exactly a name the table gives to some codes
+(ICD-10-CM's long or short name; a file table's ``name`` column; compared by
+:func:`~clinitune.terminology.systems.name_key`, after a list marker such as ``1.`` or ``-``), the
+code span that follows may only be one of *those* codes: ``Old myocardial infarction (`` can
+continue with ``I25.2`` and no other code. A name the table does not know (a paraphrase, a
+shorthand) leaves the span to the whole table, and so does a letter the named codes do not start
+with once written. A small model names a diagnosis far more reliably than it recalls the code
+string among tens of thousands; this keeps the code it writes the code of what it said.
+
 **Length limits.** A sequence cut off by its token limit in the middle of a span would end in a
 partial code; :meth:`CodeConstraint.complete` removes such a trailing partial span, and
 ``holdback`` lets a streaming decoder keep it back until it is settled.
@@ -101,6 +111,11 @@ def _accepting(system: CodeSystem, state: tuple[int, str]) -> bool:
 
 
 _TRAILING_SPAN = re.compile(r"(?<![\w])[A-Za-z][0-9][0-9A-Za-z.]*$")
+# the current line (upper case) ending in "<name> (" and perhaps the start of a code
+_NAMED_OPEN = re.compile(r"^(?P<name>.*?)\s*\(\s*(?P<span>[A-Z0-9.]*)$")
+_LIST_MARK = re.compile(r"^\s*(?:[-*\u2022]+|\d+[.)])\s+")
+# a token that may open a code span from a word boundary, or end on a letter that starts one
+_OPENER = re.compile(r"(?:^|[^\w])[A-Z](?:[0-9]|$)")
 
 
 class CodeConstraint(Constraint):
@@ -135,10 +150,13 @@ class CodeConstraint(Constraint):
                 and _run(system, _START, t) is not None]
         self._span_end = torch.zeros(self.vocab, dtype=torch.bool)
         self._span_end[torch.tensor(ends, dtype=torch.long)] = True
+        self._openers = torch.tensor([i for i in self._nonempty if _OPENER.search(self.texts[i])], dtype=torch.long)
+        self._named_cache: dict[tuple[tuple[str, ...], tuple[int, str]], torch.Tensor] = {}
 
     # -- allowed sets -----------------------------------------------------------------------
-    def _scan(self, state: tuple[int, str], ids: Iterable[int]) -> list[int]:
-        return [i for i in ids if _run(self.system, state, self.texts[i]) is not None]
+    def _scan(self, state: tuple[int, str], ids: Iterable[int], system: CodeSystem | None = None) -> list[int]:
+        system = system or self.system
+        return [i for i in ids if _run(system, state, self.texts[i]) is not None]
 
     def _mask(self, ids: list[int], *, base: torch.Tensor | None = None, ending: bool = True) -> torch.Tensor:
         mask = base.clone() if base is not None else torch.zeros(self.vocab, dtype=torch.bool)
@@ -149,23 +167,61 @@ class CodeConstraint(Constraint):
             mask[self._empty] = True
         return mask
 
-    def _compute(self, state: tuple[int, str]) -> torch.Tensor:
+    def _compute(self, state: tuple[int, str], system: CodeSystem | None = None) -> torch.Tensor:
+        system = system or self.system
         kind, span = state
         if kind in (BOUNDARY, WORD) and not span:  # free text: every token that opens no bad span
-            return self._mask(self._scan(state, self._nonempty))
+            return self._mask(self._scan(state, self._nonempty, system))
         if kind == BOUNDARY:  # a letter at a word start: only tokens starting with a digit depend on it
             digits = [i for d in "0123456789" for i in self._by_first.get(d, ())]
-            return self._mask(self._scan(state, digits), base=self._after_letter)
+            return self._mask(self._scan(state, digits, system), base=self._after_letter)
         if kind == SPAN:
-            chars = {c for c in SPAN_CHARS if self.system.is_prefix(span + c)}
-            if span in self.system:
+            chars = {c for c in SPAN_CHARS if system.is_prefix(span + c)}
+            if span in system:
                 chars.add(".")
         else:  # DOT_END: "E11.9." may only be followed by a non-word character
             chars = {"."}
-        ids = self._scan(state, (i for c in sorted(chars) for i in self._by_first.get(c, ())))
-        if kind == SPAN and span not in self.system:  # inside an unfinished code: its continuations only
+        ids = self._scan(state, (i for c in sorted(chars) for i in self._by_first.get(c, ())), system)
+        if kind == SPAN and span not in system:  # inside an unfinished code: its continuations only
             return torch.tensor(sorted(ids), dtype=torch.long)
         return self._mask(ids, base=self._span_end)
+
+    def named_codes(self, line: str, state: tuple[int, str]) -> tuple[str, ...]:
+        """The codes a span at ``state`` is narrowed to, after the current ``line`` (upper case):
+        those of the name before its open parenthesis; () when the line names none (see the module docstring)."""
+        kind, span = state
+        if kind not in (BOUNDARY, SPAN) or "(" not in line or not self.system.names:
+            return ()
+        m = _NAMED_OPEN.match(line)
+        if m is None or m.group("span") != span:
+            return ()
+        codes = self.system.named(_LIST_MARK.sub("", m.group("name")))
+        return codes if codes and any(c.startswith(span) for c in codes) else ()
+
+    def _compute_named(self, codes: tuple[str, ...], state: tuple[int, str]) -> torch.Tensor:
+        sub = CodeSystem(f"{self.system.name}:named", codes)
+        kind, span = state
+        if kind == BOUNDARY and not span:
+            # right after "(": only the tokens that open a span (or end on its first letter) change
+            mask = self.allowed_for(state).clone()
+            bad = [int(i) for i in self._openers if (after := _run(sub, state, self.texts[int(i)])) is None
+                   or (after[0] == BOUNDARY and after[1] and not sub.is_prefix(after[1]))]
+            if bad:
+                mask[torch.tensor(bad, dtype=torch.long)] = False
+            return mask
+        return self._compute(state, sub)
+
+    def allowed_named(self, codes: tuple[str, ...], state: tuple[int, str]) -> torch.Tensor:
+        key = (codes, state)
+        cached = self._named_cache.get(key)
+        if cached is not None:
+            return cached
+        value = self._compute_named(codes, state)
+        with self._lock:
+            if len(self._named_cache) >= 1024:
+                self._named_cache.clear()
+            self._named_cache[key] = value
+        return value
 
     def allowed_for(self, state: tuple[int, str]) -> torch.Tensor:
         cached = self._cache.get(state)
@@ -199,12 +255,14 @@ class CodeState(ConstraintState):
     def __init__(self, constraint: CodeConstraint):
         self.c = constraint
         self.state: tuple[int, str] | None = _START
+        self.line = ""  # the current line so far (upper case): what a code span may be narrowed by
         self.done = False
 
     def allowed(self) -> torch.Tensor | None:
         if self.done or self.state is None:
             return None
-        return self.c.allowed_for(self.state)
+        codes = self.c.named_codes(self.line, self.state)
+        return self.c.allowed_named(codes, self.state) if codes else self.c.allowed_for(self.state)
 
     def advance(self, token: int) -> None:
         if self.done:
@@ -214,7 +272,9 @@ class CodeState(ConstraintState):
             return
         if self.state is None or not 0 <= token < self.c.vocab:
             return
-        self.state = _run(self.c.system, self.state, self.c.texts[token])
+        text = self.c.texts[token]
+        self.state = _run(self.c.system, self.state, text)
+        self.line = (self.line + text).rsplit("\n", 1)[-1][-400:]
 
     def holdback(self) -> int:
         if self.done or self.state is None:

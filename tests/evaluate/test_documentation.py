@@ -31,3 +31,15 @@ def test_fact_recall_and_hallucination():
     bad = documentation_scores(["Asthma on albuterol."], [ref], [dialogue])
     assert bad["task.fact_recall"] == 0.0 and bad["task.fact_hallucination_rate"] == 1.0
     assert bad["task.fact_recall.med"] == 0.0 and bad["task.fact_recall.allergy"] is None
+
+
+def test_a_text_task_report_shows_no_code_arms_table():
+    """A documentation run has base and fine-tuned arms but no coding column: no empty table of dashes."""
+    from clinitune.evaluate.report import arms_html, arms_rows, arms_table
+
+    arm = {"label": "base", "code_f1": None, "invalid_code_rate": None, "hallucination_rate": None,
+           "retrieval_recall_at_4": None, "new_knowledge_code_f1": None, "rouge_l": 0.05}
+    report = {"arms": {"base": arm, "finetuned": {**arm, "label": "fine-tuned", "rouge_l": 0.22}}, "data": {"examples": 3}}
+    assert arms_rows(report) == [] and arms_table(report) is None and arms_html(report) == ""
+    report["arms"]["finetuned"]["code_f1"] = 0.5
+    assert [r[0] for r in arms_rows(report)] == ["base", "fine-tuned"]

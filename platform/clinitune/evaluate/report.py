@@ -91,10 +91,16 @@ ARM_COLUMNS = (("code_f1", "code F1"), ("invalid_code_rate", "invalid codes"), (
                ("retrieval_recall_at_4", "recall@4"), ("new_knowledge_code_f1", "new-knowledge F1"))
 
 
+def coded_arms(report: dict) -> dict:
+    """The report's arms when any of them measured a coding column (a text task has none to show)."""
+    arms = report.get("arms") or {}
+    return arms if any(a.get(k) is not None for a in arms.values() for k, _ in ARM_COLUMNS) else {}
+
+
 def arms_rows(report: dict) -> list[tuple[str, ...]]:
     """(arm, *ARM_COLUMNS) for each arm of a /2 report, plus the fine-tuned arm decoded with the
-    constraint off when it was measured."""
-    arms = report.get("arms") or {}
+    constraint off when it was measured; none for a text task (no coding column measured)."""
+    arms = coded_arms(report)
 
     def f(v):
         return "–" if v is None else f"{v:.3f}"
@@ -333,7 +339,7 @@ ARM_METRICS = (("code_f1", "code F1"), ("code_precision", "precision"), ("code_r
 
 def arms_html(r: dict) -> str:
     """One comparison table of the arms on the same held-out notes, and one chart."""
-    arms = r.get("arms") or {}
+    arms = coded_arms(r)
     if not arms:
         return ""
     rag = r.get("rag") or {}

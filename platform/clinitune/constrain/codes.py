@@ -111,8 +111,6 @@ def _accepting(system: CodeSystem, state: tuple[int, str]) -> bool:
 
 
 _TRAILING_SPAN = re.compile(r"(?<![\w])[A-Za-z][0-9][0-9A-Za-z.]*$")
-# the current line (upper case) ending in "<name> (" and perhaps the start of a code
-_NAMED_OPEN = re.compile(r"^(?P<name>.*?)\s*\(\s*(?P<span>[A-Z0-9.]*)$")
 _LIST_MARK = re.compile(r"^\s*(?:[-*\u2022]+|\d+[.)])\s+")
 # a token that may open a code span from a word boundary, or end on a letter that starts one
 _OPENER = re.compile(r"(?:^|[^\w])[A-Z](?:[0-9]|$)")
@@ -128,7 +126,7 @@ class CodeConstraint(Constraint):
         self.texts = [t.upper() for t in token_texts]
         self.eos = frozenset(int(e) for e in eos_ids)
         self._lock = threading.Lock()
-        self._cache: dict[tuple[int, str], torch.Tensor] = {}
+        self._cache: dict[tuple[tuple[str, ...], tuple[int, str]], torch.Tensor] = {}
         empty = [i for i, t in enumerate(self.texts) if t == "" and i not in self.eos]
         self._empty = torch.tensor(empty, dtype=torch.long)
         self._eos = torch.tensor(sorted(e for e in self.eos if e < self.vocab), dtype=torch.long)
@@ -151,7 +149,6 @@ class CodeConstraint(Constraint):
         self._span_end = torch.zeros(self.vocab, dtype=torch.bool)
         self._span_end[torch.tensor(ends, dtype=torch.long)] = True
         self._openers = torch.tensor([i for i in self._nonempty if _OPENER.search(self.texts[i])], dtype=torch.long)
-        self._named_cache: dict[tuple[tuple[str, ...], tuple[int, str]], torch.Tensor] = {}
 
     # -- allowed sets -----------------------------------------------------------------------
     def _scan(self, state: tuple[int, str], ids: Iterable[int], system: CodeSystem | None = None) -> list[int]:
@@ -190,12 +187,13 @@ class CodeConstraint(Constraint):
         """The codes a span at ``state`` is narrowed to, after the current ``line`` (upper case):
         those of the name before its open parenthesis; () when the line names none (see the module docstring)."""
         kind, span = state
-        if kind not in (BOUNDARY, SPAN) or "(" not in line or not self.system.names:
+        if kind not in (BOUNDARY, SPAN) or not self.system.names:
             return ()
-        m = _NAMED_OPEN.match(line)
-        if m is None or m.group("span") != span:
+        # the state's span (the code written so far, or a letter) is the end of the line
+        head = line[:len(line) - len(span)].rstrip()
+        if not head.endswith("("):
             return ()
-        codes = self.system.named(_LIST_MARK.sub("", m.group("name")))
+        codes = self.system.named(_LIST_MARK.sub("", head[:-1]))
         return codes if codes and any(c.startswith(span) for c in codes) else ()
 
     def _compute_named(self, codes: tuple[str, ...], state: tuple[int, str]) -> torch.Tensor:
@@ -211,27 +209,17 @@ class CodeConstraint(Constraint):
             return mask
         return self._compute(state, sub)
 
-    def allowed_named(self, codes: tuple[str, ...], state: tuple[int, str]) -> torch.Tensor:
+    def allowed_for(self, state: tuple[int, str], codes: tuple[str, ...] = ()) -> torch.Tensor:
+        """Tokens allowed at ``state``; with ``codes`` (:meth:`named_codes`), spans only of those codes."""
         key = (codes, state)
-        cached = self._named_cache.get(key)
+        cached = self._cache.get(key)
         if cached is not None:
             return cached
-        value = self._compute_named(codes, state)
-        with self._lock:
-            if len(self._named_cache) >= 1024:
-                self._named_cache.clear()
-            self._named_cache[key] = value
-        return value
-
-    def allowed_for(self, state: tuple[int, str]) -> torch.Tensor:
-        cached = self._cache.get(state)
-        if cached is not None:
-            return cached
-        value = self._compute(state)
+        value = self._compute_named(codes, state) if codes else self._compute(state)
         with self._lock:
             if len(self._cache) >= 1024:  # bool masks are vocabulary-sized: keep the cache bounded
                 self._cache.clear()
-            self._cache[state] = value
+            self._cache[key] = value
         return value
 
     # -- Constraint -------------------------------------------------------------------------
@@ -261,8 +249,7 @@ class CodeState(ConstraintState):
     def allowed(self) -> torch.Tensor | None:
         if self.done or self.state is None:
             return None
-        codes = self.c.named_codes(self.line, self.state)
-        return self.c.allowed_named(codes, self.state) if codes else self.c.allowed_for(self.state)
+        return self.c.allowed_for(self.state, self.c.named_codes(self.line, self.state))
 
     def advance(self, token: int) -> None:
         if self.done:

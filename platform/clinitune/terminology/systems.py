@@ -118,8 +118,8 @@ def _validated(name: str, raw: Iterable[tuple[str, str]], where: str) -> CodeSys
                           fix="keep only ICD-10-shaped codes in the table.")
     names: dict[str, set[str]] = {}
     for code, label in rows:
-        if label and name_key(label):
-            names.setdefault(name_key(label), set()).add(code)
+        if key := name_key(label):
+            names.setdefault(key, set()).add(code)
     return CodeSystem(name, tuple(codes), {k: tuple(sorted(v)) for k, v in names.items()})
 
 

@@ -22,7 +22,7 @@ import httpx
 import openai
 import pytest
 
-from clinitune.serve.auth import hash_key
+from clinitune.serve.auth import RateLimiter, hash_key
 
 pytestmark = pytest.mark.ray
 
@@ -201,12 +201,14 @@ def _hammer(app, key: str, seconds: float, threads: int = 8) -> list[int]:
 
 
 def _one_bucket(arrivals: list[float], per_minute: int, burst: int) -> int:
-    """How many of these arrivals a single token bucket (the limit both gateways must share) admits."""
-    tokens, last, admitted = float(burst), arrivals[0], 0
+    """How many of these arrivals one token bucket admits: the coordinator's own RateLimiter, on a
+    clock that reads the arrivals (the limit both gateways must share, replayed in one process)."""
+    now = [arrivals[0]]
+    bucket = RateLimiter(clock=lambda: now[0])
+    admitted = 0
     for t in arrivals:
-        tokens, last = min(burst, tokens + (t - last) * per_minute / 60), t
-        if tokens >= 1:
-            tokens, admitted = tokens - 1, admitted + 1
+        now[0] = t
+        admitted += bucket.check("k", per_minute, burst) == 0
     return admitted
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from clinitune.phi import PhiConfig, PhiEngine, PhiProcessingError
@@ -42,6 +42,7 @@ def test_arbitrary_text_never_crashes_and_spans_are_valid(text):
 
 @SETTINGS
 @given(fragments, separators)
+@example(["Mr. Hargrove stable."], " ")  # once the tagger read the hidden tag as a line break: "[NAME]. [NAME] [NAME]."
 def test_tag_redaction_is_idempotent(parts, sep):
     once = ENGINE.redact(sep.join(parts), mode="tag").text
     assert ENGINE.redact(once, mode="tag").text == once
@@ -80,3 +81,8 @@ def test_date_shift_keeps_intervals(d1, d2, patient):
     n2 = parse(s.date(f"{d2.month:02d}/{d2.day:02d}/{d2.year}"))
     assert (n2 - n1).days == (d2 - d1).days
     assert 1 <= (d1 - n1).days <= 365
+
+
+def test_a_word_beside_an_earlier_tag_is_still_found_and_the_tag_is_kept():
+    once = ENGINE.redact("[NAME] Hargrove called. Mr. [NAME] stable.", mode="tag").text
+    assert once == "[NAME] [NAME] called. Mr. [NAME] stable."

@@ -158,6 +158,7 @@ class PhiEngine:
         out: list[list[Span] | PhiProcessingError] = []
         todo: list[int] = []
         scans: list[str] = []
+        raws: list[str] = []
         for i, (text, nid) in enumerate(zip(texts, ids)):
             try:
                 checked = self._check(text, nid)
@@ -167,13 +168,16 @@ class PhiEngine:
             out.append([])
             if checked.strip():
                 todo.append(i)
+                raws.append(checked)
                 scans.append(_hide_tags(checked))
         if not todo:
             return out
-        tagged = self._tag(scans) if self.config.detector == "ensemble" else [None] * len(scans)
-        for i, scan, tag in zip(todo, scans, tagged):
+        # The tagger reads the note as written: an existing tag is the context it sees in
+        # de-identified text, where blanks in its place would read as a line break (a header).
+        tagged = self._tag(raws) if self.config.detector == "ensemble" else [None] * len(scans)
+        for i, raw, scan, tag in zip(todo, raws, scans, tagged):
             try:
-                out[i] = self._finish(self._detect(scan, tag))
+                out[i] = self._finish(self._detect(scan, tag, _tag_spans(raw)))
             except RecursionError:
                 out[i] = PhiProcessingError(ids[i], "text structure too deep to scan")
             except MemoryError:
@@ -186,7 +190,7 @@ class PhiEngine:
         except MemoryError:  # a batch too large for this process: one note at a time
             return [self.tagger.predict([s])[0] for s in scans]
 
-    def _detect(self, scan: str, tagged=None) -> list[Span]:
+    def _detect(self, scan: str, tagged=None, protected: list[tuple[int, int]] = ()) -> list[Span]:
         hits = list(patterns.all_patterns(scan))
         hits.extend(self.structure.detect(scan))
         toks = tokenize(scan)
@@ -194,9 +198,10 @@ class PhiEngine:
         found = _merge(scan, hits)
         if tagged is None:
             return found
-        from clinitune.phi.ensemble import extend_names, typed, union
+        from clinitune.phi.ensemble import extend_names, outside, typed, union
 
-        merged = _merge(scan, union(found, typed(scan, tagged.hits, self.rules.lex)))
+        hits = outside(tagged.hits, protected)
+        merged = _merge(scan, union(found, typed(scan, hits, self.rules.lex)))
         return _merge(scan, extend_names(scan, merged, toks, tagged, self.rules.lex))
 
     def _finish(self, spans: list[Span]) -> list[Span]:
@@ -241,9 +246,14 @@ class PhiEngine:
         return out
 
 
+def _tag_spans(text: str) -> list[tuple[int, int]]:
+    """Where the text holds existing ``[KIND]`` tags (redacted before): never PHI again."""
+    return [m.span() for m in _TAG.finditer(text)]
+
+
 def _hide_tags(text: str) -> str:
-    """Existing ``[KIND]`` tags become line breaks (same length): neither re-detected nor read as context."""
-    protected = [m.span() for m in _TAG.finditer(text)]
+    """Existing ``[KIND]`` tags become line breaks (same length): neither re-detected nor read as context by the rules."""
+    protected = _tag_spans(text)
     if not protected:
         return text
     chars = list(text)

@@ -50,7 +50,8 @@ def plausible(kind: str, value: str, lex: Lexicons) -> bool:
         return digits in (5, 9)
     if kind in ("NAME", "LOCATION"):
         words = [w.lower().replace("’", "'") for w in _WORDS.findall(value)]
-        return any(len(w) > 1 and w not in STOPWORDS and w not in lex.clinical and w not in CARE_ABBR for w in words) or (
+        return any(len(w) > 1 and w not in STOPWORDS and w not in lex.clinical and w not in CARE_ABBR
+                   and (kind != "NAME" or w not in TITLES) for w in words) or (
             kind == "NAME" and bool(re.fullmatch(r"[A-Z]\.?", value.strip())))
     if kind in ("EMAIL", "URL"):
         return "@" in value or "." in value
@@ -101,6 +102,26 @@ def _acronym(value: str, lex: Lexicons) -> bool:
     """A short ALL-CAPS word that no name list holds: in a note whose casing carries information
     it is an abbreviation ('RUSB'), not a name (names are written Titlecase there)."""
     return value.isalpha() and value.isupper() and len(value) <= 5 and not lex.is_name(value.lower())
+
+
+def outside(hits: list[Hit], protected: list[tuple[int, int]]) -> list[Hit]:
+    """The hits with the protected ranges (tags of an earlier redaction) cut out: what is left of
+    a hit beside a tag is still a hit ('[NAME] Smith' keeps 'Smith'), the tag never is."""
+    if not protected:
+        return hits
+    out: list[Hit] = []
+    for s, e, kind, p in hits:
+        for ps, pe in protected:
+            if pe <= s or ps >= e:
+                continue
+            if ps > s:
+                out.append((s, ps, kind, p))
+            s = max(s, pe)
+            if s >= e:
+                break
+        if s < e:
+            out.append((s, e, kind, p))
+    return out
 
 
 def union(rules: list[Span], hits: list[Hit]) -> list[Hit]:

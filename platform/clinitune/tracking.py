@@ -121,5 +121,10 @@ def log_artifacts(uri: str, run_id: str, local_dir: str | Path, artifact_path: s
     client(uri).log_artifacts(run_id, str(local_dir), artifact_path)
 
 
-def end_run(uri: str, run_id: str, status: str = "FINISHED") -> None:
-    client(uri).set_terminated(run_id, status=status)
+def end_run(uri: str, run_id: str, status: str = "FINISHED", *, only_if_running: bool = False) -> None:
+    """End a run with ``status``. ``only_if_running`` leaves a run someone else already ended as it
+    is (a trial the scheduler stopped is KILLED by the study; its late failure must not undo that)."""
+    c = client(uri)
+    if only_if_running and c.get_run(run_id).info.status != "RUNNING":
+        return
+    c.set_terminated(run_id, status=status)

@@ -104,3 +104,18 @@ def test_optuna_search_runs_trials(ray_session, make_cfg, tmp_path):
                               search_space={"training.learning_rate": {"type": "loguniform", "low": 1e-4, "high": 5e-3},
                                             "lora.r": {"type": "choice", "values": [4, 8]}}))
     assert len(outcome.trials) == 2 and outcome.artifact_dir.is_dir()
+
+
+def test_a_stopped_trials_late_failure_does_not_undo_killed(tmp_path):
+    """The study marks a stopped trial KILLED; the trial's own handler, unwinding after that,
+    must not turn it back into FAILED (it did, now and then, on a loaded machine)."""
+    from clinitune import tracking
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run = tracking.start_run(uri, "e", "trial", artifact_root=tmp_path / "art")
+    tracking.end_run(uri, run, "KILLED")
+    tracking.end_run(uri, run, "FAILED", only_if_running=True)
+    assert tracking.client(uri).get_run(run).info.status == "KILLED"
+    live = tracking.start_run(uri, "e", "live", artifact_root=tmp_path / "art")
+    tracking.end_run(uri, live, "FAILED", only_if_running=True)
+    assert tracking.client(uri).get_run(live).info.status == "FAILED"

@@ -152,7 +152,7 @@ def run_prepared(prep: Prepared, *, callbacks: list | None = None, parent_run_id
         result = trainer.fit()
     except BaseException:
         if run_id:
-            tracking.end_run(uri, run_id, "FAILED")
+            tracking.end_run(uri, run_id, "FAILED", only_if_running=True)
         raise
     if result.checkpoint is None:
         raise RuntimeError(f"run '{prep.run_name}' finished without a final checkpoint")

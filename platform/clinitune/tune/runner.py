@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -272,12 +273,14 @@ def run_tune(cfg: TuneConfig) -> TuneOutcome:
                        artifact_dir=artifact, trials=trials)
 
 
-def _close_trial_runs(uri: str, experiment: str, parent: str, stopped: set[str]) -> None:
+def _close_trial_runs(uri: str, experiment: str, parent: str, stopped: set[str], settle_s: float = 5.0) -> None:
     """Trials ASHA stopped were killed mid-run: mark their MLflow runs KILLED.
 
     Depending on when the stop lands, a stopped trial's run is left RUNNING (its process was
     killed) or was ended FAILED (the stop surfaced as an exception in ``trainer.fit``); both mean
-    "stopped by the scheduler" here. Runs of trials that really failed stay FAILED.
+    "stopped by the scheduler" here. Runs of trials that really failed stay FAILED. A stopped
+    trial's actor can still be unwinding when the study returns, so the runs are re-checked for
+    ``settle_s`` seconds (its own late "FAILED" only ends a run still RUNNING).
     """
     from clinitune import tracking
 
@@ -285,6 +288,11 @@ def _close_trial_runs(uri: str, experiment: str, parent: str, stopped: set[str])
     exp = c.get_experiment_by_name(experiment)
     if exp is None:
         return
-    for run in c.search_runs([exp.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent}'", max_results=10000):
-        if run.info.status == "RUNNING" or (run.info.status == "FAILED" and run.data.tags.get("clinitune.run_name") in stopped):
-            c.set_terminated(run.info.run_id, status="KILLED")
+    deadline = time.monotonic() + settle_s
+    while True:
+        for run in c.search_runs([exp.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent}'", max_results=10000):
+            if run.info.status == "RUNNING" or (run.info.status == "FAILED" and run.data.tags.get("clinitune.run_name") in stopped):
+                c.set_terminated(run.info.run_id, status="KILLED")
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(1.0)

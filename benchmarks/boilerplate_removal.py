@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from boilerplate_heldout import inject_heldout  # noqa: E402
+from boilerplate_heldout_f import inject_family_f  # noqa: E402
 from boilerplate_inject import inject  # noqa: E402
 
 MTS_HEADERS = {
@@ -124,7 +125,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap.add_argument("--seed", type=int, default=7, help="Seed of families A-C (D and E have their own, fixed).")
-    ap.add_argument("--only", nargs="+", choices=list("ABCDE"), help="Run only these families.")
+    ap.add_argument("--only", nargs="+", choices=list("ABCDEF"), help="Run only these families.")
     args = ap.parse_args()
     import json
 
@@ -146,7 +147,10 @@ def main() -> None:
     for corpus, family, role in plan:
         if args.only and family not in args.only:
             continue
-        notes = inject_heldout(corpora[corpus], family) if family in "DE" else inject(corpora[corpus], family, seed=args.seed)
+        if family == "F":
+            notes = inject_family_f(corpora[corpus])
+        else:
+            notes = inject_heldout(corpora[corpus], family) if family in "DE" else inject(corpora[corpus], family, seed=args.seed)
         outputs, secs = run_detector(notes, ray)
         base = score(notes, run_line_frequency(notes))
         runs.append({"role": role, "corpus": corpus, "family": family, "notes": len(notes), "seconds": round(secs, 1),

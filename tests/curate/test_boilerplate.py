@@ -53,6 +53,15 @@ def test_line_key_normalises_digits_case_spaces_and_skips_decoration():
     assert line_key("------") is None and line_key("   ") is None and line_key("ab", 4) is None
 
 
+def test_line_key_reads_dates_and_times_in_words_as_slots():
+    # a template prints its date with month and weekday names and its time with AM/PM
+    assert line_key("Signed Tuesday, March 4, 2024 at 10:22 AM") == line_key("Signed Friday, May 30, 2025 at 9:05 p.m.")
+    assert line_key("Printed 2021-03-04 10:22 AM") == line_key("Printed 2022-11-30 4:05 PM")
+    # "may" the verb is a word, not a month; other words stay words
+    assert line_key("You may call us") != line_key("You call us")
+    assert line_key("Seen by cardiology") != line_key("Seen by neurology")
+
+
 def test_threshold_is_the_larger_of_count_and_fraction():
     cfg = BoilerplateConfig(min_notes=20, min_note_fraction=0.05)
     assert boilerplate_threshold(100, cfg) == 20

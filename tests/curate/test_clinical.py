@@ -19,6 +19,10 @@ CLINICAL = [
     "Lungs clear to auscultation bilaterally.", "Hypertension", "BP 120/80", "Temp 98.6 F", "metformin 500 mg twice daily",
     "albuterol 5 mg/ml inhalation solution", "Allergies: NKDA", "• Cardiovascular: Denies chest pain or palpitations.",
     "She denies fever.", "The patient is a 45-year-old female.", "Tobacco use: never",
+    # Titlecase diagnoses and labels are not proper names
+    "Graves Disease", "Chest Pain", "Type 2 Diabetes Mellitus", "Gynecologic History", "Vitamin D.",
+    "Oxygen Saturation: 98% on room air.", "Average Pain Intensity Over the Past Week: 4/10.",
+    "Seen at Copper Canyon Clinic today for chest pain and cough.",
 ]
 
 TEMPLATE = [
@@ -30,6 +34,11 @@ TEMPLATE = [
     "FAX COVER SHEET",
     "No part of this record may be reproduced without written permission.",
     "Please do not reply to this automated message.",
+    # site names whose words an ICD title also uses ("copper", "ridge", "regional", "internal")
+    "Copper Canyon MyHealth | Visit Notes",
+    "Internal Medicine | Bayview Regional Health",
+    "Summit Ridge Regional Health - Continued on next page",
+    "Bayview Regional Health | Page 3 | Printed 2020-01-02 10:22 AM",
 ]
 
 

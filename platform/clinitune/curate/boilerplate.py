@@ -5,8 +5,9 @@ lines, page headers) repeats across the notes of many patients. So do real findi
 same way ("No Known Allergies.", "Patient has never smoked.") and section headers: a line that
 recurs in 5 % of one EHR's notes is often clinical. A line is removed only when all of these hold:
 
-1. **Frequent**: its key (case-folded, whitespace collapsed, every digit run read as ``0`` so page
-   numbers, dates and times do not split a template) occurs in at least
+1. **Frequent**: its key (case-folded, whitespace collapsed, every digit run read as ``0`` and
+   month names, weekday names and AM/PM left out, so page numbers, dates and times do not split a
+   template) occurs in at least
    ``max(min_notes, ceil(min_note_fraction * N))`` distinct live notes (N = live notes);
 2. **Across patients**: those notes belong to at least ``min_patients`` distinct patients (a
    patient's own copy-forward text is theirs, not the EHR's template);
@@ -67,6 +68,12 @@ _KEY = "line_key"
 _PATIENT = "patient_key"
 _CLINICAL = "clinical"
 _DIGITS_RE = re.compile(r"\d+")
+# Date and time slots written in words: month and weekday names, AM/PM after a time (a template
+# prints "Tuesday, March 4, 2024 10:22 AM" one way and another note's date another).
+_WORD_SLOTS_RE = re.compile(
+    r"\b(?:january|february|march|april|june|july|august|september|october|november|december|"
+    r"monday|tuesday|wednesday|thursday|friday|saturday|sunday)s?\b|\bmay(?= 0)|(?<=0) ?[ap]\.?m\b\.?"
+)
 _DECORATION_RE = re.compile(r"^[\W_]+$")
 _KEYS_SCHEMA = pa.schema([(_KEY, pa.uint64())])
 _PAIRS_SCHEMA = pa.schema([(_KEY, pa.uint64()), (_PATIENT, pa.uint64()), (_CLINICAL, pa.int8())])
@@ -127,12 +134,13 @@ def _norm(line: str) -> str:
 
 
 def line_key(line: str, min_line_chars: int = 1) -> int | None:
-    """The 64-bit key of a line (case-folded, spaces collapsed, digit runs as 0), or None when it
+    """The 64-bit key of a line (case-folded, spaces collapsed, digit runs as 0, date and time
+    words left out), or None when it
     cannot be boilerplate (too short, blank, or decoration only)."""
     norm = _norm(line)
     if len(norm) < min_line_chars or _DECORATION_RE.match(norm):
         return None
-    return xxhash.xxh64_intdigest(_DIGITS_RE.sub("0", norm.casefold()).encode("utf-8"))
+    return xxhash.xxh64_intdigest(_WORD_SLOTS_RE.sub("", _DIGITS_RE.sub("0", norm.casefold())).encode("utf-8"))
 
 
 def _patient_key(patient_id: Any) -> int:

@@ -31,7 +31,10 @@ often it repeats. The kinds, each from a named vocabulary (``data/SOURCES.json``
   ``phi/data/clinical_terms.txt`` vitals, labs, devices and imaging lists).
 
 Words of a diagnosis that are also ordinary words ("portal" of portal hypertension, "results" of
-abnormal results) make a template line holding them clinical: the guard errs towards keeping.
+abnormal results) make a template line holding them clinical: the guard errs towards keeping. Such
+a word inside a proper name (a run of Titlecase words with a word no ICD title uses: "Copper
+Canyon Regional Health", "Internal Medicine") is the name's and counts for nothing, unless it
+heads a diagnosis ("Graves Disease").
 
 The vocabulary is built once per process (about 2 s: the drug lexicon is a compressed pickle).
 """
@@ -53,7 +56,7 @@ EVIDENCE_KINDS = ("section_header", "drug", "diagnosis", "negation", "patient_st
 
 _WORD_RE = re.compile(r"[a-z][a-z'-]*[a-z]|[a-z]")
 _BULLET_RE = re.compile(r"^(?:[#*\u2022\u25aa\u25cf\u2013>-]+|\d{1,2}[.)]|[a-z][.)])\s*", re.I)
-_HEADER_SPLIT_RE = re.compile(r"^([^:]{1,60}):(.*)$")
+_HEADER_SPLIT_RE = re.compile(r"^([^:]{1,60}):(?!\d)(.*)$")  # not the colon of a time ("10:22")
 _UNIT_RE = re.compile(
     r"\d(?:[\d.,/]*\d)?\s*(?:mg|mcg|µg|ug|g|kg|lbs?|ml|cc|l|meq|mmol|mol|iu|units?|mmhg|cmh2o|bpm|"
     r"breaths|beats|cm|mm|in|°\s*[fc]|deg|%|mg/dl|g/dl|mmol/l|meq/l|u/l|ng/ml|pg/ml|mg/kg|ml/hr|/min|/hr)\b",
@@ -119,7 +122,17 @@ _RARE_TITLES = 5  # an English word in fewer A-T titles is incidental there ("Pa
 _COMMON_TITLES = 100  # an English word in more A-T titles is a body part or finding ("knee", "skin")
 
 
-def _icd_terms(english: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
+@dataclass(frozen=True)
+class IcdTerms:
+    """What the ICD-10-CM titles say about words (see :func:`_icd_terms`)."""
+
+    diagnoses: frozenset[str]  # words that name diagnoses, findings or anatomy
+    set_aside: frozenset[str]  # words judged not clinical on purpose
+    heads: frozenset[str]  # heads of diagnoses ("murmur" of "Cardiac murmur")
+    stop_words: frozenset[str]  # spaCy's English stop words
+
+
+def _icd_terms(english: frozenset[str]) -> IcdTerms:
     """Words of CMS ICD-10-CM titles that name diagnoses, findings or anatomy (module docstring),
     and the words set aside on purpose: the qualifiers, the ordinary words and the containers
     (nouns that head only "Abnormal <noun> of/on/in ..." titles: "findings", "results").
@@ -167,7 +180,8 @@ def _icd_terms(english: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]
         return n >= _RARE_TITLES and w not in everyday
 
     set_aside = (containers - heads) | _ICD_QUALIFIERS | _ICD_ORDINARY
-    return frozenset(w for w, n in counts.items() if clinical(w, n)), frozenset(set_aside)
+    diagnoses = frozenset(w for w, n in counts.items() if clinical(w, n))
+    return IcdTerms(diagnoses, frozenset(set_aside), frozenset(heads & diagnoses), frozenset(STOP_WORDS))
 
 
 def _english_words() -> frozenset[str]:
@@ -221,6 +235,8 @@ class ClinicalVocabulary:
     section_heads: frozenset[str]
     common_words: frozenset[str]  # ICD words that are also common English words
     set_aside: frozenset[str] = frozenset()  # ICD words judged not clinical on purpose (see _icd_terms)
+    diagnosis_heads: frozenset[str] = frozenset()  # heads of ICD diagnoses (see _icd_terms)
+    stop_words: frozenset[str] = frozenset()  # spaCy's English stop words
 
     @classmethod
     def build(cls) -> "ClinicalVocabulary":
@@ -232,9 +248,9 @@ class ClinicalVocabulary:
         negations = tuple(sorted(cues, key=len, reverse=True))
         words = frozenset(w for name in sections for w in name.replace("/", " ").split())
         heads = frozenset(name.replace("/", " ").split()[-1] for name in sections)
-        diagnoses, set_aside = _icd_terms(english)
-        return cls(sections, negations, _drug_terms(english), diagnoses, _abbreviations(), words, heads, diagnoses & english,
-                   set_aside)
+        icd = _icd_terms(english)
+        return cls(sections, negations, _drug_terms(english), icd.diagnoses, _abbreviations(), words, heads,
+                   icd.diagnoses & english, icd.set_aside, icd.heads, icd.stop_words)
 
     # ------------------------------------------------------------------------------------------
 
@@ -265,23 +281,63 @@ class ClinicalVocabulary:
             return w[:-3] + "y"
         return None
 
-    def _term(self, words: list[str], label: list[str] | None = None) -> str | None:
+    def _term(self, words: list[str], label: list[str] | None = None, names: frozenset[str] = frozenset()) -> str | None:
         """``drug``, or ``diagnosis`` when the ICD words are clear evidence: a medical word that is
-        not also a common English word ("hypertension" is common, "dyspnea" is not), or two
-        different ICD words ("chest pain"), or one in a short line ("Hypertension", "Abdomen
-        soft"), or opening the line ("Lungs clear to auscultation") or in its label ("Neck: supple"). One common word in a sentence ("...return
-        the originals by mail") is not evidence."""
+        not also a common English word ("hypertension" is common, "dyspnea" is not), or one in a
+        short line ("Hypertension", "Abdomen soft"), or common ICD words that are not part of a
+        proper name (``names``: "Copper Canyon", "Summit Ridge Regional Health"; a diagnosis head
+        stays one, "Graves Disease"): two different ones ("chest pain"), one opening the line
+        ("Lungs clear to auscultation") or in its label ("Neck: supple"). One common word in a
+        sentence ("...return the originals by mail") is not evidence."""
         for w in words:
             if w in self.drugs:
                 return "drug"
-        hits = {h for h in map(self._diagnosis_word, words) if h}
-        if not hits:
+        hits = [self._diagnosis_word(w) for w in words]
+        found = {h for h in hits if h}
+        if not found:
             return None
-        if hits - self.common_words or len(hits) >= 2 or len(words) <= 3 or self._diagnosis_word(words[0]):
+        if found - self.common_words:
             return "diagnosis"
-        if label and any(self._diagnosis_word(w) for w in label):
+        if len(words) <= 3:
             return "diagnosis"
-        return None
+        # A common word inside a proper name is the name's, unless it heads a diagnosis.
+        hits = [h if h and (w not in names or h in self.diagnosis_heads) else None for w, h in zip(words, hits)]
+        found = {h for h in hits if h}
+        if not found:
+            return None
+        if hits[0]:
+            return "diagnosis"
+        if label and any(self._diagnosis_word(w) for w in label if w not in names):
+            return "diagnosis"
+        return "diagnosis" if len(found) >= 2 else None
+
+    def _proper_names(self, body: str) -> frozenset[str]:
+        """Words of the proper names in a line: runs of two or more Titlecase words (nothing but
+        spaces between them) holding a word that no ICD title, stop-word or qualifier list has
+        ("Copper Canyon", "Summit Ridge Regional Health"); not "Chest Pain" or "Type 2 Diabetes
+        Mellitus", whose words are all the ICD's, not a label ("Oxygen Saturation:") and not
+        capitals ("CODE STATUS", read as a header)."""
+        out: set[str] = set()
+        run: list[str] = []
+
+        def close() -> None:
+            if len(run) >= 2 and any(self._diagnosis_word(w) is None and w not in self.stop_words and w not in _ICD_QUALIFIERS
+                                     for w in run):
+                out.update(run)
+            run.clear()
+
+        for tok in body.split():
+            word = tok.strip("()[]\"'“”‘’.,;:|!?")
+            if not word or not word[0].isupper() or (len(word) > 1 and word.isupper()) or not _WORD_RE.fullmatch(word.lower()):
+                close()
+                continue
+            run.append(word.lower())
+            if tok.endswith(":"):  # a label ("Oxygen Saturation:", "Marital Status:") names no place
+                run.clear()
+            elif tok != word and tok[-1:] in ".,;|!?)]":
+                close()
+        close()
+        return frozenset(out)
 
     def evidence(self, line: str) -> str | None:
         """The first kind of clinical content in ``line`` (see the module docstring), or None."""
@@ -299,7 +355,8 @@ class ClinicalVocabulary:
             return "patient_statement"
         if _PLAN_RE.match(clause):
             return "plan"
-        term = self._term(_WORD_RE.findall(body.lower()), _WORD_RE.findall(head.lower()) if m else None)
+        term = self._term(_WORD_RE.findall(body.lower()), _WORD_RE.findall(head.lower()) if m else None,
+                          self._proper_names(clause))
         if term:
             return term
         if _UNIT_RE.search(body):

@@ -34,6 +34,10 @@ def ensemble(text: str, tagged: Tagged) -> list[tuple[str, str]]:
     ("LOCATION", "Kernwood", True), ("MRN", "1234567", True), ("ID", "A1", False), ("ZIP", "02139", True),
     # an ICD-10-CM code in an answer is clinical content, not a date or an id (the guard kept eating it)
     ("DATE", "E11.9", False), ("ID", "S72.001A", False), ("MRN", "I10", False), ("DATE", "11.9", True),
+    # two numbers are a date as a month and a day, or with a year; a blood pressure is not
+    ("DATE", "118/72", False), ("DATE", "7/22", True), ("DATE", "22/7", True), ("DATE", "2019-07", True),
+    # the label of an identifier field is not a name
+    ("NAME", "MRN", False), ("NAME", "Acct", False), ("NAME", "Mrn.", False),
 ])
 def test_tagger_spans_must_be_plausible_values_of_their_kind(kind, value, ok):
     assert plausible(kind, value, LEX) is ok
@@ -94,6 +98,15 @@ def test_short_capitals_are_abbreviations_not_names_in_mixed_case_notes():
     r = text.index("RUSB")
     found = ensemble(text, reading(text, [(r, r + 4, "NAME", 0.84)]))
     assert not any(v == "RUSB" for v, _ in found)
+
+
+def test_a_lowercase_word_is_no_name_where_casing_carries_information():
+    text = "Son [NAME] called. Will wean vent as tolerated."
+    w = text.index("wean")
+    assert ensemble(text, reading(text, [(w, w + 4, "NAME", 0.41)])) == []
+    lower = "son called. will wean vent as tolerated, bill at bedside."  # no casing to lean on: the tagger decides
+    b = lower.index("bill")
+    assert ("bill", "NAME") in ensemble(lower, reading(lower, [(b, b + 4, "NAME", 0.9)]))
 
 
 def test_name_growth_needs_a_capital_where_casing_carries_information():

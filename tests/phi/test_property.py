@@ -43,6 +43,8 @@ def test_arbitrary_text_never_crashes_and_spans_are_valid(text):
 @SETTINGS
 @given(fragments, separators)
 @example(["Mr. Hargrove stable."], " ")  # once the tagger read the hidden tag as a line break: "[NAME]. [NAME] [NAME]."
+@example(["MRN: 7766554.", "MRN: 7766554.", "BP 118/72, HR 84."], " ")  # "MRN" a name, "118/72" a date
+@example(["Son Bill called.", "Will wean vent as tolerated."], " \n ")  # "wean" a name
 def test_tag_redaction_is_idempotent(parts, sep):
     once = ENGINE.redact(sep.join(parts), mode="tag").text
     assert ENGINE.redact(once, mode="tag").text == once

@@ -4,8 +4,10 @@ name grows over the name words next to it.
 The tagger's spans are typed: before the union, each must be a plausible value of its kind (a
 date has date-like digits or a month, an age over 89 is a number over 89, a phone has four digits
 or more, a name has a letter and is not only function words or clinical vocabulary) — the kinds'
-definitions, not a list of past mistakes. The union and its overlaps are resolved by the
-engine's merge (longest span, most specific kind, highest score). Then a NAME span is extended over
+definitions, not a list of past mistakes; in a note whose casing carries information a name has a
+capital and is not an unknown short acronym; a field label ("MRN") is no name, and two numbers
+are a date only as a month and a day or with a year ("118/72" is a blood pressure). The union
+and its overlaps are resolved by the engine's merge (longest span, most specific kind, highest score). Then a NAME span is extended over
 adjacent words that the tagger gives a fair chance of being a name, or that the rules' lists and
 the note's casing make a name: a first name found means its surname is found ("Karena Jones"), an
 initial before a surname goes with it ("J. Quenneville").
@@ -18,6 +20,7 @@ import re
 
 from clinitune.phi.cues import CARE_ABBR, CREDENTIALS, RELATIVES, TITLES
 from clinitune.phi.lexicons import STOPWORDS, Lexicons
+from clinitune.phi.patterns import ID_KEYWORDS
 from clinitune.phi.tagger import Tagged
 from clinitune.phi.tokens import Tok, casing, wordy
 from clinitune.phi.types import Span
@@ -31,6 +34,19 @@ _GAP = re.compile(r"[ \t]{1,2}|-|[ \t]?-[ \t]?|\.[ \t]{1,2}")
 _MONTH = re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?(?![a-z])", re.I)
 _NUMERIC_DATE = re.compile(r"\d{1,4}\s?[/.-]\s?\d{1,2}(?:\s?[/.-]\s?\d{2,4})?|(?:19|20)\d{6}|\d{1,2}(?:st|nd|rd|th)\b", re.I)
 _WORDS = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*")
+_FIELD_LABEL = re.compile(r"(?:" + "|".join(kw for _, kw in ID_KEYWORDS) + r")\.?", re.I)
+_PARTS = re.compile(r"\d+")
+
+
+def _calendar(value: str) -> bool:
+    """Can a numeric date-like string be a calendar date? Two numbers need a month (1-12) and a
+    day (1-31) in either order, or a four-digit year ('118/72' is a blood pressure); ordinals and
+    eight-digit dates pass."""
+    parts = [int(p) for p in _PARTS.findall(value)]
+    if len(parts) != 2:
+        return True
+    a, b = parts
+    return (1 <= a <= 12 and 1 <= b <= 31) or (1 <= a <= 31 and 1 <= b <= 12) or a >= 1000 or b >= 1000
 
 
 def plausible(kind: str, value: str, lex: Lexicons) -> bool:
@@ -39,7 +55,7 @@ def plausible(kind: str, value: str, lex: Lexicons) -> bool:
     if CODE_SHAPE.match(value.strip()):  # a code (E11.9, S72.001A) is clinical content, never PHI
         return False
     if kind == "DATE":
-        return bool(_MONTH.search(value) or _NUMERIC_DATE.search(value))
+        return bool(_MONTH.search(value)) or any(_calendar(m.group()) for m in _NUMERIC_DATE.finditer(value))
     if kind == "YEAR":
         return 2 <= digits <= 4
     if kind == "AGE":
@@ -49,6 +65,8 @@ def plausible(kind: str, value: str, lex: Lexicons) -> bool:
     if kind == "ZIP":
         return digits in (5, 9)
     if kind in ("NAME", "LOCATION"):
+        if _FIELD_LABEL.fullmatch(value.strip()):  # "MRN", "Acct": the label of an identifier field, not its value
+            return False
         words = [w.lower().replace("’", "'") for w in _WORDS.findall(value)]
         return any(len(w) > 1 and w not in STOPWORDS and w not in lex.clinical and w not in CARE_ABBR
                    and (kind != "NAME" or w not in TITLES) for w in words) or (
@@ -67,9 +85,10 @@ def typed(text: str, hits: list[Hit], lex: Lexicons) -> list[Hit]:
         t = _trim(text, h)
         if t is None or not plausible(t[2], text[t[0]:t[1]], lex):
             continue
-        if t[2] == "NAME" and _acronym(text[t[0]:t[1]], lex):
+        value = text[t[0]:t[1]]
+        if t[2] == "NAME" and (_acronym(value, lex) or not any(c.isupper() for c in value)):
             mode = mode or casing(text)
-            if mode == "mixed":
+            if mode == "mixed":  # where casing carries information a name is Titlecase, not "RUSB" or "wean"
                 continue
         out.append(t)
     return out

@@ -189,7 +189,7 @@ _STREET_UPPER = re.compile(
 )
 _PO_BOX = re.compile(r"\bP\.?\s?O\.?\s+Box\s+\d+\b", _I)
 
-_ID_KEYWORDS: tuple[tuple[str, str], ...] = (
+ID_KEYWORDS: tuple[tuple[str, str], ...] = (
     (PhiType.MRN.value, r"mrn|mr\s*#|mr\s+no\.?|med(?:ical)?\s+rec(?:ord)?s?(?:\s+(?:number|no\.?|#))?|unit\s+no\.?|hospital\s+(?:number|no\.?)|chart\s*(?:#|number|no\.?)|patient\s+id"),
     (PhiType.HEALTH_PLAN.value, r"medicare|medicaid|member\s*(?:id)?|subscriber(?:\s+id)?|beneficiary(?:\s+id)?|insurance\s*(?:id)?|health\s*plan(?:\s*id)?|policy|group\s+(?:number|no\.?)|plan\s+id|hicn|mbi"),
     (PhiType.ACCOUNT.value, r"acct|account|billing|invoice"),
@@ -202,7 +202,7 @@ _ID_KEYWORDS: tuple[tuple[str, str], ...] = (
 # One pass for every keyword-led identifier; more specific keywords first ("license plate" is a
 # vehicle, "member ID" a health plan), the kind is the keyword group that matched.
 _ID_ORDER = ("VEHICLE", "MRN", "HEALTH_PLAN", "ACCOUNT", "BIOMETRIC", "DEVICE", "LICENSE", "ID")
-_ID_KIND_KW = dict(_ID_KEYWORDS)
+_ID_KIND_KW = dict(ID_KEYWORDS)
 _ID_RE = re.compile(
     r"\b(?:" + "|".join(f"(?P<k_{k}>{_ID_KIND_KW[k]})" for k in _ID_ORDER) + r")"
     r"\s*(?:#|number|no\.?|num|id)?\s*[:#=]?\s*#?\s*(?P<id>(?=[A-Za-z0-9-]*\d)[A-Za-z0-9][A-Za-z0-9-]{2,})(?![\w-])",

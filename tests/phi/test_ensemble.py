@@ -38,6 +38,9 @@ def ensemble(text: str, tagged: Tagged) -> list[tuple[str, str]]:
     ("DATE", "118/72", False), ("DATE", "7/22", True), ("DATE", "22/7", True), ("DATE", "2019-07", True),
     # the label of an identifier field is not a name
     ("NAME", "MRN", False), ("NAME", "Acct", False), ("NAME", "Mrn.", False),
+    # a shift and a blood gas are no dates; a drug, a relative or a credential is no name or place
+    ("DATE", "1900-0700", False), ("DATE", "29/ 103", False), ("NAME", "VENTOLIN", False), ("LOCATION", "Phenergan", False),
+    ("NAME", "GRANDAUGHTER", False), ("NAME", "Bacitracin Quenneville", True),
 ])
 def test_tagger_spans_must_be_plausible_values_of_their_kind(kind, value, ok):
     assert plausible(kind, value, LEX) is ok

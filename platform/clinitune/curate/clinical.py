@@ -41,14 +41,14 @@ The vocabulary is built once per process (about 2 s: the drug lexicon is a compr
 
 from __future__ import annotations
 
-import bz2
 import gzip
 import logging
-import pickle
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+
+from clinitune.terminology.drugs import drug_names
 
 log = logging.getLogger(__name__)
 
@@ -190,27 +190,6 @@ def _english_words() -> frozenset[str]:
         return frozenset(w.strip() for w in f if w.strip())
 
 
-def _drug_terms(english: frozenset[str]) -> frozenset[str]:
-    try:
-        path = resources.files("drug_named_entity_recognition") / "drug_ner_dictionary.pkl.bz2"
-        with bz2.open(str(path)) as f:
-            data = pickle.load(f)  # noqa: S301 - the package's own data file
-    except (ModuleNotFoundError, FileNotFoundError, OSError) as err:
-        raise RuntimeError(
-            "the clinical vocabulary needs the 'drug-named-entity-recognition' package "
-            f"({type(err).__name__}). Fix: pip install 'drug-named-entity-recognition>=2.0'."
-        ) from None
-    canonical = {k for k in data["drug_canonical_to_data"] if " " not in k}
-    out = set()
-    for variant in data["drug_variant_to_canonical"]:
-        if " " in variant or len(variant) < 4 or not variant.isalpha():
-            continue
-        if variant in english and variant not in canonical:
-            continue
-        out.add(variant)
-    return frozenset(out)
-
-
 def _abbreviations() -> frozenset[str]:
     """Vitals, labs, devices and imaging abbreviations of the project's clinical-terms list."""
     text = (resources.files("clinitune.phi") / "data" / "clinical_terms.txt").read_text(encoding="utf-8")
@@ -249,7 +228,7 @@ class ClinicalVocabulary:
         words = frozenset(w for name in sections for w in name.replace("/", " ").split())
         heads = frozenset(name.replace("/", " ").split()[-1] for name in sections)
         icd = _icd_terms(english)
-        return cls(sections, negations, _drug_terms(english), icd.diagnoses, _abbreviations(), words, heads,
+        return cls(sections, negations, drug_names(english), icd.diagnoses, _abbreviations(), words, heads,
                    icd.diagnoses & english, icd.set_aside, icd.heads, icd.stop_words)
 
     # ------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from functools import lru_cache
 
 from clinitune.phi.cues import CARE_ABBR, CREDENTIALS, RELATIVES, TITLES
 from clinitune.phi.lexicons import STOPWORDS, Lexicons
@@ -38,15 +39,27 @@ _FIELD_LABEL = re.compile(r"(?:" + "|".join(kw for _, kw in ID_KEYWORDS) + r")\.
 _PARTS = re.compile(r"\d+")
 
 
+_NUMBERS_ONLY = re.compile(r"[\d\s/.-]+")
+
+
 def _calendar(value: str) -> bool:
     """Can a numeric date-like string be a calendar date? Two numbers need a month (1-12) and a
-    day (1-31) in either order, or a four-digit year ('118/72' is a blood pressure); ordinals and
-    eight-digit dates pass."""
+    day (1-31) in either order, or a year with a month ('118/72' is a blood pressure, '1900-0700'
+    a shift); ordinals and eight-digit dates pass."""
     parts = [int(p) for p in _PARTS.findall(value)]
     if len(parts) != 2:
         return True
     a, b = parts
-    return (1 <= a <= 12 and 1 <= b <= 31) or (1 <= a <= 31 and 1 <= b <= 12) or a >= 1000 or b >= 1000
+    return ((1 <= a <= 12 and 1 <= b <= 31) or (1 <= a <= 31 and 1 <= b <= 12)
+            or (a >= 1000 and 1 <= b <= 12) or (b >= 1000 and 1 <= a <= 12))
+
+
+@lru_cache(maxsize=1)
+def _drugs() -> frozenset[str]:
+    from clinitune.phi.lexicons import load
+    from clinitune.terminology.drugs import drug_names
+
+    return drug_names(load().english)
 
 
 def plausible(kind: str, value: str, lex: Lexicons) -> bool:
@@ -55,6 +68,8 @@ def plausible(kind: str, value: str, lex: Lexicons) -> bool:
     if CODE_SHAPE.match(value.strip()):  # a code (E11.9, S72.001A) is clinical content, never PHI
         return False
     if kind == "DATE":
+        if _NUMBERS_ONLY.fullmatch(value.strip()):
+            return bool(_NUMERIC_DATE.search(value)) and _calendar(value)
         return bool(_MONTH.search(value)) or any(_calendar(m.group()) for m in _NUMERIC_DATE.finditer(value))
     if kind == "YEAR":
         return 2 <= digits <= 4
@@ -68,6 +83,11 @@ def plausible(kind: str, value: str, lex: Lexicons) -> bool:
         if _FIELD_LABEL.fullmatch(value.strip()):  # "MRN", "Acct": the label of an identifier field, not its value
             return False
         words = [w.lower().replace("’", "'") for w in _WORDS.findall(value)]
+        named = [w for w in words if len(w) > 1]
+        if named and all(w in _drugs() and not lex.is_name(w) for w in named):  # "VENTOLIN", "Phenergan"
+            return False
+        if kind == "NAME" and named and all(w in RELATIVES or w in CREDENTIALS for w in named):  # "GRANDAUGHTER"
+            return False
         return any(len(w) > 1 and w not in STOPWORDS and w not in lex.clinical and w not in CARE_ABBR
                    and (kind != "NAME" or w not in TITLES) for w in words) or (
             kind == "NAME" and bool(re.fullmatch(r"[A-Z]\.?", value.strip())))

@@ -124,7 +124,9 @@ class PhiEngine:
         """Load the lexicons (and the tagger) now, e.g. in an actor's constructor, rather than on the first note."""
         _ = self.rules, self.structure
         if self.config.detector == "ensemble":
-            _ = self.tagger
+            from clinitune.phi.ensemble import drug_words
+
+            _ = self.tagger, drug_words()
         return self
 
     # --- detection --------------------------------------------------------------------------

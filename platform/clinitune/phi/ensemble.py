@@ -6,10 +6,11 @@ date has date-like digits or a month, an age over 89 is a number over 89, a phon
 or more, a name has a letter and is not only function words or clinical vocabulary) — the kinds'
 definitions, not a list of past mistakes; in a note whose casing carries information a name has a
 capital and is not an unknown short acronym; a field label ("MRN") is no name, and two numbers
-are a date only as a month and a day or with a year ("118/72" is a blood pressure). The union
-and its overlaps are resolved by the engine's merge (longest span, most specific kind, highest score). Then a NAME span is extended over
-adjacent words that the tagger gives a fair chance of being a name, or that the rules' lists and
-the note's casing make a name: a first name found means its surname is found ("Karena Jones"), an
+are a date only as a month and a day or with a year ("118/72" is a blood pressure); a drug name
+is no person's or place's name. The union and its overlaps are resolved by the engine's merge
+(longest span, most specific kind, highest score). Then a NAME span is extended over adjacent
+words that the tagger gives a fair chance of being a name, or that the rules' lists and the
+note's casing make a name: a first name found means its surname is found ("Karena Jones"), an
 initial before a surname goes with it ("J. Quenneville").
 """
 
@@ -37,8 +38,6 @@ _NUMERIC_DATE = re.compile(r"\d{1,4}\s?[/.-]\s?\d{1,2}(?:\s?[/.-]\s?\d{2,4})?|(?
 _WORDS = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*")
 _FIELD_LABEL = re.compile(r"(?:" + "|".join(kw for _, kw in ID_KEYWORDS) + r")\.?", re.I)
 _PARTS = re.compile(r"\d+")
-
-
 _NUMBERS_ONLY = re.compile(r"[\d\s/.-]+")
 
 
@@ -55,7 +54,8 @@ def _calendar(value: str) -> bool:
 
 
 @lru_cache(maxsize=1)
-def _drugs() -> frozenset[str]:
+def drug_words() -> frozenset[str]:
+    """The drug lexicon's single words (loaded once per process, ~2 s)."""
     from clinitune.phi.lexicons import load
     from clinitune.terminology.drugs import drug_names
 
@@ -84,7 +84,7 @@ def plausible(kind: str, value: str, lex: Lexicons) -> bool:
             return False
         words = [w.lower().replace("’", "'") for w in _WORDS.findall(value)]
         named = [w for w in words if len(w) > 1]
-        if named and all(w in _drugs() and not lex.is_name(w) for w in named):  # "VENTOLIN", "Phenergan"
+        if named and all(w in drug_words() and not lex.is_name(w) for w in named):  # "VENTOLIN", "Phenergan"
             return False
         if kind == "NAME" and named and all(w in RELATIVES or w in CREDENTIALS for w in named):  # "GRANDAUGHTER"
             return False

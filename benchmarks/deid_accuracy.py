@@ -230,11 +230,12 @@ def fit_platt(pairs: list[tuple[float, bool]]) -> tuple[float, float]:
     x = np.log(p / (1 - p))
     a, b = 1.0, 0.0
     for _ in range(50):
-        z = 1 / (1 + np.exp(-(a * x + b)))
+        z = 1 / (1 + np.exp(-np.clip(a * x + b, -50, 50)))
         g = np.array([np.sum((z - y) * x), np.sum(z - y)])
         w = z * (1 - z) + 1e-9
         h = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]]) + 1e-6 * np.eye(2)
         step = np.linalg.solve(h, g)
+        step *= min(1.0, 5.0 / max(float(np.abs(step).max()), 1e-12))  # damped: a confident model's logits are large
         a, b = a - step[0], b - step[1]
         if np.abs(step).max() < 1e-8:
             break
@@ -245,7 +246,7 @@ def _reliability(pairs: list[tuple[float, bool]], a: float, b: float) -> list[di
     bins: dict[int, list] = defaultdict(list)
     for p, t in pairs:
         p = min(max(p, 1e-6), 1 - 1e-6)
-        c = 1 / (1 + math.exp(-(a * math.log(p / (1 - p)) + b)))
+        c = 1 / (1 + math.exp(-max(-50.0, min(50.0, a * math.log(p / (1 - p)) + b))))
         bins[min(int(c * 5), 4)].append((c, t))
     return [{"bin": f"{k / 5:.1f}-{(k + 1) / 5:.1f}", "spans": len(v), "mean_score": round(sum(c for c, _ in v) / len(v), 3),
              "precision": round(sum(t for _, t in v) / len(v), 3)} for k, v in sorted(bins.items())]

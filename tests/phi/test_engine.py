@@ -75,7 +75,7 @@ def test_mixed_encodings_do_not_crash(engine):
     # mojibake, lone surrogates from a bad decode, accents, emoji and a BOM
     text = "\ufeffPt Jos\u00e9 Mu\u00f1oz seen by Dr. Lindqvist \u00c3\u00a9 on 7/22/2019 \udc80\udcff caf\u00e9 \U0001f600."
     spans = engine.detect(text, note_id="enc")
-    assert any(text[s.start:s.end] == "Lindqvist" for s in spans)
+    assert any("Lindqvist" in text[s.start:s.end] for s in spans)  # a mojibake letter after it may join it: over-redaction
     assert "Lindqvist" not in engine.redact(text, note_id="enc").text
 
 
@@ -109,3 +109,11 @@ def test_shipped_lexicons_match_their_provenance():
     lx = load()
     assert "hargrove" in lx.last and "helen" in lx.first and "parkville" in lx.places
     assert lx.is_common("hope") and lx.is_common("foley") and not lx.is_common("kowalczyk")
+
+
+def test_names_in_letters_of_any_script_are_whole_words(engine):
+    # a tokenizer of ASCII letters cut "Şaban" to "aban" and missed it; a name of any origin is one word
+    text = "SOCIAL: Husband Hanka Şaban in to visit. Spoke with Dr. Sólver today. Café-au-lait spots on trunk."
+    red = engine.redact(text, note_id="u").text
+    assert "Şaban" not in red and "aban" not in red and "Sólver" not in red
+    assert "Café-au-lait spots on trunk." in red

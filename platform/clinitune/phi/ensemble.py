@@ -35,7 +35,7 @@ _GAP = re.compile(r"[ \t]{1,2}|-|[ \t]?-[ \t]?|\.[ \t]{1,2}")
 
 _MONTH = re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?(?![a-z])", re.I)
 _NUMERIC_DATE = re.compile(r"\d{1,4}\s?[/.-]\s?\d{1,2}(?:\s?[/.-]\s?\d{2,4})?|(?:19|20)\d{6}|\d{1,2}(?:st|nd|rd|th)\b", re.I)
-_WORDS = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*")
+_WORDS = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 _FIELD_LABEL = re.compile(r"(?:" + "|".join(kw for _, kw in ID_KEYWORDS) + r")\.?", re.I)
 _PARTS = re.compile(r"\d+")
 _NUMBERS_ONLY = re.compile(r"[\d\s/.-]+")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-_TOKEN = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)*")
+# Letters of any script ("Şaban", "Sólver", "Veysəl"): names of many origins are one word each.
+_TOKEN = re.compile(r"[^\W_]+(?:['’][^\W\d_]+)*")
 _UPPER = re.compile(r"[A-Z]")
 _LOWER = re.compile(r"[a-z]")
 
@@ -20,7 +21,7 @@ class Tok:
         self.start, self.end, self.text, self.low, self.stem = start, end, text, low, stem
 
 
-_UNIT_GLUED = re.compile(r"([A-Za-z]{4,})(\d{1,2})")
+_UNIT_GLUED = re.compile(r"([^\W\d_]{4,})(\d{1,2})")
 
 
 _NORM: dict[str, tuple[str, str]] = {}  # word -> (low, stem); words repeat a lot across notes
